@@ -1,0 +1,108 @@
+"""The `lstmgen` command line: inspect, generate, verify, save-ir.
+
+User mistakes end as one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from . import __version__
+from .backends import TARGETS
+from .errors import LstmgenError
+
+EXIT_USAGE = 2
+EXIT_MISMATCH = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lstmgen", description="Trained LSTM models to standalone "
+                                "C99, pure-Python and MATLAB code, verified against the "
+                                "framework.")
+    p.add_argument("--version", action="version", version=f"lstmgen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("inspect", help="layers, shapes, parameters, weight mapping, memory")
+    s.add_argument("model")
+
+    s = sub.add_parser("generate", help="write inference code for a target")
+    s.add_argument("model")
+    s.add_argument("--target", choices=sorted(TARGETS), default="c")
+    s.add_argument("--name", default="model", help="prefix of every generated identifier")
+    s.add_argument("--out", default=".", help="output folder (created if missing)")
+    s.add_argument("--force", action="store_true",
+                   help="overwrite files in --out that lstmgen did not write")
+    _backend_options(s)
+
+    s = sub.add_parser("verify", help="run the generated code against the framework")
+    s.add_argument("model")
+    s.add_argument("--target", choices=sorted(TARGETS), default="c")
+    s.add_argument("--inputs", help=".npy file of shape [N, T, D] (default: seeded random)")
+    s.add_argument("--sequences", type=int, default=16)
+    s.add_argument("--timesteps", type=int, help="default: the model's own T, else 20")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--atol", type=float, default=1e-5,
+                   help="largest max-abs error that passes (default 1e-5)")
+    _backend_options(s)
+
+    s = sub.add_parser("save-ir", help="write the model's IR to an .npz file")
+    s.add_argument("model")
+    s.add_argument("output")
+    return p
+
+
+def _backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=["single", "double"],
+                        help="number type of the generated code (matlab; default single)")
+
+
+def _options(args: argparse.Namespace) -> dict:
+    """Backend options the user actually gave (each backend checks what it accepts)."""
+    return {k: v for k, v in {"precision": args.precision}.items() if v is not None}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import api
+    if args.command == "inspect":
+        from .inspect import describe
+        print(describe(api.load(args.model)))
+        return 0
+    if args.command == "generate":
+        for path in api.generate(args.model, target=args.target, name=args.name,
+                                 out=args.out, force=args.force, **_options(args)):
+            print(path)
+        return 0
+    if args.command == "verify":
+        from .extractors import open_model
+        from .verify import read_inputs
+        if args.sequences < 1 or (args.timesteps is not None and args.timesteps < 1):
+            raise LstmgenError("--sequences and --timesteps must be at least 1")
+        loaded = open_model(args.model)
+        inputs = read_inputs(args.inputs, loaded.ir.input_size) if args.inputs else None
+        report = api.verify(args.model, args.target, inputs=inputs, sequences=args.sequences,
+                            timesteps=args.timesteps, seed=args.seed, atol=args.atol,
+                            loaded=loaded, options=_options(args))
+        print(report.summary())
+        return 0 if report.passed else EXIT_MISMATCH
+    if args.command == "save-ir":
+        from .ir_io import save_ir
+        print(save_ir(api.load(args.model), args.output))
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except LstmgenError as exc:
+        print(f"lstmgen: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lstmgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

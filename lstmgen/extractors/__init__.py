@@ -1,0 +1,51 @@
+"""Front ends: each framework's extractor turns a trained model into the IR.
+
+`open_model` picks the extractor for a source (a path or a live framework object) and
+returns a `Loaded`: the IR plus, when the framework is at hand, its own forward pass,
+which the verification harness uses as the oracle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ..errors import LstmgenError
+from ..ir import Model
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Loaded:
+    ir: Model
+    predict: Optional[Predict]  # the framework's own forward on [N, T, D]; None for IR files
+    oracle_name: str            # e.g. "Keras 3.15.1 model.predict"
+
+
+def open_model(source: Any) -> Loaded:
+    """Extract `source` (a `.keras` / `.npz` path, a keras.Model or an IR Model)."""
+    if isinstance(source, Model):
+        return Loaded(source.validate(), None, "")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise LstmgenError(f"{path}: no such file")
+        suffix = path.suffix.lower()
+        if suffix == ".npz":
+            from ..ir_io import load_ir
+            return Loaded(load_ir(path), None, "")
+        if suffix in (".keras", ".h5", ".hdf5"):
+            from . import keras as keras_extractor
+            return keras_extractor.open_file(path)
+        raise LstmgenError(f"{path}: unknown model file type '{suffix}'; supported: "
+                           ".keras (Keras 3), .npz (lstmgen IR)")
+    module = type(source).__module__
+    if module.startswith("keras") or module.startswith("tf_keras") or \
+            module.startswith("tensorflow"):
+        from . import keras as keras_extractor
+        return keras_extractor.open_live(source)
+    raise LstmgenError(f"cannot load a {type(source).__name__}; pass a .keras or .npz path, "
+                       "a keras.Model, or an lstmgen IR Model")

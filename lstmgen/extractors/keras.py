@@ -1,0 +1,221 @@
+"""Keras 3 extractor: `.keras` files and live `keras.Model`s into the IR.
+
+Everything lstmgen knows about Keras lives here: class names, weight layouts (kernel
+D x 4H with gate columns i, f, c, o), activation identities (Keras 3 `hard_sigmoid` is
+relu6(x + 3) / 6), and which layers are inference no-ops. Files are loaded with
+`safe_mode=True`, so a Lambda layer's code is never deserialised or run.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
+from ..ir import LSTM, Activation, Dense, Layer, Model, float32
+from . import Loaded
+
+SUPPORTED = ("InputLayer, LSTM, Dense, Activation, ReLU, Softmax, TimeDistributed(Dense), "
+             "Dropout, SpatialDropout1D, GaussianNoise, GaussianDropout, AlphaDropout")
+NO_OP_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
+                "AlphaDropout"}
+# Keras activation name -> IR activation name (Keras 3 semantics).
+ACTIVATIONS = {
+    "linear": "linear", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
+    "softsign": "softsign", "softplus": "softplus", "elu": "elu",
+    "hard_sigmoid": "hard_sigmoid_keras3", "softmax": "softmax",
+}
+LSTM_ORIGIN = ("Keras LSTM: kernel (D, 4H) columns i,f,c,o -> input_weights = kernel.T "
+               "(rows i,f,g,o); recurrent_kernel (H, 4H) -> recurrent_weights = "
+               "recurrent_kernel.T; bias (4H,) as is; recurrent_activation -> gate, "
+               "activation -> cell and output")
+
+
+def import_keras() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "the Keras extractor needs TensorFlow/Keras 3: pip install 'lstmgen[keras]' "
+            "(or pip install tensorflow-cpu)") from None
+    if int(keras.__version__.split(".")[0]) < 3:
+        raise MissingDependencyError(f"Keras {keras.__version__} found; lstmgen reads Keras 3 "
+                                     "models (pip install 'tensorflow-cpu>=2.16')")
+    return keras
+
+
+def open_file(path: Path) -> Loaded:
+    keras = import_keras()
+    if path.suffix.lower() != ".keras":
+        raise ModelError(f"{path}: legacy HDF5 Keras files are not supported yet (their "
+                         "'hard_sigmoid' means 0.2x+0.5, not Keras 3's); re-save the model "
+                         "as .keras")
+    try:
+        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for bad or unsafe files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: Keras could not load it safely: {first}") from None
+    return _loaded(model, f"Keras {keras.__version__}, file {path.name}")
+
+
+def open_live(model: Any) -> Loaded:
+    keras = import_keras()
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"{type(model).__name__} is not a keras.Model")
+    return _loaded(model, f"Keras {keras.__version__}, live model '{model.name}'")
+
+
+def _loaded(model: Any, source: str) -> Loaded:
+    keras = import_keras()
+    ir = extract(model, source)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(np.asarray(x, np.float32), verbose=0, batch_size=256))
+
+    return Loaded(ir, predict, f"Keras {keras.__version__} model.predict")
+
+
+def extract(model: Any, source: str) -> Model:
+    """The IR of a Sequential or single-path functional Keras model."""
+    keras = import_keras()
+    input_shape = _input_shape(model)
+    layers = _single_path_layers(model, keras)
+    width = int(input_shape[-1])
+    ir_layers: list[Layer] = []
+    notes: list[str] = []
+    for layer in layers:
+        converted = _convert(layer, width, notes)
+        if converted is not None:
+            ir_layers.append(converted)
+            width = converted.output_size
+    if not ir_layers:
+        raise ModelError(f"model '{model.name}' has no layer lstmgen can compile")
+    timesteps = input_shape[1]
+    ir = Model(input_size=int(input_shape[-1]), layers=ir_layers, name=model.name,
+               source=source, timesteps=int(timesteps) if timesteps else None, notes=notes)
+    return ir.validate()
+
+
+def _input_shape(model: Any) -> tuple:
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ModelError(f"model '{model.name}' has no defined input; build it with "
+                         "keras.Input(shape=(timesteps, features)) first")
+    if len(inputs) != 1:
+        raise UnsupportedLayerError(f"model '{model.name}' has {len(inputs)} inputs; lstmgen "
+                                    "supports single-input models")
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 3 or shape[-1] is None:
+        raise UnsupportedLayerError(f"model '{model.name}' input shape {shape}: expected "
+                                    "(batch, timesteps, features) with known features")
+    return shape
+
+
+def _single_path_layers(model: Any, keras: Any) -> list:
+    if len(model.outputs) != 1:
+        raise UnsupportedLayerError(f"model '{model.name}' has {len(model.outputs)} outputs; "
+                                    "lstmgen supports single-output models")
+    if isinstance(model, keras.Sequential):
+        return list(model.layers)
+    if not hasattr(model, "_operations") and not hasattr(model, "operations"):
+        raise UnsupportedLayerError(f"model '{model.name}' is a subclassed keras.Model whose "
+                                    "call() is arbitrary Python; use Sequential or functional")
+    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
+    expected = model.inputs[0]
+    for layer in layers:
+        nodes = getattr(layer, "_inbound_nodes", [])
+        if len(nodes) != 1 or layer.input is not expected:
+            raise UnsupportedLayerError(
+                f"layer '{layer.name}' ({type(layer).__name__}): model '{model.name}' is not a "
+                "single chain of layers (branches, merges, shared layers or nested models); "
+                "lstmgen supports Sequential and single-path functional models")
+        expected = layer.output
+    if layers and model.outputs[0] is not expected:
+        raise UnsupportedLayerError(f"model '{model.name}': its output is not the last layer's "
+                                    "output; only single-path models are supported")
+    return layers
+
+
+def _activation_name(fn: Any, layer: Any, field: str) -> str:
+    keras = import_keras()
+    for keras_name, ir_name in ACTIVATIONS.items():
+        if fn is keras.activations.get(keras_name):
+            return ir_name
+    label = getattr(fn, "__name__", repr(fn))
+    raise UnsupportedLayerError(
+        f"layer '{layer.name}' ({type(layer).__name__}): {field} '{label}' is not supported; "
+        f"supported: {', '.join(ACTIVATIONS)}")
+
+
+def _unsupported(layer: Any, why: str = "") -> UnsupportedLayerError:
+    kind = type(layer).__name__
+    detail = f": {why}" if why else ""
+    return UnsupportedLayerError(f"layer '{layer.name}' of type {kind} is not supported{detail}; "
+                                 f"supported layers: {SUPPORTED}")
+
+
+def _convert(layer: Any, width: int, notes: list[str]) -> Optional[Layer]:
+    kind = type(layer).__name__
+    if kind == "InputLayer":
+        return None
+    if kind in NO_OP_LAYERS:
+        notes.append(f"dropped '{layer.name}' ({kind}): identity at inference")
+        return None
+    if kind == "LSTM":
+        return _lstm(layer)
+    if kind == "Dense":
+        return _dense(layer)
+    if kind == "TimeDistributed":
+        inner = layer.layer
+        if type(inner).__name__ != "Dense":
+            raise _unsupported(layer, f"TimeDistributed wraps {type(inner).__name__}, only Dense")
+        return _dense(inner, name=layer.name)
+    if kind == "Activation":
+        return Activation(layer.name, width, _activation_name(layer.activation, layer,
+                                                              "activation"),
+                          origin="Keras Activation")
+    if kind == "ReLU":
+        if (layer.max_value is not None or float(layer.negative_slope) != 0.0
+                or float(layer.threshold) != 0.0):
+            raise _unsupported(layer, "only the plain ReLU (no max_value, negative_slope, "
+                                      "threshold)")
+        return Activation(layer.name, width, "relu", origin="Keras ReLU")
+    if kind == "Softmax":
+        if layer.axis not in (-1, 2):
+            raise _unsupported(layer, f"softmax over axis {layer.axis}; only the last axis")
+        return Activation(layer.name, width, "softmax", origin="Keras Softmax")
+    raise _unsupported(layer)
+
+
+def _lstm(layer: Any) -> LSTM:
+    if layer.stateful:
+        raise _unsupported(layer, "stateful=True")
+    if layer.return_state:
+        raise _unsupported(layer, "return_state=True")
+    cell = layer.cell
+    gate = _activation_name(cell.recurrent_activation, layer, "recurrent_activation")
+    act = _activation_name(cell.activation, layer, "activation")
+    if act == "softmax" or gate == "softmax":
+        raise _unsupported(layer, "softmax as a recurrent activation")
+    kernel = float32(cell.kernel.numpy())
+    recurrent = float32(cell.recurrent_kernel.numpy())
+    bias = float32(cell.bias.numpy()) if cell.use_bias else None
+    return LSTM(name=layer.name, input_weights=float32(kernel.T),
+                recurrent_weights=float32(recurrent.T), bias=bias,
+                gate_activation=gate, cell_activation=act, output_activation=act,
+                return_sequences=bool(layer.return_sequences),
+                go_backwards=bool(layer.go_backwards), origin=LSTM_ORIGIN)
+
+
+def _dense(layer: Any, name: Optional[str] = None) -> Dense:
+    kernel = float32(layer.kernel.numpy())
+    bias = float32(layer.bias.numpy()) if layer.use_bias else None
+    return Dense(name=name or layer.name, weights=float32(kernel.T), bias=bias,
+                 activation=_activation_name(layer.activation, layer, "activation"),
+                 origin="Keras Dense: kernel (I, O) -> weights = kernel.T; bias as is")

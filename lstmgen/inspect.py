@@ -1,0 +1,37 @@
+"""`lstmgen inspect`: a readable account of a model's IR, its mapping and its memory."""
+from __future__ import annotations
+
+from .backends.common import layer_summary
+from .ir import GATES, LSTM, Model
+from .memory import estimate
+
+
+def describe(model: Model) -> str:
+    out = [f"model '{model.name}' ({model.source or 'lstmgen IR'})"]
+    t = f" (built for T = {model.timesteps})" if model.timesteps else " (any T)"
+    kind = "per timestep" if model.returns_sequences else "after the last timestep"
+    out.append(f"input [T][{model.input_size}]{t}; output [{model.output_size}] {kind}")
+    out.append("")
+    out.append(f"{'#':>2}  {'layer':<24} {'params':>9}  details")
+    for k, layer in enumerate(model.layers):
+        summary = layer_summary(layer).split(": ", 1)[1]
+        out.append(f"{k:>2}  {layer.name:<24} {layer.parameter_count():>9}  {summary}")
+    out.append(f"    {'total':<24} {model.parameter_count():>9}")
+    mem = estimate(model)
+    out.append("")
+    out.append(f"C target: {mem.weight_bytes} bytes of const weights (flash); RAM "
+               f"{mem.state_bytes} bytes of state + about {mem.scratch_bytes} bytes of stack"
+               + (f" + {mem.sequence_buffer_bytes} bytes of sequence buffer in predict"
+                  if mem.sequence_buffer_bytes else ""))
+    out.append(f"streaming step API: {'yes' if model.streamable else 'no (go_backwards)'}")
+    out.append("")
+    out.append(f"IR layout: LSTM weights are rows in gate order {', '.join(GATES)} "
+               "(4H x D input, 4H x H recurrent, 4H bias)")
+    for layer in model.layers:
+        if layer.origin:
+            out.append(f"  {layer.name}: {layer.origin}")
+        if isinstance(layer, LSTM) and layer.bias is None:
+            out.append(f"  {layer.name}: no bias (use_bias=False)")
+    for note in model.notes:
+        out.append(f"  note: {note}")
+    return "\n".join(out)

@@ -1,0 +1,290 @@
+"""The framework-neutral intermediate representation (IR) of a recurrent model.
+
+This module owns the one canonical layout that every extractor writes and every backend
+reads. Nothing here knows any framework.
+
+Canonical layout
+----------------
+A model is an input size D and an ordered list of layers. Data flows as a sequence of
+T rows (one per timestep) until a recurrent layer with ``return_sequences=False`` turns it
+into one vector (its state after the last step); layers after that see a single vector.
+
+``LSTM`` (H units, input size D):
+
+* ``input_weights``      float32, shape (4H, D), row-major
+* ``recurrent_weights``  float32, shape (4H, H)
+* ``bias``               float32, shape (4H,), or ``None`` for a layer without bias
+* rows are four blocks of H in gate order **i, f, g, o** (input, forget, cell candidate,
+  output) -- the PyTorch / MATLAB order, the transpose of Keras's columns.
+
+One step, with z = input_weights @ x + recurrent_weights @ h + bias split into i, f, g, o::
+
+    c' = gate(f) * c + gate(i) * cell(g)
+    h' = gate(o) * output(c')
+
+with ``gate = gate_activation``, ``cell = cell_activation``,
+``output = output_activation``. The state starts at zero for every sequence (as the
+frameworks' ``predict`` does). ``go_backwards`` reads the input from the last step to
+the first; with ``return_sequences`` its outputs are emitted in that processing order
+(Keras semantics).
+
+``Dense``: ``weights`` (O, I), ``bias`` (O,) or ``None``, y = act(weights @ x + bias),
+applied to every timestep when it sees a sequence.
+
+``Activation``: a standalone activation over the last axis.
+
+Activation names are explicit: no name means two different functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from .errors import ModelError
+
+#: Elementwise activations, with their exact definition (float math on x).
+ELEMENTWISE_ACTIVATIONS: dict[str, str] = {
+    "linear": "x",
+    "relu": "max(x, 0)",
+    "sigmoid": "1 / (1 + exp(-x))",
+    "tanh": "tanh(x)",
+    "softsign": "x / (1 + |x|)",
+    "softplus": "log(1 + exp(x))",
+    "elu": "x if x > 0 else exp(x) - 1",
+    "hard_sigmoid_keras3": "min(max(x + 3, 0), 6) / 6  (Keras 3, PyTorch Hardsigmoid)",
+    "hard_sigmoid_0.2": "min(max(0.2 x + 0.5, 0), 1)  (Keras 1/2, ONNX default, MATLAB)",
+}
+#: Activations over a whole vector (only for Dense / Activation layers).
+VECTOR_ACTIVATIONS: dict[str, str] = {
+    "softmax": "exp(x - max x) / sum(exp(x - max x))",
+}
+ALL_ACTIVATIONS: dict[str, str] = {**ELEMENTWISE_ACTIVATIONS, **VECTOR_ACTIVATIONS}
+
+GATES = ("i", "f", "g", "o")
+
+
+@dataclass
+class LSTM:
+    """A unidirectional LSTM layer in the canonical layout (see the module docstring)."""
+
+    name: str
+    input_weights: np.ndarray
+    recurrent_weights: np.ndarray
+    bias: Optional[np.ndarray]
+    gate_activation: str = "sigmoid"
+    cell_activation: str = "tanh"
+    output_activation: str = "tanh"
+    return_sequences: bool = False
+    go_backwards: bool = False
+    origin: str = ""  # how the framework's arrays were mapped, for `lstmgen inspect`
+
+    kind = "lstm"
+
+    @property
+    def units(self) -> int:
+        return int(self.recurrent_weights.shape[1])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.input_weights.shape[1])
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    @property
+    def recurrent(self) -> bool:
+        return True
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {"input_weights": self.input_weights,
+                "recurrent_weights": self.recurrent_weights, "bias": self.bias}
+
+    def parameter_count(self) -> int:
+        return sum(a.size for a in self.arrays().values() if a is not None)
+
+    def gate_rows(self, gate: str) -> slice:
+        """Rows of the weight matrices that belong to `gate` (one of i, f, g, o)."""
+        k = GATES.index(gate)
+        return slice(k * self.units, (k + 1) * self.units)
+
+
+@dataclass
+class Dense:
+    """A fully connected layer: y = activation(weights @ x + bias)."""
+
+    name: str
+    weights: np.ndarray
+    bias: Optional[np.ndarray]
+    activation: str = "linear"
+    origin: str = ""
+
+    kind = "dense"
+
+    @property
+    def input_size(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def output_size(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def recurrent(self) -> bool:
+        return False
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {"weights": self.weights, "bias": self.bias}
+
+    def parameter_count(self) -> int:
+        return sum(a.size for a in self.arrays().values() if a is not None)
+
+
+@dataclass
+class Activation:
+    """A standalone activation over the last axis (size unchanged)."""
+
+    name: str
+    size: int
+    activation: str
+    origin: str = ""
+
+    kind = "activation"
+
+    @property
+    def input_size(self) -> int:
+        return self.size
+
+    @property
+    def output_size(self) -> int:
+        return self.size
+
+    @property
+    def recurrent(self) -> bool:
+        return False
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {}
+
+    def parameter_count(self) -> int:
+        return 0
+
+
+Layer = Union[LSTM, Dense, Activation]
+LAYER_TYPES: dict[str, type] = {"lstm": LSTM, "dense": Dense, "activation": Activation}
+
+
+@dataclass
+class Model:
+    """A whole model: input size, ordered layers, and where it came from."""
+
+    input_size: int
+    layers: list[Layer]
+    name: str = "model"
+    source: str = ""  # human-readable provenance, e.g. "Keras 3.15.1, sine.keras"
+    timesteps: Optional[int] = None  # fixed sequence length of the source model, if any
+    notes: list[str] = field(default_factory=list)  # what the extractor dropped/folded
+
+    # ---- derived facts -------------------------------------------------------------
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].output_size if self.layers else self.input_size
+
+    @property
+    def returns_sequences(self) -> bool:
+        """True when the output has one row per timestep."""
+        return all(l.return_sequences for l in self.layers if isinstance(l, LSTM))
+
+    @property
+    def streamable(self) -> bool:
+        """True when one-step-at-a-time inference means something (no reversed time)."""
+        return not any(isinstance(l, LSTM) and l.go_backwards for l in self.layers)
+
+    def parameter_count(self) -> int:
+        return sum(l.parameter_count() for l in self.layers)
+
+    def sequence_layer_count(self) -> int:
+        """How many leading layers see a sequence (the rest see one vector)."""
+        for k, layer in enumerate(self.layers):
+            if isinstance(layer, LSTM) and not layer.return_sequences:
+                return k + 1
+        return len(self.layers)
+
+    # ---- validation ----------------------------------------------------------------
+    def validate(self) -> "Model":
+        """Check shapes, values and structure; raise ModelError naming the culprit."""
+        if not isinstance(self.input_size, int) or self.input_size <= 0:
+            raise ModelError(f"model input size must be a positive integer, got {self.input_size!r}")
+        if not any(isinstance(l, LSTM) for l in self.layers):
+            raise ModelError("model has no recurrent layer; lstmgen compiles models with at "
+                             "least one LSTM")
+        names = [l.name for l in self.layers]
+        if len(set(names)) != len(names):
+            raise ModelError(f"layer names must be unique, got {names}")
+        width = self.input_size
+        sequence = True
+        for layer in self.layers:
+            where = f"layer '{layer.name}' ({layer.kind})"
+            if layer.input_size != width:
+                raise ModelError(f"{where}: expects input size {layer.input_size} "
+                                 f"but the previous layer gives {width}")
+            if isinstance(layer, LSTM):
+                if not sequence:
+                    raise ModelError(f"{where}: a recurrent layer needs a sequence, but an earlier "
+                                     "LSTM has return_sequences=False")
+                _check_lstm(layer, where)
+                sequence = layer.return_sequences
+            elif isinstance(layer, Dense):
+                _check_array(layer.weights, (layer.output_size, layer.input_size), where, "weights")
+                if layer.output_size <= 0:
+                    raise ModelError(f"{where}: needs at least one unit")
+                if layer.bias is not None:
+                    _check_array(layer.bias, (layer.output_size,), where, "bias")
+                _check_activation(layer.activation, ALL_ACTIVATIONS, where, "activation")
+            elif isinstance(layer, Activation):
+                if layer.size <= 0:
+                    raise ModelError(f"{where}: size must be positive")
+                _check_activation(layer.activation, ALL_ACTIVATIONS, where, "activation")
+            else:
+                raise ModelError(f"unknown layer object {layer!r}")
+            width = layer.output_size
+        return self
+
+
+def _check_lstm(layer: LSTM, where: str) -> None:
+    h = layer.recurrent_weights.shape[1] if layer.recurrent_weights.ndim == 2 else 0
+    if h <= 0:
+        raise ModelError(f"{where}: needs at least one unit, got recurrent_weights of shape "
+                         f"{layer.recurrent_weights.shape}")
+    _check_array(layer.input_weights, (4 * h, layer.input_size), where, "input_weights")
+    _check_array(layer.recurrent_weights, (4 * h, h), where, "recurrent_weights")
+    if layer.bias is not None:
+        _check_array(layer.bias, (4 * h,), where, "bias")
+    _check_activation(layer.gate_activation, ELEMENTWISE_ACTIVATIONS, where, "gate_activation")
+    _check_activation(layer.cell_activation, ELEMENTWISE_ACTIVATIONS, where, "cell_activation")
+    _check_activation(layer.output_activation, ELEMENTWISE_ACTIVATIONS, where, "output_activation")
+
+
+def _check_array(a: object, shape: tuple[int, ...], where: str, what: str) -> None:
+    if not isinstance(a, np.ndarray) or a.dtype != np.float32:
+        raise ModelError(f"{where}: {what} must be a float32 numpy array, got "
+                         f"{getattr(a, 'dtype', type(a).__name__)}")
+    if a.shape != shape:
+        raise ModelError(f"{where}: {what} has shape {a.shape}, expected {shape}")
+    if not np.all(np.isfinite(a)):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        raise ModelError(f"{where}: {what} holds {bad} NaN/Inf value(s); only finite weights "
+                         "can be compiled")
+
+
+def _check_activation(name: str, allowed: dict[str, str], where: str, what: str) -> None:
+    if name not in allowed:
+        raise ModelError(f"{where}: {what} '{name}' is not supported; supported: "
+                         f"{', '.join(allowed)}")
+
+
+def float32(a: object) -> np.ndarray:
+    """A C-contiguous float32 copy of `a` (what every IR array must be)."""
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))

@@ -1,0 +1,100 @@
+"""Saving and loading an IR model as one `.npz` file: arrays plus JSON metadata.
+
+File format (version 1): an uncompressed numpy `.npz` archive with
+  * `__lstmgen__`: a uint8 array holding UTF-8 JSON
+    `{"format": "lstmgen-ir", "version": 1, "model": {...}, "layers": [{...}, ...]}`;
+    each layer dict has `kind` and its scalar fields;
+  * `layerK.FIELD`: the float32 arrays of layer K (K from 0), e.g. `layer0.input_weights`.
+No pickles: any tool that reads `.npz` and JSON can produce or consume this file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from .errors import ModelError
+from .ir import LAYER_TYPES, LSTM, Model
+
+FORMAT = "lstmgen-ir"
+VERSION = 1
+META_KEY = "__lstmgen__"
+
+
+def save_ir(model: Model, path: Union[str, Path]) -> Path:
+    """Write `model` to `path` (a `.npz` file) and return the path."""
+    model.validate()
+    arrays: dict[str, np.ndarray] = {}
+    layers_meta = []
+    for k, layer in enumerate(model.layers):
+        meta = {"kind": layer.kind}
+        for f in dataclasses.fields(layer):
+            value = getattr(layer, f.name)
+            if isinstance(value, np.ndarray) or (value is None and f.name in layer.arrays()):
+                if value is not None:
+                    arrays[f"layer{k}.{f.name}"] = value
+                continue
+            meta[f.name] = value
+        layers_meta.append(meta)
+    doc = {
+        "format": FORMAT, "version": VERSION,
+        "model": {"name": model.name, "input_size": model.input_size, "source": model.source,
+                  "timesteps": model.timesteps, "notes": list(model.notes)},
+        "layers": layers_meta,
+    }
+    arrays[META_KEY] = np.frombuffer(json.dumps(doc, sort_keys=True).encode("utf-8"), np.uint8)
+    path = Path(path)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def load_ir(path: Union[str, Path]) -> Model:
+    """Read a model written by `save_ir`; raise ModelError on anything malformed."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            contents = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(f"{path}: not a readable lstmgen IR .npz file ({exc})") from None
+    if META_KEY not in contents:
+        raise ModelError(f"{path}: no '{META_KEY}' metadata entry; not an lstmgen IR file")
+    try:
+        doc = json.loads(contents.pop(META_KEY).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: metadata is not valid JSON ({exc})") from None
+    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise ModelError(f"{path}: format {doc.get('format')!r} version {doc.get('version')!r}; "
+                         f"this lstmgen reads {FORMAT!r} version {VERSION}")
+    try:
+        layers = [_layer_from(k, meta, contents) for k, meta in enumerate(doc["layers"])]
+        m = doc["model"]
+        model = Model(input_size=int(m["input_size"]), layers=layers, name=str(m["name"]),
+                      source=str(m.get("source", "")), timesteps=m.get("timesteps"),
+                      notes=list(m.get("notes", [])))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path}: malformed metadata ({exc!r})") from None
+    return model.validate()
+
+
+def _layer_from(k: int, meta: dict, arrays: dict[str, np.ndarray]):
+    meta = dict(meta)
+    kind = meta.pop("kind")
+    cls = LAYER_TYPES.get(kind)
+    if cls is None:
+        raise ModelError(f"layer {k}: unknown kind {kind!r}; known: {', '.join(LAYER_TYPES)}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(meta) - fields
+    if unknown:
+        raise ModelError(f"layer {k} ({kind}): unknown field(s) {sorted(unknown)}")
+    array_fields = [f for f in fields if f"layer{k}.{f}" in arrays]
+    kwargs = dict(meta)
+    for f in array_fields:
+        kwargs[f] = np.ascontiguousarray(arrays[f"layer{k}.{f}"])
+    if cls is LSTM or kind in ("dense",):
+        kwargs.setdefault("bias", None)
+    return cls(**kwargs)

@@ -1,0 +1,117 @@
+"""The verification harness: generated code against the framework's own predictions.
+
+It renders the model for a target into a temporary folder, runs it through that target's
+runner on seeded random (or given) input sequences, runs the original framework on the
+same inputs, and reports the error per output. Models with no framework at hand (an IR
+`.npz` file) are checked against the float64 numpy reference instead, and say so.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .backends import get_backend
+from .errors import LstmgenError
+from .extractors import Loaded, open_model
+from .reference import forward
+from .runners import get_runner
+
+DEFAULT_TIMESTEPS = 20
+
+
+def error_metrics(got: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max absolute and max relative error per output (last axis).
+
+    Relative error is |got - ref| / max(|ref|, 1): relative for large values, absolute
+    for values under 1 (so outputs near zero do not inflate it).
+    """
+    got = np.asarray(got, np.float64)
+    ref = np.asarray(ref, np.float64)
+    if got.shape != ref.shape:
+        raise LstmgenError(f"output shape {got.shape} differs from the oracle's {ref.shape}")
+    diff = np.abs(got - ref)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    rel = diff / np.maximum(np.abs(ref), 1.0)
+    axes = tuple(range(got.ndim - 1))
+    return diff.max(axis=axes), rel.max(axis=axes)
+
+
+@dataclass
+class VerifyReport:
+    target: str
+    oracle: str
+    sequences: int
+    timesteps: int
+    atol: float
+    max_abs: np.ndarray            # per output
+    max_rel: np.ndarray            # per output
+    reference_max_abs: float       # generated code vs the float64 numpy reference
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(np.all(self.max_abs <= self.atol))
+
+    def summary(self) -> str:
+        lines = [f"target {self.target}: {self.sequences} sequences x {self.timesteps} "
+                 f"timesteps against {self.oracle}"]
+        for k, (a, r) in enumerate(zip(self.max_abs, self.max_rel)):
+            lines.append(f"  output[{k}]: max abs error {a:.3g}, max rel error {r:.3g}")
+        lines.append(f"  against the float64 numpy reference: max abs error "
+                     f"{self.reference_max_abs:.3g}")
+        for key, value in self.extra.items():
+            lines.append(f"  {key}: {value:.3g}")
+        verdict = "PASS" if self.passed else "FAIL"
+        lines.append(f"{verdict}: max abs error {float(np.max(self.max_abs)):.3g} "
+                     f"{'<=' if self.passed else '>'} atol {self.atol:g}")
+        return "\n".join(lines)
+
+
+def make_inputs(input_size: int, sequences: int, timesteps: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((sequences, timesteps, input_size)).astype(np.float32)
+
+
+def read_inputs(path: Union[str, Path], input_size: int) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise LstmgenError(f"--inputs {path}: cannot read it as .npy ({exc})") from None
+    if x.ndim != 3 or x.shape[2] != input_size or x.shape[0] < 1 or x.shape[1] < 1:
+        raise LstmgenError(f"--inputs {path}: shape {x.shape}, expected [N, T, {input_size}]")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = None,
+           sequences: int = 16, timesteps: Optional[int] = None, seed: int = 0,
+           atol: float = 1e-5, name: str = "model", options: Optional[dict] = None,
+           loaded: Optional[Loaded] = None) -> VerifyReport:
+    """Generate `target` code for `source`, run it and compare with the framework."""
+    loaded = loaded or open_model(source)
+    model = loaded.ir
+    if inputs is None:
+        t_len = timesteps or model.timesteps or DEFAULT_TIMESTEPS
+        inputs = make_inputs(model.input_size, sequences, t_len, seed)
+    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    if model.timesteps and inputs.shape[1] != model.timesteps and loaded.predict is not None:
+        raise LstmgenError(f"the model was built for T = {model.timesteps} timesteps; "
+                           f"inputs have T = {inputs.shape[1]}")
+    from .api import check_options
+    check_options(target, options or {})
+    files = get_backend(target).render(model, name, **(options or {}))
+    runner = get_runner(target)
+    with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
+        got = runner.run(model, files, name, inputs, Path(tmp))
+    if loaded.predict is not None:
+        expected, oracle = loaded.predict(inputs), loaded.oracle_name
+    else:
+        expected, oracle = forward(model, inputs), "the float64 numpy reference (no framework)"
+    max_abs, max_rel = error_metrics(got, expected)
+    ref_abs, _ = error_metrics(got, forward(model, inputs))
+    return VerifyReport(target=target, oracle=oracle, sequences=inputs.shape[0],
+                        timesteps=inputs.shape[1], atol=atol, max_abs=max_abs,
+                        max_rel=max_rel, reference_max_abs=float(np.max(ref_abs)))
