@@ -37,8 +37,10 @@ def max_timesteps(model: Model) -> int:
 def estimate(model: Model) -> MemoryEstimate:
     plan = make_plan(model)
     state = sum(2 * l.units for l in model.layers if isinstance(l, LSTM))
-    # ping-pong layer buffers in a step, plus the sequence part's last output in predict
-    scratch = 3 * max_width(model)
+    # one LSTM's gate pre-activations (4H), two layer buffers in a step, and the sequence
+    # part's last output in predict
+    gates = max(4 * l.units for l in model.layers if isinstance(l, LSTM))
+    scratch = gates + 3 * max_width(model)
     buffers = 0
     if plan.needs_buffer:
         widths = [s.output_size(model) for s in plan.stages[:-1]]

@@ -10,7 +10,7 @@
  *   next_value: Dense 16 -> 1 (linear)
  *   note: dropped 'dropout' (Dropout): identity at inference
  * Memory: 1169 parameters = 4676 bytes of const weights (flash);
- *   RAM: 128 bytes of state (sine_state) + about 192 bytes of stack
+ *   RAM: 128 bytes of state (sine_state) + about 448 bytes of stack
  */
 #ifndef SINE_H
 #define SINE_H

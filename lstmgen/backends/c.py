@@ -1,8 +1,9 @@
 """C99 backend: `NAME.h` and `NAME.c` with weights as `static const float` arrays.
 
-C weight layout (chosen for the per-unit inner loop): the IR's gate blocks are
-interleaved per unit, so row 4*j + k of `*_W`/`*_U`/`*_b` is gate k (i, f, g, o) of
-unit j. Each unit then reads four contiguous rows and needs no gate-vector scratch.
+C weight layout (chosen for the inner loop): an LSTM's weights are stored transposed,
+`*_Wt` [D][4H] and `*_Ut` [H][4H], so that row k holds input k's weights into all 4H gate
+pre-activations (blocks i, f, g, o). The step accumulates z += x[k] * row k: contiguous,
+unit-stride, and vectorisable by the compiler without reordering any float sum.
 """
 from __future__ import annotations
 
@@ -17,12 +18,6 @@ from ..plan import make_plan
 from .common import array_text, banner_facts, render_template
 
 OPTIONS: tuple[str, ...] = ()
-
-
-def interleave_gates(rows: np.ndarray, units: int) -> np.ndarray:
-    """Reorder IR rows (blocks i, f, g, o of `units` each) to unit-major: 4*j + k."""
-    blocks = rows.reshape((4, units) + rows.shape[1:])
-    return np.ascontiguousarray(np.swapaxes(blocks, 0, 1).reshape(rows.shape))
 
 
 def _array(ident: str, values: Optional[np.ndarray], comment: str) -> Optional[dict]:
@@ -41,12 +36,11 @@ def _layer_context(layer: Any, ident: str, prefix: str) -> dict:
         ctx.update(
             units=h, kernel=f"lstm_step_{_act_ident(layer.gate_activation)}_"
             f"{_act_ident(layer.cell_activation)}_{_act_ident(layer.output_activation)}",
-            W=_array(f"{base}_W", interleave_gates(layer.input_weights, h),
-                     f"input weights [{4 * h}][{layer.input_size}]"),
-            U=_array(f"{base}_U", interleave_gates(layer.recurrent_weights, h),
-                     f"recurrent weights [{4 * h}][{h}]"),
-            b=_array(f"{base}_b", None if layer.bias is None
-                     else interleave_gates(layer.bias, h), f"bias [{4 * h}]"))
+            W=_array(f"{base}_Wt", np.ascontiguousarray(layer.input_weights.T),
+                     f"input weights, transposed: [{layer.input_size}][{4 * h}]"),
+            U=_array(f"{base}_Ut", np.ascontiguousarray(layer.recurrent_weights.T),
+                     f"recurrent weights, transposed: [{h}][{4 * h}]"),
+            b=_array(f"{base}_b", layer.bias, f"bias [{4 * h}], blocks i, f, g, o"))
     elif isinstance(layer, Dense):
         ctx.update(
             activation=_act_ident(layer.activation),
@@ -63,14 +57,21 @@ def _act_ident(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _chain(layer_indices: list[int], src: str, dst: str) -> list[dict]:
-    """Buffer names for running `layer_indices` in order from `src` into `dst`."""
+def _chain(model: Model, layer_indices: list[int], idents: list[str], src: str,
+           dst: str) -> list[dict]:
+    """How `layer_indices` run in order from `src` into `dst`: each step's input and
+    output buffer. An LSTM's output is its state h (copied out only when it is last)."""
     steps = []
     for n, k in enumerate(layer_indices):
         last = n == len(layer_indices) - 1
-        out = dst if last else ("buf_a" if n % 2 == 0 else "buf_b")
-        steps.append({"layer": k, "src": src, "dst": out})
-        src = out
+        if isinstance(model.layers[k], LSTM):
+            steps.append({"layer": k, "src": src, "dst": dst if last else "none",
+                          "lstm_scratch": True})
+            src = f"s->{idents[k]}_h"
+        else:
+            out = dst if last else ("buf_b" if src == "buf_a" else "buf_a")
+            steps.append({"layer": k, "src": src, "dst": out, "lstm_scratch": False})
+            src = out
     return steps
 
 
@@ -97,11 +98,11 @@ def render(model: Model, name: str, **options: Any) -> dict[str, str]:
         stages.append({"index": s, "reverse": stage.reverse, "buffered": stage.buffered,
                        "input_size": stage.input_size(model),
                        "output_size": stage.output_size(model),
-                       "chain": _chain(stage.layers, "x", "y")})
+                       "chain": _chain(model, stage.layers, idents, "x", "y")})
     context = {
         **banner_facts(model),
         "name": name, "NAME": name.upper(), "layers": layers, "stages": stages,
-        "tail": _chain(plan.tail, "x", "y") if plan.tail else [],
+        "tail": _chain(model, plan.tail, idents, "x", "y") if plan.tail else [],
         "tail_input_size": model.layers[plan.tail[0]].input_size if plan.tail else 0,
         "returns_sequences": model.returns_sequences, "streamable": model.streamable,
         "input_size": model.input_size, "output_size": model.output_size,
@@ -110,6 +111,9 @@ def render(model: Model, name: str, **options: Any) -> dict[str, str]:
         "elementwise": sorted(map(_act_ident, elementwise)),
         "vector_acts": sorted(map(_act_ident, applied)), "kernels": sorted(kernels.items()),
         "uses_dense": any(isinstance(l, Dense) for l in model.layers),
+        "uses_copy": any(step["lstm_scratch"] and step["dst"] != "none"
+                         for stage in stages for step in stage["chain"]),
+        "max_gates": max(4 * l.units for l in model.layers if isinstance(l, LSTM)),
         "memory": mem, "needs_buffer": plan.needs_buffer,
     }
     return {f"{name}.h": render_template("c/model.h.j2", **context),
