@@ -54,6 +54,18 @@ def test_c_predict_matches_numpy_reference(compiled, tmp_path):
         assert rel.max() <= TOLERANCE, case.spec.id
 
 
+def test_native_fma_build_matches_keras(grid_cases, tmp_path_factory):
+    """-O3 -march=native: vectorised, and fused multiply-adds where the CPU has them."""
+    pytest.importorskip("cffi")
+    for case in grid_cases[::3]:
+        files = c_backend.render(case.ir, "net")
+        workdir = tmp_path_factory.mktemp(case.spec.id + "_native")
+        module = c_runner.build(case.ir, files, "net", workdir, ["-O3", "-march=native"])
+        got = c_runner.run(case.ir, files, "net", case.x, workdir, module=module)
+        _, rel = error_metrics(got, case.expected)
+        assert rel.max() <= TOLERANCE, case.spec.id
+
+
 def test_numpy_reference_matches_keras(grid_cases):
     for case in grid_cases:
         _, rel = error_metrics(forward(case.ir, case.x), case.expected)

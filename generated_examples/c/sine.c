@@ -275,6 +275,14 @@ static float act_tanh(float x) { return tanh_rational(x); }
 #else
 #define LSTMGEN_RESTRICT restrict
 #endif
+/* acc + a * b, fused (one rounding) where <math.h> says fmaf is as fast as a multiply and
+ * an add (FP_FAST_FMAF: x86 with FMA, Cortex-M4F, ...); results then differ from a
+ * non-fused build in the last bits only. */
+#ifdef FP_FAST_FMAF
+#define LSTMGEN_MADD(acc, a, b) fmaf((a), (b), (acc))
+#else
+#define LSTMGEN_MADD(acc, a, b) ((acc) + (a) * (b))
+#endif
 
 /* z[j] += a0 rows[0][j] + a1 rows[1][j] + ... over `count` consecutive rows of length n.
  * Each z[j] is summed in row order, as a plain loop would; four rows per pass keep z in
@@ -287,12 +295,15 @@ static void accumulate_rows(int n, int count, const float *a, const float *LSTMG
         const float a0 = a[k], a1 = a[k + 1], a2 = a[k + 2], a3 = a[k + 3];
         const float *r0 = rows + (size_t)k * (size_t)n;
         const float *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
-        for (j = 0; j < n; ++j) z[j] = z[j] + a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j];
+        for (j = 0; j < n; ++j) {
+            z[j] = LSTMGEN_MADD(LSTMGEN_MADD(LSTMGEN_MADD(LSTMGEN_MADD(z[j], a0, r0[j]),
+                                a1, r1[j]), a2, r2[j]), a3, r3[j]);
+        }
     }
     for (; k < count; ++k) {
         const float ak = a[k];
         const float *r = rows + (size_t)k * (size_t)n;
-        for (j = 0; j < n; ++j) z[j] += ak * r[j];
+        for (j = 0; j < n; ++j) z[j] = LSTMGEN_MADD(z[j], ak, r[j]);
     }
 }
 

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -26,7 +26,8 @@ def cdef(model: Model, name: str) -> str:
     return text
 
 
-def build(model: Model, files: dict[str, str], name: str, workdir: Path) -> ModuleType:
+def build(model: Model, files: dict[str, str], name: str, workdir: Path,
+          compile_args: Optional[list[str]] = None) -> ModuleType:
     """Compile the generated C with cffi in `workdir`; return the extension module."""
     try:
         import cffi
@@ -37,13 +38,15 @@ def build(model: Model, files: dict[str, str], name: str, workdir: Path) -> Modu
     workdir.mkdir(parents=True, exist_ok=True)
     for filename, text in files.items():
         (workdir / filename).write_text(text, encoding="utf-8")
-    digest = hashlib.sha1("".join(files[k] for k in sorted(files)).encode()).hexdigest()[:12]
+    args = COMPILE_ARGS + list(compile_args or [])
+    digest = hashlib.sha1("".join([files[k] for k in sorted(files)] + args).encode()
+                          ).hexdigest()[:12]
     module_name = f"_lstmgen_{name}_{digest}"
     ffi = cffi.FFI()
     ffi.cdef(cdef(model, name))
     ffi.set_source(module_name, f'#include "{name}.h"', sources=[str(workdir / f"{name}.c")],
                    include_dirs=[str(workdir)], libraries=["m"],
-                   extra_compile_args=COMPILE_ARGS)
+                   extra_compile_args=args)
     try:
         library = ffi.compile(tmpdir=str(workdir), verbose=False)
     except Exception as exc:  # distutils/setuptools raise CompileError, LinkError, ...
