@@ -1,17 +1,28 @@
 """The Python API: `load`, `generate`, `verify` (thin wrappers over the parts)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
+
 from .backends import get_backend
 from .errors import LstmgenError
-from .extractors import open_model
+from .extractors import Loaded, open_model
 from .ir import Model
 from .naming import validate_model_name
 from .output import write_files
 from .verify import VerifyReport
 from .verify import verify as _verify
+
+
+@dataclass
+class SelftestData:
+    """What `--selftest` embeds: inputs [N, T, D] and the expected outputs."""
+    x: np.ndarray
+    y: np.ndarray
+    oracle: str
 
 
 def load(source: Any) -> Model:
@@ -25,9 +36,25 @@ def generate(source: Any, target: str = "c", name: str = "model",
     validate_model_name(name)
     backend = get_backend(target)
     check_options(target, options)
-    model = source if isinstance(source, Model) else load(source)
-    files = backend.render(model, name, **options)
+    loaded = open_model(source)
+    if options.get("selftest"):
+        options["selftest"] = selftest_vectors(loaded)
+    files = backend.render(loaded.ir, name, **options)
     return write_files(files, out, force=force)
+
+
+def selftest_vectors(loaded: Loaded, sequences: int = 3) -> SelftestData:
+    """Seeded inputs and the framework's own outputs on them, for an on-target self-test
+    (the float64 reference stands in when no framework is at hand, e.g. an IR file)."""
+    from .reference import forward
+    from .verify import DEFAULT_TIMESTEPS, make_inputs
+    model = loaded.ir
+    x = make_inputs(model.input_size, sequences, model.timesteps or DEFAULT_TIMESTEPS, seed=1)
+    if loaded.predict is not None:
+        y, oracle = loaded.predict(x), loaded.oracle_name
+    else:
+        y, oracle = forward(model, x), "the lstmgen float64 reference"
+    return SelftestData(x=x, y=np.asarray(y, np.float32), oracle=oracle)
 
 
 def check_options(target: str, options: dict[str, Any]) -> None:

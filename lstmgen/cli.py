@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("inspect", help="layers, shapes, parameters, weight mapping, memory")
     s.add_argument("model")
+    s.add_argument("--target", choices=sorted(TARGETS),
+                   help="also the target's own memory report (e.g. c: flash/RAM per layer)")
+    _backend_options(s)
 
     s = sub.add_parser("generate", help="write inference code for a target")
     s.add_argument("model")
@@ -42,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", type=int, default=16)
     s.add_argument("--timesteps", type=int, help="default: the model's own T, else 20")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--atol", type=float, default=1e-5,
-                   help="largest max-abs error that passes (default 1e-5)")
+    s.add_argument("--atol", type=float,
+                   help="largest max-abs error that passes (default 1e-5, or the target's "
+                        "documented tolerance for a quantized build)")
     _backend_options(s)
 
     s = sub.add_parser("save-ir", help="write the model's IR to an .npz file")
@@ -52,21 +56,35 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+BACKEND_OPTIONS = ("precision", "quantize", "math", "selftest", "arduino")
+
+
 def _backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["single", "double"],
                         help="number type of the generated code (matlab; default single)")
+    parser.add_argument("--quantize", choices=["int8", "int16", "fixed16"],
+                        help="c: int8/int16 weights with float math, or fixed16: all-integer "
+                             "Q-format for cores without an FPU")
+    parser.add_argument("--math", choices=["libm", "builtin"],
+                        help="c: builtin = own exp/tanh/sigmoid, no libm")
+    parser.add_argument("--selftest", action="store_true", default=None,
+                        help="c: also write NAME_selftest.c, which checks the port on target "
+                             "against the framework's outputs")
+    parser.add_argument("--arduino", action="store_true", default=None,
+                        help="c: also write an Arduino library.properties")
 
 
 def _options(args: argparse.Namespace) -> dict:
     """Backend options the user actually gave (each backend checks what it accepts)."""
-    return {k: v for k, v in {"precision": args.precision}.items() if v is not None}
+    given = {name: getattr(args, name, None) for name in BACKEND_OPTIONS}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _run(args: argparse.Namespace) -> int:
     from . import api
     if args.command == "inspect":
         from .inspect import describe
-        print(describe(api.load(args.model)))
+        print(describe(api.load(args.model), args.target, _options(args)))
         return 0
     if args.command == "generate":
         for path in api.generate(args.model, target=args.target, name=args.name,

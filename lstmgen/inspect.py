@@ -1,12 +1,17 @@
 """`lstmgen inspect`: a readable account of a model's IR, its mapping and its memory."""
 from __future__ import annotations
 
+from typing import Optional
+
 from .backends.common import layer_summary
 from .ir import GATES, LSTM, Model
 from .memory import estimate
 
 
-def describe(model: Model) -> str:
+def describe(model: Model, target: Optional[str] = None,
+             options: Optional[dict] = None) -> str:
+    """The report `lstmgen inspect` prints; with a target, also its memory report
+    (a backend may define `memory_report(model, **options) -> str`)."""
     out = [f"model '{model.name}' ({model.source or 'lstmgen IR'})"]
     t = f" (built for T = {model.timesteps})" if model.timesteps else " (any T)"
     kind = "per timestep" if model.returns_sequences else "after the last timestep"
@@ -34,4 +39,13 @@ def describe(model: Model) -> str:
             out.append(f"  {layer.name}: no bias (use_bias=False)")
     for note in model.notes:
         out.append(f"  note: {note}")
+    if target is not None:
+        from .api import check_options
+        from .backends import get_backend
+        check_options(target, options or {})
+        backend = get_backend(target)
+        report = getattr(backend, "memory_report", None)
+        out.append("")
+        out.append(report(model, **(options or {})) if report else
+                   f"target {target}: no memory report")
     return "\n".join(out)

@@ -88,7 +88,7 @@ def read_inputs(path: Union[str, Path], input_size: int) -> np.ndarray:
 
 def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = None,
            sequences: int = 16, timesteps: Optional[int] = None, seed: int = 0,
-           atol: float = 1e-5, name: str = "model", options: Optional[dict] = None,
+           atol: Optional[float] = None, name: str = "model", options: Optional[dict] = None,
            loaded: Optional[Loaded] = None) -> VerifyReport:
     """Generate `target` code for `source`, run it and compare with the framework."""
     loaded = loaded or open_model(source)
@@ -100,9 +100,15 @@ def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = Non
     if model.timesteps and inputs.shape[1] != model.timesteps and loaded.predict is not None:
         raise LstmgenError(f"the model was built for T = {model.timesteps} timesteps; "
                            f"inputs have T = {inputs.shape[1]}")
-    from .api import check_options
-    check_options(target, options or {})
-    files = get_backend(target).render(model, name, **(options or {}))
+    from .api import check_options, selftest_vectors
+    options = dict(options or {})
+    check_options(target, options)
+    backend = get_backend(target)
+    if atol is None:  # a backend may document a looser default, e.g. for quantized weights
+        atol = getattr(backend, "default_atol", lambda **_: 1e-5)(**options)
+    if options.get("selftest"):
+        options["selftest"] = selftest_vectors(loaded)
+    files = backend.render(model, name, **options)
     runner = get_runner(target)
     with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
         got = runner.run(model, files, name, inputs, Path(tmp))
