@@ -1,0 +1,474 @@
+"""Generated MATLAB (NAME_predict.m, NAME_step.m) run in GNU Octave against Keras.
+
+Octave takes about a second to start and rebuilds a function's weight literals on every
+call (about 2 us per weight), so the whole grid runs in one batch of two Octave
+processes, and stepping (one call per timestep) is limited to a budget of weights x calls
+per model: a shorter prefix of fewer sequences for the big models, compared with
+NAME_predict on that same prefix.
+
+Error bounds (max relative error, |got - ref| / max(|ref|, 1)):
+* double precision: <= 1e-5 against Keras (whose own float32 error dominates; measured
+  1.5e-7) and <= 1e-10 against the float64 numpy reference (measured 2.5e-16; 6.7e-16 on a
+  60-model grid, LSTMGEN_GRID=60);
+* single precision: <= 1e-5 against Keras and the reference, the same bound as the C
+  backend's float32 code (measured 1.8e-7 against Keras on the default grid, 6.3e-7 on the
+  60-model grid).
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lstmgen
+from lstmgen.backends import matlab as backend
+from lstmgen.backends.common import GENERATED_MARK
+from lstmgen.errors import LstmgenError, MissingDependencyError
+from lstmgen.ir import ELEMENTWISE_ACTIVATIONS, LSTM, Activation, Dense, Model
+from lstmgen.naming import unique_identifiers
+from lstmgen.reference import forward
+from lstmgen.runners import matlab as runner
+from lstmgen.verify import error_metrics
+from support import require_tool
+
+NAME = "net"  # every grid model gets the same name: the batch must not mix them up
+DOUBLE_TOLERANCE = 1e-5            # against Keras
+DOUBLE_REFERENCE_TOLERANCE = 1e-10  # against the float64 numpy reference
+SINGLE_TOLERANCE = 1e-5            # against Keras and the reference
+STEP_BUDGET = 1.5e6                # weights x NAME_step calls per model and precision
+PRECISIONS = ("single", "double")
+LARGE = dict(input_size=9, units=256, timesteps=50, sequences=2)
+
+# Functions the generated code may call: MATLAB built-ins that MATLAB Coder supports.
+ALLOWED_CALLS = {"single", "double", "zeros", "assert", "size", "exp", "abs", "tanh", "max",
+                 "min", "log1p", "expm1", "bsxfun", "sum", "isempty"}
+FORBIDDEN = {
+    "cell array braces": r"[{}]",
+    "growth with end+1": r"\bend\s*\+",
+    "coder.* call": r"\bcoder\s*\.",
+    "eval": r"\beval\w*\b|\bfeval\b",
+    "global": r"\bglobal\b",
+    "cell/struct": r"\b(cell|struct|cellfun|arrayfun|containers)\b",
+    "file or workspace access": r"\b(load|save|exist|assignin|clear|input|fprintf|disp)\b",
+    "while/try": r"\b(while|try|catch)\b",
+    "concatenation": r"(?<!single\()\[(?!\])",
+}
+
+
+def _step_prefix(model: Model, x: np.ndarray) -> np.ndarray:
+    """The part of x that NAME_step walks through: all of it for small models."""
+    n, t_len, _ = x.shape
+    calls = max(1, int(STEP_BUDGET / model.parameter_count()))
+    n_s = min(n, max(2, calls // t_len))
+    t_s = min(t_len, max(1, calls // n_s))
+    return x[:n_s, :t_s]
+
+
+@pytest.fixture(scope="module")
+def octave():
+    return require_tool("octave-cli")
+
+
+@pytest.fixture(scope="module")
+def rendered(grid_cases):
+    return {(case.spec.id, p): backend.render(case.ir, NAME, precision=p)
+            for case in grid_cases for p in PRECISIONS}
+
+
+@pytest.fixture(scope="module")
+def octave_grid(octave, grid_cases, rendered, tmp_path_factory):
+    """Every grid model, both precisions: predict on all inputs, step on a prefix."""
+    root = tmp_path_factory.mktemp("matlab_grid")
+    jobs, keys = [], []
+    for case in grid_cases:
+        for p in PRECISIONS:
+            files = rendered[case.spec.id, p]
+            jobs.append(runner.Job(case.ir, files, NAME, case.x, root / f"{case.spec.id}_{p}"))
+            keys.append((case.spec.id, p, "predict"))
+            if case.ir.streamable:
+                jobs.append(runner.Job(case.ir, files, NAME, _step_prefix(case.ir, case.x),
+                                       root / f"{case.spec.id}_{p}_steps", steps=True))
+                keys.append((case.spec.id, p, "steps"))
+    start = time.perf_counter()
+    results = runner.run_batch(jobs, processes=2)
+    print(f"\nOctave ran {len(jobs)} MATLAB jobs in {time.perf_counter() - start:.1f} s")
+    return {key: (job, result) for key, job, result in zip(keys, jobs, results)}
+
+
+def _result(octave_grid, case, precision, kind="predict"):
+    job, result = octave_grid[case.spec.id, precision, kind]
+    result.check(job)
+    return job, result
+
+
+def test_double_predict_matches_keras_and_reference(grid_cases, octave_grid):
+    worst_keras, worst_ref = [], []
+    for case in grid_cases:
+        _, result = _result(octave_grid, case, "double")
+        assert result.output_class == "double" and result.predict.dtype == np.float64
+        _, rel = error_metrics(result.predict, case.expected)
+        worst_keras.append((float(rel.max()), case.spec.id))
+        _, rel = error_metrics(result.predict, forward(case.ir, case.x))
+        worst_ref.append((float(rel.max()), case.spec.id))
+    print(f"\ndouble: max rel error vs Keras {max(worst_keras)}, vs numpy {max(worst_ref)}")
+    assert not [w for w in worst_keras if not w[0] <= DOUBLE_TOLERANCE], worst_keras
+    assert not [w for w in worst_ref if not w[0] <= DOUBLE_REFERENCE_TOLERANCE], worst_ref
+
+
+def test_single_predict_matches_keras_and_reference(grid_cases, octave_grid):
+    worst_keras, worst_ref = [], []
+    for case in grid_cases:
+        _, result = _result(octave_grid, case, "single")
+        assert result.output_class == "single" and result.predict.dtype == np.float32
+        _, rel = error_metrics(result.predict, case.expected)
+        worst_keras.append((float(rel.max()), case.spec.id))
+        _, rel = error_metrics(result.predict, forward(case.ir, case.x))
+        worst_ref.append((float(rel.max()), case.spec.id))
+    print(f"\nsingle: max rel error vs Keras {max(worst_keras)}, vs numpy {max(worst_ref)}")
+    assert not [w for w in worst_keras if not w[0] <= SINGLE_TOLERANCE], worst_keras
+    assert not [w for w in worst_ref if not w[0] <= SINGLE_TOLERANCE], worst_ref
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_step_gives_predict_outputs(grid_cases, octave_grid, precision):
+    """NAME_step with reset at each sequence start = NAME_predict (every step, or the last)."""
+    tolerance = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
+    checked = 0
+    for case in grid_cases:
+        if not case.ir.streamable:
+            assert (case.spec.id, precision, "steps") not in octave_grid
+            continue
+        job, result = _result(octave_grid, case, precision, "steps")
+        assert result.output_class == precision
+        x = job.x
+        assert x.shape[0] >= 2  # the reset between sequences is exercised
+        if case.ir.returns_sequences:
+            _, rel = error_metrics(result.steps, result.predict)
+        else:
+            _, rel = error_metrics(result.steps[:, -1], result.predict)
+        assert rel.max() <= tolerance, case.spec.id
+        # the output after t steps is the model's output on the first t steps
+        for t in sorted({1, (x.shape[1] + 1) // 2, x.shape[1]}):
+            ref = forward(case.ir, x[:, :t])
+            got = result.steps[:, :t] if case.ir.returns_sequences else result.steps[:, t - 1]
+            _, rel = error_metrics(got, ref)
+            assert rel.max() <= max(tolerance, 1e-10), (case.spec.id, t)
+        if x.shape[1] == case.x.shape[1] and x.shape[0] == case.x.shape[0]:
+            _, rel = error_metrics(result.steps if case.ir.returns_sequences
+                                   else result.steps[:, -1], case.expected)
+            assert rel.max() <= SINGLE_TOLERANCE, case.spec.id
+        checked += 1
+    assert checked >= 10
+
+
+def test_files_per_model(grid_cases, rendered):
+    for case in grid_cases:
+        files = rendered[case.spec.id, "single"]
+        expected = {f"{NAME}_predict.m"} | ({f"{NAME}_step.m"} if case.ir.streamable else set())
+        assert set(files) == expected, case.spec.id
+
+
+def _code_lines(text: str) -> list[str]:
+    """The code of a .m file: comments and string literals removed (no transposes used)."""
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"'[^'\n]*'", "''", line)
+        out.append(line.split("%", 1)[0].rstrip())
+    return out
+
+
+def test_codegen_pragma_and_no_forbidden_constructs(grid_cases, rendered):
+    for (spec_id, precision), files in rendered.items():
+        for filename, text in files.items():
+            where = f"{spec_id}/{precision}/{filename}"
+            lines = text.splitlines()
+            function = filename[:-2]
+            assert lines[0].startswith(f"function y = {function}("), where
+            assert "%#codegen" in lines, where
+            # the help block comes first: lines 2.. up to the first non-comment line
+            assert lines[1].startswith(f"%{function.upper()}  "), where
+            code = _code_lines(text)
+            joined = "\n".join(code)
+            for what, pattern in FORBIDDEN.items():
+                hit = re.search(pattern, joined)
+                assert hit is None, f"{where}: {what}: {hit and hit.group(0)!r}"
+            assert ("persistent" in joined) == filename.endswith("_step.m"), where
+            assert re.search(r"\b(single|double)\b", joined)
+            other = "double" if precision == "single" else "single"
+            assert f"'{other}'" not in text, where  # no zeros(..., 'other class')
+            # every call is a variable, a local function, or an allowed built-in
+            assigned = set(re.findall(r"^\s*(\w+)\s*(?:\([^=]*\))?\s*=", joined, re.M))
+            local = set(re.findall(r"^function \w+ = (\w+)\(", joined, re.M))
+            params = {"x", "reset"}
+            called = set(re.findall(r"\b([A-Za-z]\w*)\s*\(", joined)) - {"function"}
+            unknown = called - assigned - local - params - ALLOWED_CALLS
+            assert not unknown, f"{where}: calls {sorted(unknown)}"
+
+
+def test_generated_mark_and_determinism(grid_cases, rendered):
+    for case in grid_cases:
+        again = lstmgen.load(case.keras_model)
+        for precision in PRECISIONS:
+            files = rendered[case.spec.id, precision]
+            for text in files.values():
+                assert GENERATED_MARK in text[:4096]
+            assert backend.render(again, NAME, precision=precision) == files
+        assert rendered[case.spec.id, "single"] != rendered[case.spec.id, "double"]
+
+
+_LITERAL = re.compile(r"^(\w+) = (?:single\(\[|double\(single\(\[)\n(.*?)\n    \]\)\)?;$",
+                      re.M | re.S)
+
+
+def _literals(text: str) -> dict[str, tuple[str, np.ndarray]]:
+    """{ident: (assignment text, values as parsed by Python)} of every weight literal."""
+    found = {}
+    for match in _LITERAL.finditer(text):
+        body = "\n".join(line.split("%", 1)[0] for line in match.group(2).splitlines())
+        tokens = [t for t in re.split(r"[,;\s]+|\.\.\.", body) if t]
+        found[match.group(1)] = (match.group(0), np.array([float(t) for t in tokens]))
+    return found
+
+
+def _expected_arrays(model: Model) -> dict[str, np.ndarray]:
+    expected = {}
+    for layer, ident in zip(model.layers, unique_identifiers([l.name for l in model.layers])):
+        if isinstance(layer, LSTM):
+            arrays = {"W": layer.input_weights, "U": layer.recurrent_weights, "b": layer.bias}
+        elif isinstance(layer, Dense):
+            arrays = {"W": layer.weights, "b": layer.bias}
+        else:
+            arrays = {}
+        expected.update({f"{k}_{ident}": a for k, a in arrays.items() if a is not None})
+    return expected
+
+
+def test_literals_parse_back_exactly_in_python(grid_cases, rendered):
+    for case in grid_cases:
+        expected = _expected_arrays(case.ir)
+        for precision in PRECISIONS:
+            for filename, text in rendered[case.spec.id, precision].items():
+                found = _literals(text)
+                assert set(found) == set(expected), (case.spec.id, filename)
+                for ident, (_, values) in found.items():
+                    got = values.astype(np.float32)  # double -> single, as single([...])
+                    assert np.array_equal(got.view(np.uint32),
+                                          expected[ident].ravel().view(np.uint32)), ident
+
+
+def _awkward_model() -> Model:
+    """Weights that stress literal text: subnormals, extremes, -0, 9-digit values."""
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**32, size=400, dtype=np.uint64).astype(np.uint32)
+    pool = bits.view(np.float32)
+    pool = pool[np.isfinite(pool)]
+    special = np.array([0.0, -0.0, 0.1, -0.1, 1 / 3, 1e-45, -1e-45, 1.17549435e-38,
+                        3.4028235e38, -3.4028235e38, 16777215.0, 0.30000001, 2.5e-10,
+                        np.nextafter(np.float32(1), np.float32(2))], dtype=np.float32)
+    values = np.concatenate([special, pool]).astype(np.float32)
+
+    def take(n):
+        return np.resize(np.roll(values, n), n).astype(np.float32)
+
+    lstm = LSTM("odd name!", take(16 * 3).reshape(16, 3),
+                take(16 * 4).reshape(16, 4), take(16))
+    dense = Dense("dense", take(2 * 4).reshape(2, 4), take(2))
+    return Model(3, [lstm, dense], name="awkward").validate()
+
+
+def test_help_and_literals_in_octave(octave, grid_cases, rendered, tmp_path):
+    """`help NAME_predict` prints the help block; Octave parses every literal bit-exactly."""
+    case = next(c for c in grid_cases if c.ir.streamable)
+    help_dir = tmp_path / "help"
+    help_dir.mkdir()
+    for filename, text in rendered[case.spec.id, "single"].items():
+        (help_dir / filename).write_text(text)
+    model = _awkward_model()
+    expected = _expected_arrays(model)
+    script = [f"cd('{help_dir}');", f"help {NAME}_predict", "disp('=====');",
+              f"help {NAME}_step", "disp('=====');"]
+    for precision in PRECISIONS:
+        files = backend.render(model, "awkward", precision=precision)
+        lit_dir = tmp_path / precision
+        lit_dir.mkdir()
+        for ident, (assignment, _) in _literals(files["awkward_predict.m"]).items():
+            script += [f"cd('{lit_dir}');", assignment,
+                       f"fid = fopen('{ident}.bin', 'w'); fwrite(fid, {ident}.', "
+                       f"class({ident})); fclose(fid);",
+                       f"fid = fopen('{ident}.size', 'w'); fprintf(fid, '%d %d %s', "
+                       f"size({ident}), class({ident})); fclose(fid);"]
+    done = runner.octave_eval("\n".join(script))
+    predict_help, step_help, _ = done.stdout.split("=====")
+    d, o = case.ir.input_size, case.ir.output_size
+    for text, function in ((predict_help, "predict"), (step_help, "step")):
+        assert f"{NAME.upper()}_{function.upper()}  " in text
+        assert "Generated by lstmgen" in text and "Simulink" in text
+        assert "Precision: single" in text and case.ir.name in text
+        assert "\ncodegen\n" not in text  # the %#codegen line is not part of the help
+    assert f"x  {d} x T" in predict_help
+    assert f"{o} x {'T' if case.ir.returns_sequences else '1'}" in predict_help
+    assert f"x      {d} x 1" in step_help and "reset" in step_help
+    for precision in PRECISIONS:
+        dtype = np.float32 if precision == "single" else np.float64
+        for ident, array in expected.items():
+            rows, cols, cls = (tmp_path / precision / f"{ident}.size").read_text().split()
+            assert cls == precision
+            shape = array.shape if array.ndim == 2 else (array.size, 1)
+            assert (int(rows), int(cols)) == shape, ident
+            got = np.fromfile(tmp_path / precision / f"{ident}.bin", dtype=dtype)
+            want = array.ravel().astype(dtype)
+            assert np.array_equal(got.view(np.uint32 if precision == "single" else np.uint64),
+                                  want.view(np.uint32 if precision == "single"
+                                            else np.uint64)), (precision, ident)
+
+
+EXTREMES = np.array([-1000.0, -100.0, -88.8, -30.0, -3.0, -0.5, -0.0, 0.0, 0.5, 3.0, 30.0,
+                     88.8, 100.0, 1000.0], dtype=np.float32)
+
+
+def _activation_models() -> list[Model]:
+    """Every IR activation as LSTM gate, cell and output and in Dense and Activation layers;
+    and on extreme values (a Dense with zero weights whose bias holds them)."""
+    rng = np.random.default_rng(5)
+    names = list(ELEMENTWISE_ACTIVATIONS)
+
+    def draw(*shape):
+        return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
+
+    models = []
+    for k, act in enumerate(names):
+        gate = names[(k + 3) % len(names)]
+        out = names[(k + 5) % len(names)]
+        layers = [
+            LSTM("lstm", draw(16, 3), draw(16, 4), draw(16) if k % 2 else None,
+                 gate_activation=gate, cell_activation=act, output_activation=out,
+                 return_sequences=True, go_backwards=k % 3 == 1),
+            Dense("dense", draw(5, 4), draw(5), activation=act),
+            Activation("act", 5, names[(k + 1) % len(names)]),
+            LSTM("lstm2", draw(8, 5), draw(8, 2), draw(8), gate_activation=act,
+                 cell_activation=gate, return_sequences=k % 2 == 0),
+            Dense("head", draw(4, 2), None, activation="softmax" if k % 2 else "linear"),
+        ]
+        models.append(Model(3, layers, name=f"act_{k}", source="random weights").validate())
+    for act in names + ["softmax"]:
+        head = ([Dense("extremes", np.zeros((EXTREMES.size, 1), np.float32), EXTREMES,
+                       activation=act)] if act != "softmax" else
+                [Dense("extremes", np.zeros((EXTREMES.size, 1), np.float32), EXTREMES),
+                 Activation("softmax", EXTREMES.size, "softmax")])
+        models.append(Model(3, [LSTM("lstm", draw(4, 3), draw(4, 1), draw(4))] + head,
+                            name=f"extreme_{act}", source="random weights").validate())
+    return models
+
+
+def test_every_activation_matches_reference(octave, tmp_path):
+    """All activations, also on +-1000, against the float64 reference; nothing overflows."""
+    models = _activation_models()
+    x = np.random.default_rng(9).standard_normal((3, 7, 3)).astype(np.float32) * 3
+    jobs = []
+    for k, model in enumerate(models):
+        for p in PRECISIONS:
+            jobs.append(runner.Job(model, backend.render(model, "acts", precision=p), "acts", x,
+                                   tmp_path / f"{k}_{p}", steps=model.streamable))
+    results = runner.run_batch(jobs, processes=2)
+    for job, result in zip(jobs, results):
+        result.check(job)
+        ref = forward(job.model, job.x)
+        assert np.all(np.isfinite(ref)), job.model.name
+        precision = result.output_class
+        tolerance = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
+        assert np.all(np.isfinite(result.predict)), job.model.name
+        _, rel = error_metrics(result.predict, ref)
+        assert rel.max() <= tolerance, (job.model.name, precision, rel.max())
+        if job.steps:
+            got = result.steps if job.model.returns_sequences else result.steps[:, -1]
+            _, rel = error_metrics(got, ref)
+            assert rel.max() <= tolerance, (job.model.name, precision, "steps")
+
+
+def _large_model() -> Model:
+    d, h = LARGE["input_size"], LARGE["units"]
+    rng = np.random.default_rng(11)
+
+    def draw(*shape, scale):
+        return rng.uniform(-scale, scale, shape).astype(np.float32)
+
+    lstm = LSTM("lstm", draw(4 * h, d, scale=0.5), draw(4 * h, h, scale=1 / np.sqrt(h)),
+                draw(4 * h, scale=0.5))
+    dense = Dense("head", draw(1, h, scale=1 / np.sqrt(h)), draw(1, scale=0.5))
+    return Model(d, [lstm, dense], name="large", source="random weights").validate()
+
+
+def test_large_model_runs_in_octave(octave, tmp_path, record_property):
+    """9 -> LSTM(256) -> Dense(1): ~272k literal weights parse and run in Octave."""
+    model = _large_model()
+    x = np.random.default_rng(3).standard_normal(
+        (LARGE["sequences"], LARGE["timesteps"], model.input_size)).astype(np.float32)
+    jobs = []
+    for precision in PRECISIONS:
+        files = backend.render(model, "big", precision=precision)
+        jobs.append(runner.Job(model, files, "big", x, tmp_path / precision))
+    jobs.append(runner.Job(model, backend.render(model, "big"), "big", x[:1, :3],
+                           tmp_path / "steps", predict=False, steps=True))
+    start = time.perf_counter()
+    results = [r.check(j) for j, r in zip(jobs, runner.run_batch(jobs, processes=2))]
+    wall = time.perf_counter() - start
+    size_mb = len(jobs[0].files["big_predict.m"]) / 1e6
+    report = (f"large model ({model.parameter_count()} weights, big_predict.m {size_mb:.1f} MB): "
+              f"{wall:.1f} s wall for 2 Octave processes; predict of {LARGE['sequences']} x "
+              f"T={LARGE['timesteps']}: {results[0].predict_seconds:.2f} s single, "
+              f"{results[1].predict_seconds:.2f} s double (first call parses the file); "
+              f"3 step calls: {results[2].steps_seconds:.2f} s")
+    print("\n" + report)
+    record_property("large_model_octave", report)
+    ref = forward(model, x)
+    assert error_metrics(results[0].predict, ref)[1].max() <= SINGLE_TOLERANCE
+    assert error_metrics(results[1].predict, ref)[1].max() <= DOUBLE_REFERENCE_TOLERANCE
+    _, rel = error_metrics(results[2].steps[:, -1], forward(model, x[:1, :3]))
+    assert rel.max() <= SINGLE_TOLERANCE
+    assert wall < 120, report
+
+
+def test_precision_option_and_names(grid_cases, tmp_path):
+    model = grid_cases[0].ir
+    assert backend.OPTIONS == ("precision",)
+    with pytest.raises(LstmgenError, match="precision"):
+        backend.render(model, NAME, precision="half")
+    with pytest.raises(LstmgenError):
+        backend.render(model, NAME, bits=16)
+    with pytest.raises(LstmgenError):
+        backend.render(model, "end")
+    assert backend.render(model, NAME) == backend.render(model, NAME, precision="single")
+    from lstmgen.cli import main
+    out = tmp_path / "out"
+    assert main(["generate", str(Path(__file__).parent.parent / "examples" / "sine_lstm.keras"),
+                 "--target", "matlab", "--name", "sine", "--out", str(out),
+                 "--precision", "double"]) == 0
+    text = (out / "sine_predict.m").read_text()
+    assert "double(single([" in text and "zeros(16, 1, 'double')" in text
+    assert (out / "sine_step.m").exists()
+
+
+def test_go_backwards_model_has_no_step(grid_cases):
+    backwards = [c for c in grid_cases if not c.ir.streamable]
+    assert backwards
+    for case in backwards:
+        assert set(backend.render(case.ir, NAME)) == {f"{NAME}_predict.m"}
+        with pytest.raises(LstmgenError, match="go_backwards"):
+            runner.run_steps(case.ir, backend.render(case.ir, NAME), NAME, case.x, Path("."))
+
+
+def test_missing_octave_is_a_clear_error(grid_cases, tmp_path, monkeypatch):
+    case = grid_cases[0]
+    monkeypatch.setattr(runner.shutil, "which", lambda name: None)
+    with pytest.raises(MissingDependencyError, match="apt-get install octave"):
+        runner.run(case.ir, backend.render(case.ir, NAME), NAME, case.x, tmp_path)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_verify_example_end_to_end(octave, example_model_path, precision):
+    report = lstmgen.verify(example_model_path, "matlab", options={"precision": precision})
+    assert report.passed, report.summary()
+    assert report.reference_max_abs <= (1e-6 if precision == "single" else 1e-12)
