@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -25,18 +25,22 @@ class SelftestData:
     oracle: str
 
 
-def load(source: Any) -> Model:
-    """The IR of a model: a `.keras` / `.npz` path, a live keras.Model, or an IR Model."""
-    return open_model(source).ir
+def load(source: Any, **options: Any) -> Model:
+    """The IR of a model: a `.keras` / `.pt` / `.npz` path, a live keras.Model, a torch
+    nn.Module (`example_input=` required), or an IR Model."""
+    return open_model(source, **options).ir
 
 
 def generate(source: Any, target: str = "c", name: str = "model",
-             out: Union[str, Path] = ".", force: bool = False, **options: Any) -> list[Path]:
-    """Render `source` for `target` and write the files into folder `out`."""
+             out: Union[str, Path] = ".", force: bool = False,
+             load_options: Optional[dict] = None, **options: Any) -> list[Path]:
+    """Render `source` for `target` and write the files into folder `out`. `options` go
+    to the backend (e.g. precision for matlab), `load_options` to the extractor (e.g.
+    example_input for a torch module)."""
     validate_model_name(name)
     backend = get_backend(target)
     check_options(target, options)
-    loaded = open_model(source)
+    loaded = open_model(source, **(load_options or {}))
     if options.get("selftest"):
         options["selftest"] = selftest_vectors(loaded)
     files = backend.render(loaded.ir, name, **options)

@@ -25,12 +25,14 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("inspect", help="layers, shapes, parameters, weight mapping, memory")
     s.add_argument("model")
+    _load_options_args(s)
     s.add_argument("--target", choices=sorted(TARGETS),
                    help="also the target's own memory report (e.g. c: flash/RAM per layer)")
     _backend_options(s)
 
     s = sub.add_parser("generate", help="write inference code for a target")
     s.add_argument("model")
+    _load_options_args(s)
     s.add_argument("--target", choices=sorted(TARGETS), default="c")
     s.add_argument("--name", default="model", help="prefix of every generated identifier")
     s.add_argument("--out", default=".", help="output folder (created if missing)")
@@ -40,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("verify", help="run the generated code against the framework")
     s.add_argument("model")
+    _load_options_args(s)
     s.add_argument("--target", choices=sorted(TARGETS), default="c")
     s.add_argument("--inputs", help=".npy file of shape [N, T, D] (default: seeded random)")
     s.add_argument("--sequences", type=int, default=16)
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("save-ir", help="write the model's IR to an .npz file")
     s.add_argument("model")
+    _load_options_args(s)
     s.add_argument("output")
     return p
 
@@ -80,15 +84,34 @@ def _options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def _load_options_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--head", help="PyTorch state_dict files: what follows the LSTM, "
+                        "comma-separated Linear prefixes and activations, e.g. fc,relu,out")
+    parser.add_argument("--lstm-output", choices=["last", "sequence"],
+                        help="PyTorch state_dict files: the head sees the LSTM's last step "
+                             "(default) or every step")
+
+
+def _load_options(args: argparse.Namespace) -> dict:
+    options: dict = {}
+    if getattr(args, "head", None):
+        options["head"] = [h.strip() for h in args.head.split(",") if h.strip()]
+    if getattr(args, "lstm_output", None):
+        options["output"] = args.lstm_output
+    return options
+
+
 def _run(args: argparse.Namespace) -> int:
     from . import api
     if args.command == "inspect":
         from .inspect import describe
-        print(describe(api.load(args.model), args.target, _options(args)))
+        print(describe(api.load(args.model, **_load_options(args)), args.target,
+                       _options(args)))
         return 0
     if args.command == "generate":
         for path in api.generate(args.model, target=args.target, name=args.name,
-                                 out=args.out, force=args.force, **_options(args)):
+                                 out=args.out, force=args.force,
+                                 load_options=_load_options(args), **_options(args)):
             print(path)
         return 0
     if args.command == "verify":
@@ -96,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         from .verify import read_inputs
         if args.sequences < 1 or (args.timesteps is not None and args.timesteps < 1):
             raise LstmgenError("--sequences and --timesteps must be at least 1")
-        loaded = open_model(args.model)
+        loaded = open_model(args.model, **_load_options(args))
         inputs = read_inputs(args.inputs, loaded.ir.input_size) if args.inputs else None
         report = api.verify(args.model, args.target, inputs=inputs, sequences=args.sequences,
                             timesteps=args.timesteps, seed=args.seed, atol=args.atol,
@@ -105,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0 if report.passed else EXIT_MISMATCH
     if args.command == "save-ir":
         from .ir_io import save_ir
-        print(save_ir(api.load(args.model), args.output))
+        print(save_ir(api.load(args.model, **_load_options(args)), args.output))
         return 0
     raise AssertionError(args.command)
 

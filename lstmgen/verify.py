@@ -89,9 +89,10 @@ def read_inputs(path: Union[str, Path], input_size: int) -> np.ndarray:
 def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = None,
            sequences: int = 16, timesteps: Optional[int] = None, seed: int = 0,
            atol: Optional[float] = None, name: str = "model", options: Optional[dict] = None,
-           loaded: Optional[Loaded] = None) -> VerifyReport:
+           loaded: Optional[Loaded] = None, load_options: Optional[dict] = None
+           ) -> VerifyReport:
     """Generate `target` code for `source`, run it and compare with the framework."""
-    loaded = loaded or open_model(source)
+    loaded = loaded or open_model(source, **(load_options or {}))
     model = loaded.ir
     if inputs is None:
         t_len = timesteps or model.timesteps or DEFAULT_TIMESTEPS

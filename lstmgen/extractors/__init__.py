@@ -25,8 +25,10 @@ class Loaded:
     oracle_name: str            # e.g. "Keras 3.15.1 model.predict"
 
 
-def open_model(source: Any) -> Loaded:
-    """Extract `source` (a `.keras` / `.npz` path, a keras.Model or an IR Model)."""
+def open_model(source: Any, **options: Any) -> Loaded:
+    """Extract `source`: a `.keras` / `.npz` / `.pt` path, a keras.Model, a torch
+    nn.Module (with `example_input=`), or an IR Model. `options` go to the extractor
+    (PyTorch: example_input; state_dict files: head, output)."""
     if isinstance(source, Model):
         return Loaded(source.validate(), None, "")
     if isinstance(source, (str, Path)):
@@ -40,12 +42,22 @@ def open_model(source: Any) -> Loaded:
         if suffix in (".keras", ".h5", ".hdf5"):
             from . import keras as keras_extractor
             return keras_extractor.open_file(path)
+        if suffix in (".pt", ".pth"):
+            from . import torch as torch_extractor
+            return torch_extractor.open_file(path, **options)
         raise LstmgenError(f"{path}: unknown model file type '{suffix}'; supported: "
-                           ".keras (Keras 3), .npz (lstmgen IR)")
+                           ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .npz (lstmgen IR)")
     module = type(source).__module__
     if module.startswith("keras") or module.startswith("tf_keras") or \
             module.startswith("tensorflow"):
         from . import keras as keras_extractor
         return keras_extractor.open_live(source)
-    raise LstmgenError(f"cannot load a {type(source).__name__}; pass a .keras or .npz path, "
-                       "a keras.Model, or an lstmgen IR Model")
+    if module.startswith("torch") or _is_torch_module(source):
+        from . import torch as torch_extractor
+        return torch_extractor.open_live(source, **options)
+    raise LstmgenError(f"cannot load a {type(source).__name__}; pass a .keras, .pt or .npz "
+                       "path, a keras.Model, a torch nn.Module, or an lstmgen IR Model")
+
+
+def _is_torch_module(obj: Any) -> bool:
+    return any(c.__module__.startswith("torch.nn") for c in type(obj).__mro__)
