@@ -7,7 +7,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import get_backend, render
 from .errors import LstmgenError
 from .extractors import Loaded, open_model
 from .ir import Model
@@ -38,12 +38,11 @@ def generate(source: Any, target: str = "c", name: str = "model",
     to the backend (e.g. precision for matlab), `load_options` to the extractor (e.g.
     example_input for a torch module)."""
     validate_model_name(name)
-    backend = get_backend(target)
     check_options(target, options)
     loaded = open_model(source, **(load_options or {}))
     if options.get("selftest"):
         options["selftest"] = selftest_vectors(loaded)
-    files = backend.render(loaded.ir, name, **options)
+    files = render(target, loaded.ir, name, **options)
     return write_files(files, out, force=force)
 
 

@@ -28,6 +28,16 @@ frameworks' ``predict`` does). ``go_backwards`` reads the input from the last st
 the first; with ``return_sequences`` its outputs are emitted in that processing order
 (Keras semantics).
 
+Optional LSTM features (ONNX has them; each backend declares which it supports, see
+``Model.features``), all absent by default:
+
+* ``peephole`` (3, H), rows p_i, p_f, p_o: z_i += p_i * c, z_f += p_f * c (the previous c),
+  and z_o += p_o * c' (the new c);
+* ``clip``: every gate pre-activation (after bias and peephole) is clipped to
+  [-clip, clip] before its activation; c itself is not clipped;
+* ``input_forget``: f = 1 - gate(i) instead of gate(z_f);
+* ``initial_h``, ``initial_c`` (H,): the state every sequence starts from, instead of 0.
+
 ``Dense``: ``weights`` (O, I), ``bias`` (O,) or ``None``, y = act(weights @ x + bias),
 applied to every timestep when it sees a sequence.
 
@@ -79,6 +89,11 @@ class LSTM:
     return_sequences: bool = False
     go_backwards: bool = False
     origin: str = ""  # how the framework's arrays were mapped, for `lstmgen inspect`
+    peephole: Optional[np.ndarray] = None
+    clip: Optional[float] = None
+    input_forget: bool = False
+    initial_h: Optional[np.ndarray] = None
+    initial_c: Optional[np.ndarray] = None
 
     kind = "lstm"
 
@@ -100,7 +115,22 @@ class LSTM:
 
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"input_weights": self.input_weights,
-                "recurrent_weights": self.recurrent_weights, "bias": self.bias}
+                "recurrent_weights": self.recurrent_weights, "bias": self.bias,
+                "peephole": self.peephole, "initial_h": self.initial_h,
+                "initial_c": self.initial_c}
+
+    def features(self) -> set[str]:
+        """The optional features this layer uses (see the module docstring)."""
+        used = set()
+        if self.peephole is not None:
+            used.add("peephole")
+        if self.clip is not None:
+            used.add("clip")
+        if self.input_forget:
+            used.add("input_forget")
+        if self.initial_h is not None or self.initial_c is not None:
+            used.add("initial_state")
+        return used
 
     def parameter_count(self) -> int:
         return sum(a.size for a in self.arrays().values() if a is not None)
@@ -205,6 +235,14 @@ class Model:
     def parameter_count(self) -> int:
         return sum(l.parameter_count() for l in self.layers)
 
+    def features(self) -> dict[str, list[str]]:
+        """Optional IR features in use -> the names of the layers using them."""
+        used: dict[str, list[str]] = {}
+        for layer in self.layers:
+            for feature in sorted(getattr(layer, "features", lambda: set())()):
+                used.setdefault(feature, []).append(layer.name)
+        return used
+
     def sequence_layer_count(self) -> int:
         """How many leading layers see a sequence (the rest see one vector)."""
         for k, layer in enumerate(self.layers):
@@ -262,6 +300,14 @@ def _check_lstm(layer: LSTM, where: str) -> None:
     _check_array(layer.recurrent_weights, (4 * h, h), where, "recurrent_weights")
     if layer.bias is not None:
         _check_array(layer.bias, (4 * h,), where, "bias")
+    if layer.peephole is not None:
+        _check_array(layer.peephole, (3, h), where, "peephole")
+    for name in ("initial_h", "initial_c"):
+        if getattr(layer, name) is not None:
+            _check_array(getattr(layer, name), (h,), where, name)
+    if layer.clip is not None and not (isinstance(layer.clip, (int, float))
+                                       and 0.0 < float(layer.clip) < float("inf")):
+        raise ModelError(f"{where}: clip must be a positive finite number, got {layer.clip!r}")
     _check_activation(layer.gate_activation, ELEMENTWISE_ACTIVATIONS, where, "gate_activation")
     _check_activation(layer.cell_activation, ELEMENTWISE_ACTIVATIONS, where, "cell_activation")
     _check_activation(layer.output_activation, ELEMENTWISE_ACTIVATIONS, where, "output_activation")

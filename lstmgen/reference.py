@@ -43,16 +43,27 @@ def _lstm(layer: LSTM, x: np.ndarray) -> np.ndarray:
     w = layer.input_weights.astype(np.float64)
     u = layer.recurrent_weights.astype(np.float64)
     b = np.zeros(4 * h_units) if layer.bias is None else layer.bias.astype(np.float64)
-    h = np.zeros((n, h_units))
-    c = np.zeros((n, h_units))
+    p = np.zeros((3, h_units)) if layer.peephole is None else layer.peephole.astype(np.float64)
+    h = np.zeros((n, h_units)) if layer.initial_h is None else \
+        np.tile(layer.initial_h.astype(np.float64), (n, 1))
+    c = np.zeros((n, h_units)) if layer.initial_c is None else \
+        np.tile(layer.initial_c.astype(np.float64), (n, 1))
+
+    def clip(v: np.ndarray) -> np.ndarray:
+        return v if layer.clip is None else np.clip(v, -layer.clip, layer.clip)
+
+    def gate(v: np.ndarray) -> np.ndarray:
+        return activate(layer.gate_activation, clip(v))
+
     order = range(t_len - 1, -1, -1) if layer.go_backwards else range(t_len)
     outputs = []
     for t in order:
         z = x[:, t, :] @ w.T + h @ u.T + b
         zi, zf, zg, zo = (z[:, k * h_units:(k + 1) * h_units] for k in range(4))
-        c = activate(layer.gate_activation, zf) * c + \
-            activate(layer.gate_activation, zi) * activate(layer.cell_activation, zg)
-        h = activate(layer.gate_activation, zo) * activate(layer.output_activation, c)
+        i = gate(zi + p[0] * c)
+        f = 1.0 - i if layer.input_forget else gate(zf + p[1] * c)
+        c = f * c + i * activate(layer.cell_activation, clip(zg))
+        h = gate(zo + p[2] * c) * activate(layer.output_activation, c)
         outputs.append(h)
     # go_backwards emits its outputs in processing order (as Keras does).
     return np.stack(outputs, axis=1) if layer.return_sequences else h

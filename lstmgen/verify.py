@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import get_backend, render
 from .errors import LstmgenError
 from .extractors import Loaded, open_model
 from .reference import forward
@@ -109,7 +109,7 @@ def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = Non
         atol = getattr(backend, "default_atol", lambda **_: 1e-5)(**options)
     if options.get("selftest"):
         options["selftest"] = selftest_vectors(loaded)
-    files = backend.render(model, name, **options)
+    files = render(target, model, name, **options)
     runner = get_runner(target)
     with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
         got = runner.run(model, files, name, inputs, Path(tmp))

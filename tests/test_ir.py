@@ -94,11 +94,10 @@ def test_c_literals_are_the_ir_weights_bit_for_bit():
     source = c_backend.render(model, "net")["net.c"]
     arrays = dict(re.findall(r"static const float (\w+)\[\d+\] = \{([^}]*)\};", source))
     lstm = model.layers[0]
-    text = arrays["net_l0_W"]
+    text = arrays["net_l0_Wt"]  # the C backend stores input weights transposed, [D][4H]
     parsed = np.array([np.float32(t.strip().rstrip("f")) for t in text.split(",")],
                       np.float32)
-    interleaved = lstm.input_weights.reshape(4, lstm.units, -1).swapaxes(0, 1).ravel()
-    assert parsed.tobytes() == interleaved.tobytes()
+    assert parsed.tobytes() == np.ascontiguousarray(lstm.input_weights.T).tobytes()
 
 
 def test_names_are_sanitised_and_unique():
@@ -109,3 +108,22 @@ def test_names_are_sanitised_and_unique():
     for bad in ("2net", "my-net", "for", "end", "None", "a" * 41, "", "ñ"):
         with pytest.raises(LstmgenError):
             validate_model_name(bad)
+
+
+def test_optional_features_round_trip_and_are_gated(tmp_path):
+    from lstmgen.backends import TARGETS, get_backend, render
+    rng = np.random.default_rng(0)
+    lstm = LSTM("peepy", rng.random((12, 2), dtype=np.float32),
+                rng.random((12, 3), dtype=np.float32), None,
+                peephole=rng.random((3, 3), dtype=np.float32), clip=2.0, input_forget=True,
+                initial_c=rng.random(3, dtype=np.float32))
+    model = Model(2, [lstm]).validate()
+    assert set(model.features()) == {"peephole", "clip", "input_forget", "initial_state"}
+    again = load_ir(save_ir(model, tmp_path / "m.npz"))
+    x = rng.random((2, 4, 2))
+    assert np.array_equal(forward(model, x), forward(again, x))
+    for target in TARGETS:
+        supported = getattr(get_backend(target), "FEATURES", frozenset())
+        if not {"peephole", "clip", "input_forget", "initial_state"} <= supported:
+            with pytest.raises(LstmgenError, match=f"target '{target}' does not implement"):
+                render(target, model, "net")

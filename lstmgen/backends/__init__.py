@@ -1,13 +1,16 @@
 """Backends: each target language renders an IR model to source files.
 
-A backend module exposes `render(model, name, **options) -> dict[filename, text]` and
-`OPTIONS` (the option names it accepts). Backends read only the IR (and the plan derived
+A backend module exposes `render(model, name, **options) -> dict[filename, text]`,
+`OPTIONS` (the option names it accepts) and `FEATURES` (the optional IR features it
+implements, see `lstmgen.ir`; a model using any other is refused by `render` below, so no
+backend silently ignores part of a model). Backends read only the IR (and the plan derived
 from it); templates under `templates/<target>/` hold the text.
 """
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from ..errors import LstmgenError
 
@@ -27,3 +30,19 @@ def get_backend(target: str) -> ModuleType:
         if exc.name == TARGETS[target]:
             raise LstmgenError(f"target '{target}' is not available in this version") from None
         raise
+
+
+def check_features(target: str, model: Any) -> None:
+    """Refuse a model that uses an optional IR feature the target does not implement."""
+    supported = getattr(get_backend(target), "FEATURES", frozenset())
+    for feature, layers in sorted(model.features().items()):
+        if feature not in supported:
+            raise LstmgenError(f"target '{target}' does not implement LSTM {feature} (used by "
+                               f"layer '{layers[0]}'); it implements: "
+                               f"{', '.join(sorted(supported)) or 'no optional features'}")
+
+
+def render(target: str, model: Any, name: str, **options: Any) -> dict[str, str]:
+    """Render `model` for `target` after checking the target implements all of it."""
+    check_features(target, model)
+    return get_backend(target).render(model, name, **options)
