@@ -45,8 +45,15 @@ def open_model(source: Any, **options: Any) -> Loaded:
         if suffix in (".pt", ".pth"):
             from . import torch as torch_extractor
             return torch_extractor.open_file(path, **options)
+        if suffix == ".onnx":
+            from . import onnx as onnx_extractor
+            return onnx_extractor.open_file(path)
+        if suffix == ".mat":
+            from . import matlab as matlab_extractor
+            return matlab_extractor.open_file(path)
         raise LstmgenError(f"{path}: unknown model file type '{suffix}'; supported: "
-                           ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .npz (lstmgen IR)")
+                           ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .onnx, .mat (from "
+                           "matlab/lstmgen_export.m), .npz (lstmgen IR)")
     module = type(source).__module__
     if module.startswith("keras") or module.startswith("tf_keras") or \
             module.startswith("tensorflow"):
