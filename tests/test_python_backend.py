@@ -1,0 +1,501 @@
+"""Generated pure Python against Keras, the numpy reference, CPython -I -S and MicroPython.
+
+Interpreter start-up dominates small runs, so every differential test shares a few batch
+subprocesses (module-scoped fixtures): one CPython run for the whole grid (predict and
+Stream.step), one MicroPython run for the grid.
+"""
+from __future__ import annotations
+
+import ast
+import glob
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmgen.backends import python as py_backend
+from lstmgen.errors import LstmgenError
+from lstmgen.ir import ELEMENTWISE_ACTIVATIONS, LSTM, Activation, Dense, Model
+from lstmgen.reference import forward
+from lstmgen.runners import python as py_runner
+from lstmgen.verify import error_metrics
+
+from support import require_tool
+
+TOLERANCE = 1e-5        # max relative error against Keras, |got - ref| / max(|ref|, 1)
+REFERENCE_TOLERANCE = 1e-9  # against the float64 reference: both compute in double
+MICROPYTHON_SEQUENCES = 3   # MicroPython is ~25x slower: fewer sequences per grid case
+
+
+def module_name(case) -> str:
+    return f"net_{case.spec.id}"
+
+
+def _macs(model: Model) -> int:
+    """Multiply-adds of one timestep."""
+    return sum(l.parameter_count() for l in model.layers if isinstance(l, (LSTM, Dense)))
+
+
+@pytest.fixture(scope="module")
+def rendered(grid_cases):
+    return [(case, py_backend.render(case.ir, module_name(case))) for case in grid_cases]
+
+
+@pytest.fixture(scope="module")
+def cpython_runs(rendered, tmp_path_factory):
+    """predict() and (streamable models) Stream.step() of every grid case, one subprocess."""
+    jobs = [py_runner.Job(case.ir, files, module_name(case), case.x)
+            for case, files in rendered]
+    streamable = [(case, files) for case, files in rendered if case.ir.streamable]
+    jobs += [py_runner.Job(case.ir, files, module_name(case), case.x, steps=True)
+             for case, files in streamable]
+    result = py_runner.run_batch(jobs, tmp_path_factory.mktemp("cpython"))
+    n = len(rendered)
+    steps = {case.spec.id: y for (case, _), y in zip(streamable, result.outputs[n:])}
+    return result.outputs[:n], steps
+
+
+@pytest.fixture(scope="module")
+def micropython():
+    require_tool("micropython")
+    return py_runner.micropython_command()
+
+
+@pytest.fixture(scope="module")
+def micropython_runs(rendered, tmp_path_factory):
+    """The grid under MicroPython: predict on the first sequences of every case, and
+    Stream.step on a few streamable ones. One process imports all 26 modules one after
+    the other, which fragments the heap more than any one model does, so this run gets a
+    larger heap; the default heap is tested on its own below."""
+    require_tool("micropython")
+    micropython = py_runner.micropython_command(heapsize="16M")
+    jobs = [py_runner.Job(case.ir, files, module_name(case), case.x[:MICROPYTHON_SEQUENCES])
+            for case, files in rendered]
+    stepped = [(case, files) for case, files in rendered
+               if case.ir.streamable and _macs(case.ir) * case.spec.timesteps < 200_000]
+    jobs += [py_runner.Job(case.ir, files, module_name(case), case.x[:2], steps=True)
+             for case, files in stepped]
+    result = py_runner.run_batch(jobs, tmp_path_factory.mktemp("micropython"), micropython)
+    n = len(rendered)
+    return result.outputs[:n], [(case, y) for (case, _), y in zip(stepped, result.outputs[n:])]
+
+
+# ------------------------------------------------------------------ differential --
+
+def test_predict_matches_keras(rendered, cpython_runs):
+    outputs, _ = cpython_runs
+    worst = []
+    for (case, _), got in zip(rendered, outputs):
+        _, rel = error_metrics(got, case.expected)
+        worst.append((float(rel.max()), case.spec.id))
+    failures = [w for w in worst if not w[0] <= TOLERANCE]
+    assert not failures, f"max relative error above {TOLERANCE}: {failures}"
+    print(f"\nCPython vs Keras: max relative error {max(worst)[0]:.3g} ({max(worst)[1]})")
+
+
+def test_predict_matches_numpy_reference(rendered, cpython_runs):
+    outputs, _ = cpython_runs
+    worst = 0.0
+    for (case, _), got in zip(rendered, outputs):
+        _, rel = error_metrics(got, forward(case.ir, case.x))
+        assert rel.max() <= REFERENCE_TOLERANCE, case.spec.id
+        worst = max(worst, float(rel.max()))
+    print(f"\nCPython vs float64 reference: max relative error {worst:.3g}")
+
+
+def test_stream_steps_like_keras(rendered, cpython_runs):
+    """step() after t inputs equals the model on the first t inputs."""
+    _, steps = cpython_runs
+    checked = 0
+    for case, files in rendered:
+        if not case.ir.streamable:
+            assert "class Stream" not in files[f"{module_name(case)}.py"]
+            continue
+        got = steps[case.spec.id]
+        if case.ir.returns_sequences:  # Keras gives the output of every step
+            _, rel = error_metrics(got, case.expected)
+            assert rel.max() <= TOLERANCE, case.spec.id
+        else:
+            _, rel = error_metrics(got[:, -1], case.expected)
+            assert rel.max() <= TOLERANCE, case.spec.id
+            for t in range(1, case.x.shape[1]):
+                _, rel = error_metrics(got[:, t - 1], forward(case.ir, case.x[:, :t]))
+                assert rel.max() <= REFERENCE_TOLERANCE, (case.spec.id, t)
+        checked += 1
+    assert checked >= 10
+
+
+def test_stream_prefix_against_keras(rendered, cpython_runs, keras):
+    """For a last-step model, step() halfway equals Keras on the truncated sequences."""
+    _, steps = cpython_runs
+    case = next(c for c, _ in rendered if c.spec.id == "g12")  # T = 13, last step
+    assert case.ir.streamable and not case.ir.returns_sequences
+    t = 6
+    model = keras.models.clone_model(case.keras_model,
+                                     input_tensors=keras.Input((t, case.spec.input_size)))
+    model.set_weights(case.keras_model.get_weights())
+    _, rel = error_metrics(steps["g12"][:, t - 1], model.predict(case.x[:, :t], verbose=0))
+    assert rel.max() <= TOLERANCE
+
+
+def test_micropython_grid_matches_keras(rendered, micropython_runs):
+    outputs, stepped = micropython_runs
+    worst, worst_ref = [], 0.0
+    for (case, _), got in zip(rendered, outputs):
+        _, rel = error_metrics(got, case.expected[:MICROPYTHON_SEQUENCES])
+        _, rel_ref = error_metrics(got, forward(case.ir, case.x[:MICROPYTHON_SEQUENCES]))
+        assert rel_ref.max() <= REFERENCE_TOLERANCE, case.spec.id
+        worst.append((float(rel.max()), case.spec.id))
+        worst_ref = max(worst_ref, float(rel_ref.max()))
+    failures = [w for w in worst if not w[0] <= TOLERANCE]
+    assert not failures, f"max relative error above {TOLERANCE}: {failures}"
+    print(f"\nMicroPython vs Keras: max relative error {max(worst)[0]:.3g} ({max(worst)[1]}); "
+          f"vs float64 reference: {worst_ref:.3g}")
+    # the subset ran covers what matters: backwards, buffered, no bias, every activation
+    specs = [c.spec for c, _ in rendered]
+    assert any(l.go_backwards for s in specs for l in s.lstms)
+    assert any(not l.use_bias for s in specs for l in s.lstms)
+    assert len(stepped) >= 5
+    assert {case.ir.returns_sequences for case, _ in stepped} == {True, False}
+    for case, got in stepped:
+        if case.ir.returns_sequences:
+            expected = case.expected[:2]
+        else:
+            got, expected = got[:, -1], case.expected[:2]
+        _, rel = error_metrics(got, expected)
+        assert rel.max() <= TOLERANCE, case.spec.id
+
+
+def test_micropython_fits_a_47k_weight_model_in_its_default_heap(keras, micropython,
+                                                                 tmp_path):
+    """15 -> LSTM(101) -> Dense(5): 47,778 weights, under MicroPython's default 2 MB heap."""
+    import lstmgen
+    from grid import Spec, LSTMSpec, build_keras
+    spec = Spec("heap", 15, 8, [LSTMSpec(101)], [(5, "linear")])
+    model = build_keras(spec, seed=7)
+    x = np.random.default_rng(7).standard_normal((2, 8, 15)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    ir = lstmgen.load(model)
+    assert ir.parameter_count() == 47778
+    files = py_backend.render(ir, "big")
+    result = py_runner.run_batch([py_runner.Job(ir, files, "big", x)], tmp_path, micropython)
+    _, rel = error_metrics(result.outputs[0], expected)
+    assert rel.max() <= TOLERANCE
+    stats = result.stats[0]
+    print(f"\nMicroPython heap after importing 47k weights: {stats['heap_alloc_after_import']} "
+          f"bytes used, {stats['heap_free_after_import']} free")
+    assert stats["heap_alloc_after_import"] < 1_000_000
+
+
+# ----------------------------------------------- every activation, overflow, no bias --
+
+def _activation_models() -> list[Model]:
+    """IR models (no Keras needed) covering every activation in every role, with weights
+    large enough that pre-activations reach +-1000 (exp overflow territory)."""
+    rng = np.random.default_rng(3)
+
+    def arr(*shape, scale=0.5):
+        return (rng.uniform(-scale, scale, shape)).astype(np.float32)
+
+    acts = list(ELEMENTWISE_ACTIVATIONS)
+    models = []
+    for k, act in enumerate(acts):
+        d, h = 3, 4
+        # bounded gates keep the state finite; `act` is tried as gate where it is bounded
+        gate = act if act in ("sigmoid", "tanh", "softsign", "hard_sigmoid_keras3",
+                              "hard_sigmoid_0.2") else "sigmoid"
+        layers = [
+            LSTM("lstm_a", arr(4 * h, d, scale=300.0), arr(4 * h, h), arr(4 * h) if k % 2 else None,
+                 gate_activation=gate, cell_activation=act, output_activation=act,
+                 return_sequences=True, go_backwards=bool(k % 3 == 1)),
+            Dense("dense", arr(5, h, scale=200.0), arr(5), activation=act),
+            Activation("act", 5, "softmax" if k % 2 else act),
+            LSTM("lstm_b", arr(8, 5), arr(8, 2), None, cell_activation=act,
+                 return_sequences=bool(k % 2), go_backwards=bool(k % 4 == 2)),
+            Dense("head", arr(3, 2), None, activation="softmax"),
+        ]
+        models.append(Model(d, layers, name=f"acts_{k}", source="test"))
+    return models
+
+
+def _run_both(models, tmp_path, x, micropython=None):
+    jobs = [py_runner.Job(m, py_backend.render(m, f"m{k}"), f"m{k}", x)
+            for k, m in enumerate(models)]
+    runs = [py_runner.run_batch(jobs, tmp_path / "cpython").outputs]
+    if micropython:
+        runs.append(py_runner.run_batch(jobs, tmp_path / "micropython", micropython).outputs)
+    return runs
+
+
+def test_every_activation_and_extreme_inputs_match_reference(tmp_path, micropython):
+    models = _activation_models()
+    x = np.random.default_rng(4).standard_normal((2, 5, 3)).astype(np.float32) * 3
+    x[0, 0] = [1000.0, -1000.0, 1000.0]
+    x[1, 2] = [-1000.0, 1000.0, -1000.0]
+    for outputs in _run_both(models, tmp_path, x, micropython):
+        for model, got in zip(models, outputs):
+            ref = forward(model, x)
+            assert np.all(np.isfinite(got)), model.name
+            _, rel = error_metrics(got, ref)
+            assert rel.max() <= 1e-9, model.name
+
+
+def test_fallback_kernels_under_cpython(tmp_path):
+    """The MicroPython code path (no math.dist, log1p, expm1), run by CPython in-process."""
+    import builtins
+    models = _activation_models()
+    x = np.random.default_rng(5).standard_normal((2, 4, 3)).astype(np.float32)
+    real_import = builtins.__import__
+
+    def no_fast_math(name, globals=None, locals=None, fromlist=(), level=0):
+        module = real_import(name, globals, locals, fromlist, level)
+        if name == "math" and fromlist and set(fromlist) & {"dist", "log1p", "expm1"}:
+            raise ImportError(f"cannot import name {fromlist[0]!r}")
+        return module
+
+    for k, model in enumerate(models):
+        text = py_backend.render(model, "fb")["fb.py"]
+        namespace = {"__builtins__": {**vars(builtins), "__import__": no_fast_math},
+                     "__name__": "fb"}
+        exec(compile(text, "fb.py", "exec"), namespace)
+        assert namespace["dist"] is None
+        if "def log1p" in text:
+            assert namespace["log1p"].__module__ == "fb"
+        got = np.array([namespace["predict"](seq.tolist()) for seq in x])
+        _, rel = error_metrics(got, forward(model, x))
+        assert rel.max() <= 1e-9, model.name
+
+
+def test_sigmoid_softplus_never_overflow(tmp_path):
+    """A gate at -1000 gives exactly 0 (no OverflowError), softplus(1000) = 1000."""
+    h = 1
+    w = np.array([[-1000.0]] * 4, np.float32)  # z = -1000 x for every gate
+    model = Model(1, [LSTM("l", w, np.zeros((4, 1), np.float32), None,
+                           cell_activation="softplus", output_activation="softplus",
+                           return_sequences=True)], source="test")
+    module = _import(py_backend.render(model, "ovf"), "ovf", tmp_path)
+    # x = 1: gates sigmoid(-1000) = 0 -> c = 0, h = 0; x = -1: gates 1, g = softplus(1000)
+    assert module.predict([[1.0]]) == [[0.0]]
+    out = module.predict([[-1.0]])
+    assert out[0][0] == pytest.approx(math.log1p(math.exp(-1000.0)) + 1000.0)
+
+
+# ------------------------------------------------------------------ the file itself --
+
+def _import(files, name, folder):
+    for filename, text in files.items():
+        (folder / filename).write_text(text, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"{name}_{id(files)}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_imports_only_math_and_array(rendered):
+    for case, files in rendered:
+        tree = ast.parse(files[f"{module_name(case)}.py"])
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0
+                imported.add(node.module.split(".")[0])
+        assert imported <= {"math", "array"}, (case.spec.id, imported)
+        if hasattr(sys, "stdlib_module_names"):
+            assert imported <= set(sys.stdlib_module_names)
+
+
+def test_rendering_is_deterministic(grid_cases):
+    for case in grid_cases[:8] + [c for c in grid_cases if c.spec.id == "buffered"]:
+        assert py_backend.render(case.ir, "net") == py_backend.render(case.ir, "net")
+
+
+def _literal_matrices(text: str) -> dict[str, list[tuple[int, list]]]:
+    """{matrix name: [(width, literal strings or None) per part]} from a generated file."""
+    matrices = {}
+    for node in ast.parse(text).body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and getattr(node.value.func, "id", "") == "_matrix"):
+            parts = ast.literal_eval(node.value.args[1])
+            matrices[node.targets[0].id] = [
+                (width, None if lines is None else " ".join(lines).split())
+                for width, lines in parts]
+    return matrices
+
+
+def test_float_literals_read_back_to_the_ir_weights_exactly(rendered):
+    for case, files in rendered:
+        matrices = _literal_matrices(files[f"{module_name(case)}.py"])
+        layers = [l for l in case.ir.layers if isinstance(l, (LSTM, Dense))]
+        assert len(matrices) == len(layers)
+        for layer, parts in zip(layers, matrices.values()):
+            arrays = ([layer.input_weights, layer.recurrent_weights, layer.bias]
+                      if isinstance(layer, LSTM) else [layer.weights, layer.bias])
+            for array, (width, texts) in zip(arrays, parts):
+                if array is None:
+                    assert texts is None
+                    continue
+                assert width == (array.shape[1] if array.ndim == 2 else 1)
+                # Python's float() then rounding to float32, as array('f') does
+                got = np.array([float(t) for t in texts], np.float64).astype(np.float32)
+                assert got.tobytes() == array.ravel().tobytes(), (case.spec.id, layer.name)
+
+
+def test_micropython_reads_the_literals_back_exactly(rendered, micropython, tmp_path):
+    """MicroPython's own float parsing + array('f') gives the very same float32 bits."""
+    names = []
+    for case, files in rendered:
+        name = module_name(case)
+        (tmp_path / f"{name}.py").write_text(files[f"{name}.py"], encoding="utf-8")
+        idents = [c["matrix"] for c in py_backend.render_context(case.ir, name)["matrix_layers"]]
+        names.append((name, idents))
+    script = (
+        "import sys, gc\n"
+        f"for name, idents in {names!r}:\n"
+        "    m = __import__(name)\n"
+        "    with open(name + '.bin', 'wb') as f:\n"
+        "        for ident in idents:\n"
+        "            for row in getattr(m, ident)[0]:  # (rows, result array)\n"
+        "                f.write(bytes(row))\n"
+        "    del sys.modules[name]\n"
+        "    gc.collect()\n")
+    (tmp_path / "dump.py").write_text(script)
+    proc = subprocess.run(py_runner.micropython_command(heapsize="16M") + ["dump.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={"MICROPYPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for case, _ in rendered:
+        expected = []
+        for layer in case.ir.layers:
+            if isinstance(layer, LSTM):
+                b = layer.bias if layer.bias is not None else np.zeros(4 * layer.units,
+                                                                       np.float32)
+                expected.append(np.hstack([layer.input_weights, layer.recurrent_weights,
+                                           b[:, None]]))
+            elif isinstance(layer, Dense):
+                b = layer.bias if layer.bias is not None else np.zeros(layer.output_size,
+                                                                       np.float32)
+                expected.append(np.hstack([layer.weights, b[:, None]]))
+        blob = (tmp_path / f"{module_name(case)}.bin").read_bytes()
+        assert blob == b"".join(e.astype("<f4").tobytes() for e in expected), case.spec.id
+
+
+def test_module_api_and_input_validation(grid_cases, tmp_path):
+    case = next(c for c in grid_cases if c.ir.streamable and not c.ir.returns_sequences)
+    module = _import(py_backend.render(case.ir, "api"), "api", tmp_path)
+    d, o = case.ir.input_size, case.ir.output_size
+    assert (module.INPUT_SIZE, module.OUTPUT_SIZE, module.RETURNS_SEQUENCES) == (d, o, False)
+    seq = case.x[0].tolist()
+    y = module.predict(seq)
+    assert isinstance(y, list) and len(y) == o and all(isinstance(v, float) for v in y)
+    assert module.predict(tuple(tuple(r) for r in seq)) == y
+    assert module.predict(case.x[0]) == y  # numpy rows work too
+    stream = module.Stream()
+    for row in seq:
+        last = stream.step(row)
+    assert last == pytest.approx(y, rel=1e-12, abs=1e-12)
+    stream.reset()
+    assert stream.step(seq[0]) == pytest.approx(module.predict(seq[:1]), rel=1e-12, abs=1e-12)
+    for bad in ([], [[0.0] * (d + 1)], [0.0] * d, 3.0, "abc", None, [[None] * d]):
+        with pytest.raises(ValueError):
+            module.predict(bad)
+    with pytest.raises(ValueError):
+        stream.step([0.0] * (d + 1))
+
+
+def test_non_streamable_model_has_no_stream(grid_cases, tmp_path):
+    case = next(c for c in grid_cases if c.spec.id == "buffered")
+    assert not case.ir.streamable
+    module = _import(py_backend.render(case.ir, "back"), "back", tmp_path)
+    assert not hasattr(module, "Stream")
+    assert "no streaming class" in module.__doc__
+
+
+def test_banner_and_file_recognised_by_the_writer(grid_cases, tmp_path):
+    from lstmgen.backends.common import GENERATED_MARK
+    from lstmgen.output import _written_by_lstmgen, write_files
+    case = grid_cases[0]
+    files = py_backend.render(case.ir, "net")
+    text = files["net.py"]
+    assert GENERATED_MARK in text[:4096]
+    assert case.ir.source.split(",")[0] in text[:4096]
+    write_files(files, tmp_path)
+    assert _written_by_lstmgen(tmp_path / "net.py")
+    write_files(files, tmp_path)  # overwriting its own file is allowed
+
+
+def test_names_and_options_are_checked(grid_cases):
+    ir = grid_cases[0].ir
+    for bad in ("1net", "net-1", "import", "math", "array", ""):
+        with pytest.raises(LstmgenError):
+            py_backend.render(ir, bad)
+    with pytest.raises(LstmgenError):
+        py_backend.render(ir, "net", precision="double")
+
+
+def test_awkward_layer_names_stay_valid_python(tmp_path):
+    rng = np.random.default_rng(0)
+    f32 = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)  # noqa: E731
+    layers = [LSTM('l"""\\ 1\nx', f32(8, 2), f32(8, 2), f32(8)),
+              Dense("one", f32(2, 2), f32(2)), Dense("ONE", f32(2, 2), f32(2))]
+    model = Model(2, layers, source='C:\\models\\"odd"\nname.keras')
+    module = _import(py_backend.render(model, "odd"), "odd", tmp_path)
+    x = rng.standard_normal((1, 3, 2)).astype(np.float32)
+    _, rel = error_metrics(np.array([module.predict(x[0].tolist())]), forward(model, x))
+    assert rel.max() <= 1e-12
+
+
+def test_other_cpython_versions(grid_cases, tmp_path):
+    """The same module under every other CPython >= 3.8 installed here (pyenv), if any."""
+    pattern = str(Path.home() / ".pyenv" / "versions" / "3.*" / "bin" / "python3.*[0-9]")
+    found = sorted(set(glob.glob(pattern)))
+    found = [p for p in found if _version(p) >= (3, 8) and _version(p) != sys.version_info[:2]]
+    if not found:
+        pytest.skip("no other CPython >= 3.8 installed")
+    cases = [c for c in grid_cases if c.spec.id in ("g13", "g20", "buffered", "g05")]
+    print(f"\nalso ran under: {', '.join(found)}")
+    for python in found:
+        jobs = [py_runner.Job(c.ir, py_backend.render(c.ir, module_name(c)), module_name(c),
+                              c.x[:2]) for c in cases]
+        outputs = py_runner.run_batch(jobs, tmp_path / Path(python).name,
+                                      [python, "-I", "-S"]).outputs
+        for case, got in zip(cases, outputs):
+            _, rel = error_metrics(got, case.expected[:2])
+            assert rel.max() <= TOLERANCE, (python, case.spec.id)
+
+
+def _version(python: str) -> tuple[int, int]:
+    name = Path(python).name.replace("python", "")
+    return tuple(int(p) for p in name.split(".")[:2])
+
+
+def test_generate_and_verify_end_to_end(example_model_path, tmp_path):
+    import lstmgen
+    written = lstmgen.generate(example_model_path, target="python", name="sine", out=tmp_path)
+    assert written == [tmp_path / "sine.py"]
+    report = lstmgen.verify(example_model_path, target="python", sequences=4)
+    assert report.passed, report.summary()
+    assert report.reference_max_abs <= 1e-12
+
+
+def test_optional_ir_features_are_refused_not_ignored(grid_cases):
+    import dataclasses
+    if "peephole" not in {f.name for f in dataclasses.fields(LSTM)}:
+        pytest.skip("this IR has no optional LSTM features")
+    ir = grid_cases[0].ir
+    lstm = ir.layers[0]
+    with_peephole = dataclasses.replace(
+        lstm, peephole=np.zeros((3, lstm.units), np.float32))
+    model = dataclasses.replace(ir, layers=[with_peephole] + ir.layers[1:])
+    with pytest.raises(LstmgenError, match="peephole"):
+        py_backend.render(model, "net")
+
+
+def test_memory_report(grid_cases):
+    text = py_backend.memory_report(grid_cases[0].ir)
+    assert "MicroPython" in text and "default 2 MB heap" in text
