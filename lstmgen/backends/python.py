@@ -34,8 +34,8 @@ from ..naming import unique_identifiers, validate_model_name
 from .common import banner_facts, render_template
 
 OPTIONS: tuple[str, ...] = ()
-#: Optional IR features (peephole, clip, ...) this backend implements: none yet.
-FEATURES: frozenset[str] = frozenset()
+#: Optional IR features (see lstmgen.ir) this backend implements.
+FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state"})
 
 #: Bytes a weight takes after import. CPython: a float object (24) and a tuple slot (8).
 #: MicroPython: the literal text, which it keeps with the module's constants (~11-12 with
@@ -138,6 +138,7 @@ def _layer_context(layer: Any, ident: str) -> dict:
             h_update=f"{expression(gate, 'zo')} * {expression(out, 'cj')}",
             summary=f"LSTM {layer.input_size} -> {h}",
             details=f"gate {gate}, cell {cell}, output {out}")
+        ctx.update(_lstm_features(layer))
     elif isinstance(layer, Dense):
         o, i = layer.output_size, layer.input_size
         ctx.update(
@@ -154,6 +155,46 @@ def _layer_context(layer: Any, ident: str) -> dict:
                    else expression(layer.activation, "v"),
                    summary=f"Activation {layer.activation} over {layer.size}")
     return ctx
+
+
+def _literals(values: Optional[np.ndarray]) -> Optional[str]:
+    """A float32 vector as `array('f', (...))`: exactly the float32 values."""
+    if values is None:
+        return None
+    return "array('f', (" + ", ".join(float_literal(v) for v in values) + ",))"
+
+
+def _lstm_features(layer: LSTM) -> dict[str, Any]:
+    """Template facts for the general LSTM step (peephole, clip, input_forget, h0/c0)."""
+    gate, cell, out = layer.gate_activation, layer.cell_activation, layer.output_activation
+    peephole = layer.peephole
+    clip = None if layer.clip is None else repr(float(layer.clip))  # exact as a double
+
+    def pre(expr: str) -> list[str]:
+        """`a` = a gate's pre-activation, clipped when the layer clips."""
+        lines = [f"a = {expr}"]
+        if clip is not None:
+            lines.append(f"a = min(max(a, -{clip}), {clip})")
+        return lines
+
+    body = pre("zi + pi * cj" if peephole is not None else "zi")
+    body.append(f"i = {expression(gate, 'a')}")
+    if layer.input_forget:
+        body.append("f = 1.0 - i")
+    else:
+        body += pre("zf + pf * cj" if peephole is not None else "zf")
+        body.append(f"f = {expression(gate, 'a')}")
+    body += pre("zg")
+    body.append(f"cj = f * cj + i * {expression(cell, 'a')}")
+    body += pre("zo + po * cj" if peephole is not None else "zo")
+    body.append(f"h_new.append({expression(gate, 'a')} * {expression(out, 'cj')})")
+    return {
+        "general": bool(layer.features() - {"initial_state"}), "body": body,
+        "peephole": None if peephole is None else [_literals(row) for row in peephole],
+        "clip": clip,
+        "input_forget": layer.input_forget,
+        "h0": _literals(layer.initial_h), "c0": _literals(layer.initial_c),
+    }
 
 
 def render_context(model: Model, name: str) -> dict[str, Any]:
