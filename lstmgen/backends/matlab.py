@@ -28,6 +28,8 @@ from ..naming import unique_identifiers, validate_model_name
 from .common import banner_facts, render_template
 
 OPTIONS: tuple[str, ...] = ("precision",)
+#: Optional IR features (see lstmgen.ir) this backend implements.
+FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state"})
 PRECISIONS = ("single", "double")
 VALUES_PER_LINE = 8
 GATE_TITLES = {"i": "i (input gate)", "f": "f (forget gate)", "g": "g (cell candidate)",
@@ -91,6 +93,48 @@ def _literal(ident: str, lines: list[str], shape: tuple[int, int], comment: str)
             "comment": comment}
 
 
+def _lstm_features(layer: LSTM, ident: str, ctx: dict) -> dict:
+    """The state update lines of one LSTM step, and the literals optional features need.
+
+    Plain layers: c = gate(f) .* c + gate(i) .* cell(g); h = gate(o) .* output(c).
+    With peepholes (P columns i, f, o; o sees the new c), clipped pre-activations and
+    coupled input/forget gates (f = 1 - i), the gates are computed one by one.
+    """
+    h, z, c, rows = layer.units, ctx["z"], ctx["c"], ctx["rows"]
+    gate, cell, out = ctx["gate"], ctx["cell"], ctx["output"]
+    extra: dict[str, Any] = {"P": None, "h0": None, "c0": None}
+    peep = {}
+    if layer.peephole is not None:
+        extra["P"] = _literal(f"P_{ident}", _matrix_lines(layer.peephole.T), (h, 3),
+                              f"peephole weights P [{h} x 3]: columns i, f, o")
+        peep = {g: f" + P_{ident}(:, {k + 1}) .* {c}" for k, g in enumerate("ifo")}
+    if layer.initial_h is not None or layer.initial_c is not None:
+        zeros = np.zeros(h, np.float32)
+        for key, values in (("h0", layer.initial_h), ("c0", layer.initial_c)):
+            extra[key] = _literal(f"{key}_{ident}", _column_lines(
+                zeros if values is None else values), (h, 1),
+                f"initial {key[0]} [{h} x 1]: the state every sequence starts from")
+    clip = None if layer.clip is None else float_literal(layer.clip)
+
+    def pre(g: str) -> str:
+        text = f"{z}({rows[g]}){peep.get(g, '')}"
+        return f"min(max({text}, -{clip}), {clip})" if clip is not None else text
+
+    if not layer.features() - {"initial_state"}:
+        update = [f"{c} = {gate}({z}({rows['f']})) .* {c} + {gate}({z}({rows['i']})) .* "
+                  f"{cell}({z}({rows['g']}));",
+                  f"{ctx['h']} = {gate}({z}({rows['o']})) .* {out}({c});"]
+    else:
+        i_gate, f_gate = f"i_{ident}", f"f_{ident}"
+        update = [f"{i_gate} = {gate}({pre('i')});",
+                  f"{f_gate} = 1 - {i_gate};  % coupled input and forget gates"
+                  if layer.input_forget else f"{f_gate} = {gate}({pre('f')});",
+                  f"{c} = {f_gate} .* {c} + {i_gate} .* {cell}({pre('g')});",
+                  f"{ctx['h']} = {gate}({pre('o')}) .* {out}({c});"]
+    extra["state_update"] = update
+    return extra
+
+
 def _layer_context(layer: Any, ident: str, position: int, count: int) -> dict:
     ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": layer.name,
                            "position": position, "count": count,
@@ -119,6 +163,7 @@ def _layer_context(layer: Any, ident: str, position: int, count: int) -> dict:
             b=None if layer.bias is None else _literal(
                 f"b_{ident}", _column_lines(layer.bias, groups), (4 * h, 1),
                 f"bias b [{4 * h} x 1]: same row blocks"))
+        ctx.update(_lstm_features(layer, ident, ctx))
     elif isinstance(layer, Dense):
         o, i = layer.weights.shape
         ctx.update(
