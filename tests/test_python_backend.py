@@ -483,19 +483,6 @@ def test_generate_and_verify_end_to_end(example_model_path, tmp_path):
     assert report.reference_max_abs <= 1e-12
 
 
-def test_optional_ir_features_are_refused_not_ignored(grid_cases):
-    import dataclasses
-    if "peephole" not in {f.name for f in dataclasses.fields(LSTM)}:
-        pytest.skip("this IR has no optional LSTM features")
-    ir = grid_cases[0].ir
-    lstm = ir.layers[0]
-    with_peephole = dataclasses.replace(
-        lstm, peephole=np.zeros((3, lstm.units), np.float32))
-    model = dataclasses.replace(ir, layers=[with_peephole] + ir.layers[1:])
-    with pytest.raises(LstmgenError, match="peephole"):
-        py_backend.render(model, "net")
-
-
 def test_memory_report(grid_cases):
     text = py_backend.memory_report(grid_cases[0].ir)
     assert "MicroPython" in text and "default 2 MB heap" in text

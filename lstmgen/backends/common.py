@@ -37,17 +37,28 @@ def render_template(path: str, **context: object) -> str:
     return environment().get_template(path).render(**context)
 
 
+def display_text(text: object) -> str:
+    """`text` made safe for a comment or docstring in every target language: one line of
+    printable ASCII (other characters as \\uXXXX escapes), with nothing that could end
+    or nest a C comment (`*/`, `/*`) or form a C trigraph (`??`)."""
+    one_line = " ".join(str(text).split())
+    ascii_text = one_line.encode("ascii", "backslashreplace").decode("ascii")
+    printable = "".join(ch if ch.isprintable() else "?" for ch in ascii_text)
+    return printable.replace("*/", "* /").replace("/*", "/ *").replace("??", "?-?")
+
+
 def banner_facts(model: Model) -> dict[str, object]:
     """Facts every generated file states at its top."""
     shape = (f"[T][{model.output_size}] (one row per timestep)" if model.returns_sequences
              else f"[{model.output_size}] (after the last timestep)")
     return {
         "version": __version__, "mark": GENERATED_MARK,
-        "source": model.source or "an lstmgen IR model", "model_name": model.name,
+        "source": display_text(model.source or "an lstmgen IR model"),
+        "model_name": display_text(model.name),
         "input_shape": f"[T][{model.input_size}]", "output_shape": shape,
         "timesteps": model.timesteps, "parameters": model.parameter_count(),
-        "layer_lines": [layer_summary(layer) for layer in model.layers],
-        "notes": list(model.notes),
+        "layer_lines": [display_text(layer_summary(layer)) for layer in model.layers],
+        "notes": [display_text(note) for note in model.notes],
     }
 
 

@@ -25,7 +25,7 @@ from ..errors import LstmgenError
 from ..ir import LSTM, Activation, Dense, Model
 from ..literals import float_literal
 from ..naming import unique_identifiers, validate_model_name
-from .common import banner_facts, render_template
+from .common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ("precision",)
 #: Optional IR features (see lstmgen.ir) this backend implements.
@@ -136,7 +136,7 @@ def _lstm_features(layer: LSTM, ident: str, ctx: dict) -> dict:
 
 
 def _layer_context(layer: Any, ident: str, position: int, count: int) -> dict:
-    ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": layer.name,
+    ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": display_text(layer.name),
                            "position": position, "count": count,
                            "input_size": layer.input_size, "output_size": layer.output_size,
                            "out": f"y_{ident}", "W": None, "U": None, "b": None}

@@ -31,7 +31,7 @@ from ..errors import LstmgenError
 from ..ir import LSTM, Activation, Dense, Model
 from ..literals import float_literal
 from ..naming import unique_identifiers, validate_model_name
-from .common import banner_facts, render_template
+from .common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ()
 #: Optional IR features (see lstmgen.ir) this backend implements.
@@ -100,8 +100,8 @@ def weight_source(values: Optional[np.ndarray]) -> Optional[list[str]]:
 
 
 def comment_text(text: str) -> str:
-    """`text` on one line (safe in a # comment)."""
-    return " ".join(str(text).split())
+    """`text` on one line of printable ASCII (safe in a # comment)."""
+    return display_text(text)
 
 
 def doc_text(text: str) -> str:
