@@ -64,7 +64,8 @@ class VerifyReport:
         lines.append(f"  against the float64 numpy reference: max abs error "
                      f"{self.reference_max_abs:.3g}")
         for key, value in self.extra.items():
-            lines.append(f"  {key}: {value:.3g}")
+            shown = f"{int(value)}" if float(value).is_integer() else f"{value:.3g}"
+            lines.append(f"  {key}: {shown}")
         verdict = "PASS" if self.passed else "FAIL"
         lines.append(f"{verdict}: max abs error {float(np.max(self.max_abs)):.3g} "
                      f"{'<=' if self.passed else '>'} atol {self.atol:g}")
@@ -119,6 +120,9 @@ def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = Non
         expected, oracle = forward(model, inputs), "the float64 numpy reference (no framework)"
     max_abs, max_rel = error_metrics(got, expected)
     ref_abs, _ = error_metrics(got, forward(model, inputs))
+    # a backend may add figures of its own, e.g. the flash a quantized build saves
+    extra = getattr(backend, "verify_extra", lambda m, **_: {})(model, **options)
     return VerifyReport(target=target, oracle=oracle, sequences=inputs.shape[0],
                         timesteps=inputs.shape[1], atol=atol, max_abs=max_abs,
-                        max_rel=max_rel, reference_max_abs=float(np.max(ref_abs)))
+                        max_rel=max_rel, reference_max_abs=float(np.max(ref_abs)),
+                        extra=dict(extra))

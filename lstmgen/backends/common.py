@@ -30,6 +30,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False)
     env.filters["literal"] = float_literal
+    env.filters["display"] = display_text  # any user-given name placed in a comment
     return env
 
 

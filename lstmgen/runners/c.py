@@ -1,8 +1,13 @@
-"""Runs generated C through cffi: compiles NAME.c into a Python extension and calls it."""
+"""Runs generated C through cffi: compiles NAME.c into a Python extension and calls it.
+
+A `--quantize fixed16` build has an int16 API: its inputs are converted to the header's
+input Q format (rounded, saturated) and its outputs back to float, so callers see floats
+in every mode."""
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -16,13 +21,28 @@ from ..ir import Model
 COMPILE_ARGS = ["-std=c99", "-O2"]
 
 
-def cdef(model: Model, name: str) -> str:
+def fixed_formats(files: dict[str, str], name: str) -> Optional[tuple[int, int]]:
+    """(input, output) Q fraction bits of a fixed16 build, None for a float API."""
+    header = files.get(f"{name}.h", "")
+    upper = name.upper()
+    if not re.search(rf"^#define {upper}_FIXED16 1$", header, re.M):
+        return None
+    frac = {}
+    for key in ("INPUT", "OUTPUT"):
+        m = re.search(rf"^#define {upper}_{key}_FRAC_BITS (\d+)", header, re.M)
+        if m is None:
+            raise LstmgenError(f"{name}.h: fixed16 header without {upper}_{key}_FRAC_BITS")
+        frac[key] = int(m.group(1))
+    return frac["INPUT"], frac["OUTPUT"]
+
+
+def cdef(model: Model, name: str, value: str = "float") -> str:
     """The C declarations cffi needs, matching the generated header's API."""
     text = (f"typedef struct {{ ...; }} {name}_state;\n"
             f"void {name}_reset({name}_state *s);\n"
-            f"int {name}_predict(const float *x, int timesteps, float *y);\n")
+            f"int {name}_predict(const {value} *x, int timesteps, {value} *y);\n")
     if model.streamable:
-        text += f"void {name}_step({name}_state *s, const float *x, float *y);\n"
+        text += f"void {name}_step({name}_state *s, const {value} *x, {value} *y);\n"
     return text
 
 
@@ -37,13 +57,14 @@ def build(model: Model, files: dict[str, str], name: str, workdir: Path,
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for filename, text in files.items():
+        (workdir / filename).parent.mkdir(parents=True, exist_ok=True)
         (workdir / filename).write_text(text, encoding="utf-8")
     args = COMPILE_ARGS + list(compile_args or [])
     digest = hashlib.sha1("".join([files[k] for k in sorted(files)] + args).encode()
                           ).hexdigest()[:12]
     module_name = f"_lstmgen_{name}_{digest}"
     ffi = cffi.FFI()
-    ffi.cdef(cdef(model, name))
+    ffi.cdef(cdef(model, name, "int16_t" if fixed_formats(files, name) else "float"))
     ffi.set_source(module_name, f'#include "{name}.h"', sources=[str(workdir / f"{name}.c")],
                    include_dirs=[str(workdir)], libraries=["m"],
                    extra_compile_args=args)
@@ -70,15 +91,32 @@ def run(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: 
     ffi, lib = module.ffi, module.lib
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, t_len, _ = x.shape
-    y = np.zeros(_output_shape(model, n, t_len), dtype=np.float32)
+    fixed = fixed_formats(files, name)
+    ctype, dtype = ("int16_t[]", np.int16) if fixed else ("float[]", np.float32)
+    xs = _to_api(x, fixed)
+    y = np.zeros(_output_shape(model, n, t_len), dtype=dtype)
     predict = getattr(lib, f"{name}_predict")
     for i in range(n):
-        xi = x[i]
+        xi = xs[i]
         yi = y[i]
-        status = predict(ffi.from_buffer("float[]", xi), t_len, ffi.from_buffer("float[]", yi))
+        status = predict(ffi.from_buffer(ctype, xi), t_len, ffi.from_buffer(ctype, yi))
         if status != 0:
             raise LstmgenError(f"{name}_predict returned {status} for T={t_len}")
-    return y
+    return _from_api(y, fixed)
+
+
+def _to_api(x: np.ndarray, fixed: Optional[tuple[int, int]]) -> np.ndarray:
+    if fixed is None:
+        return x
+    from ..backends.c_quant import to_fixed
+    return np.ascontiguousarray(to_fixed(x, fixed[0]))
+
+
+def _from_api(y: np.ndarray, fixed: Optional[tuple[int, int]]) -> np.ndarray:
+    if fixed is None:
+        return y
+    from ..backends.c_quant import from_fixed
+    return from_fixed(y, fixed[1])
 
 
 def run_steps(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
@@ -88,12 +126,85 @@ def run_steps(model: Model, files: dict[str, str], name: str, x: np.ndarray, wor
     ffi, lib = module.ffi, module.lib
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, t_len, _ = x.shape
-    y = np.zeros((n, t_len, model.output_size), dtype=np.float32)
+    fixed = fixed_formats(files, name)
+    ctype, dtype = ("int16_t[]", np.int16) if fixed else ("float[]", np.float32)
+    xs = _to_api(x, fixed)
+    y = np.zeros((n, t_len, model.output_size), dtype=dtype)
     state = ffi.new(f"{name}_state *")
     reset, step = getattr(lib, f"{name}_reset"), getattr(lib, f"{name}_step")
     for i in range(n):
         reset(state)
         for t in range(t_len):
-            step(state, ffi.from_buffer("float[]", x[i, t]),
-                 ffi.from_buffer("float[]", y[i, t]))
-    return y
+            step(state, ffi.from_buffer(ctype, xs[i, t]),
+                 ffi.from_buffer(ctype, y[i, t]))
+    return _from_api(y, fixed)
+
+
+# ------------------------------------------------- Cortex-M under qemu (semihosting) --
+# The generated self-test (NAME_selftest.c built with -DNAME_SELFTEST_MAIN) cross-compiled
+# with arm-none-eabi-gcc and picolibc, run on qemu-system-arm's MPS2 boards: main()'s
+# return value is qemu's exit code, its printf goes to qemu's stdout.
+
+#: -std=c99 and the warning set of the host tests; -Werror makes any warning a failure.
+C_WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow",
+              "-Wconversion", "-Wdouble-promotion", "-Wstrict-prototypes",
+              "-Wmissing-prototypes"]
+ARM_CORES = {
+    # Cortex-M4F, hard float (single-precision FPU), board MPS2 AN386
+    "m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+            "mps2-an386"),
+    # Cortex-M3, no FPU: float code goes through the soft-float library, board MPS2 AN385
+    "m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
+}
+PICOLIBC_SPECS = "/usr/lib/picolibc/arm-none-eabi/picolibc.specs"
+SEMIHOST_LINK = ["--oslib=semihost", "--crt0=semihost",
+                 "-Wl,--defsym=__flash=0x0", "-Wl,--defsym=__flash_size=0x400000",
+                 "-Wl,--defsym=__ram=0x20000000", "-Wl,--defsym=__ram_size=0x400000"]
+
+
+def build_selftest_elf(files: dict[str, str], name: str, workdir: Path, core: str,
+                       opt: str = "-Os", extra: Optional[list[str]] = None) -> Path:
+    """Cross-compile NAME.c + NAME_selftest.c (with main) for `core` into an ELF."""
+    import subprocess
+    from pathlib import Path as _Path
+    if f"{name}_selftest.c" not in files:
+        raise LstmgenError("build_selftest_elf needs files rendered with selftest")
+    workdir = _Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for filename, text in files.items():
+        (workdir / filename).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / filename).write_text(text, encoding="utf-8")
+    flags, _ = ARM_CORES[core]
+    specs = PICOLIBC_SPECS if _Path(PICOLIBC_SPECS).exists() else "picolibc.specs"
+    elf = workdir / f"{name}_{core}.elf"
+    cmd = ["arm-none-eabi-gcc", *C_WARNINGS, *flags, opt, f"--specs={specs}", *SEMIHOST_LINK,
+           f"-D{name.upper()}_SELFTEST_MAIN", "-I", str(workdir), *(extra or []),
+           str(workdir / f"{name}.c"), str(workdir / f"{name}_selftest.c"), "-o", str(elf)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or result.stderr:
+        raise LstmgenError(f"arm-none-eabi-gcc failed for {core}:\n{result.stderr[-4000:]}")
+    return elf
+
+
+def run_qemu(elf: Path, core: str, timeout: float = 120.0):
+    """Run `elf` on qemu's board for `core`; a CompletedProcess (returncode = main's)."""
+    import subprocess
+    _, machine = ARM_CORES[core]
+    cmd = ["timeout", str(int(timeout)), "qemu-system-arm", "-M", machine, "-display", "none",
+           "-monitor", "none", "-serial", "none", "-chardev", "stdio,id=shc",
+           "-semihosting-config", "enable=on,target=native,chardev=shc", "-kernel", str(elf)]
+    return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=timeout + 10)
+
+
+def parse_selftest(stdout: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The `y SEQ INDEX GOT EXPECTED` lines of a self-test run: (got, expected, mismatches),
+    got/expected as float64 in the order printed (raw Q integers for fixed16)."""
+    got, expected, bad = [], [], 0
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0] == "y":
+            got.append(float(parts[3]))
+            expected.append(float(parts[4]))
+            bad += parts[-1] == "MISMATCH"
+    return np.array(got), np.array(expected), bad
