@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .backends.common import layer_summary
-from .ir import GATES, LSTM, Model
+from .ir import GATES, Model
 from .memory import estimate
 
 
@@ -28,15 +28,24 @@ def describe(model: Model, target: Optional[str] = None,
                f"{mem.state_bytes} bytes of state + about {mem.scratch_bytes} bytes of stack"
                + (f" + {mem.sequence_buffer_bytes} bytes of sequence buffer in predict"
                   if mem.sequence_buffer_bytes else ""))
-    out.append(f"streaming step API: {'yes' if model.streamable else 'no (go_backwards)'}")
+    out.append("streaming step API: " + ("yes" if model.streamable
+                                         else "no (go_backwards or Bidirectional)"))
     out.append("")
-    out.append(f"IR layout: LSTM weights are rows in gate order {', '.join(GATES)} "
-               "(4H x D input, 4H x H recurrent, 4H bias)")
+    kinds = model.kinds()
+    if "lstm" in kinds:
+        out.append(f"IR layout: LSTM weights are rows in gate order {', '.join(GATES)} "
+                   "(4H x D input, 4H x H recurrent, 4H bias)")
+    if "gru" in kinds:
+        out.append("IR layout: GRU weights are rows in gate order z, r, n (3H x D input, "
+                   "3H x H recurrent, 3H bias [+ 3H recurrent bias with reset_after])")
     for layer in model.layers:
-        if layer.origin:
-            out.append(f"  {layer.name}: {layer.origin}")
-        if isinstance(layer, LSTM) and layer.bias is None:
-            out.append(f"  {layer.name}: no bias (use_bias=False)")
+        parts = [layer] + [getattr(layer, p) for p in ("forward", "backward")
+                           if hasattr(layer, p)]
+        for part in parts:
+            if part.origin:
+                out.append(f"  {part.name}: {part.origin}")
+            if part.recurrent and getattr(part, "bias", 0) is None:
+                out.append(f"  {part.name}: no bias (use_bias=False)")
     for note in model.notes:
         out.append(f"  note: {note}")
     if target is not None:

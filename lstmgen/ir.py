@@ -36,7 +36,26 @@ Optional LSTM features (ONNX has them; each backend declares which it supports, 
 * ``clip``: every gate pre-activation (after bias and peephole) is clipped to
   [-clip, clip] before its activation; c itself is not clipped;
 * ``input_forget``: f = 1 - gate(i) instead of gate(z_f);
-* ``initial_h``, ``initial_c`` (H,): the state every sequence starts from, instead of 0.
+* ``initial_h``, ``initial_c`` (H,): the state every sequence starts from, instead of 0;
+* ``projection`` (P, H) (PyTorch ``proj_size``): h' = projection @ (gate(o) * output(c')),
+  so h has P values and ``recurrent_weights`` is (4H, P).
+
+``GRU`` (H units): ``input_weights`` (3H, D) and ``recurrent_weights`` (3H, H) with row
+blocks **z, r, n** (update, reset, candidate: the Keras / ONNX order), ``bias`` (3H,) and,
+with ``reset_after``, a separate ``recurrent_bias`` (3H,)::
+
+    z = gate(Wz x + Uz h + bz [+ rbz]);   r = gate(Wr x + Ur h + br [+ rbr])
+    n = cell(Wn x + bn + r * (Un h + rbn))      reset_after=True  (Keras 2/3, PyTorch)
+    n = cell(Wn x + bn + Un (r * h))            reset_after=False (ONNX default)
+    h' = z * h + (1 - z) * n
+
+``SimpleRNN`` (H units): h' = activation(input_weights @ x + recurrent_weights @ h + bias).
+
+``Bidirectional``: a ``forward`` and a ``backward`` recurrent layer of one kind over the
+same input; the backward one reads the sequence from the last step to the first. With
+``return_sequences`` the backward outputs are put back in input time order before the
+two are merged (``merge_mode`` concat, sum, mul or ave), otherwise the two final states are
+merged. It needs the whole sequence, so a model with one has no streaming step.
 
 ``Dense``: ``weights`` (O, I), ``bias`` (O,) or ``None``, y = act(weights @ x + bias),
 applied to every timestep when it sees a sequence.
@@ -94,12 +113,81 @@ class LSTM:
     input_forget: bool = False
     initial_h: Optional[np.ndarray] = None
     initial_c: Optional[np.ndarray] = None
+    projection: Optional[np.ndarray] = None
 
     kind = "lstm"
+    gates = 4
 
     @property
     def units(self) -> int:
-        return int(self.recurrent_weights.shape[1])
+        """H, the size of the cell state c (and of h without a projection)."""
+        return int(self.input_weights.shape[0]) // 4
+
+    @property
+    def input_size(self) -> int:
+        return int(self.input_weights.shape[1])
+
+    @property
+    def output_size(self) -> int:
+        """The size of h: P with a projection, else H."""
+        return self.units if self.projection is None else int(self.projection.shape[0])
+
+    @property
+    def recurrent(self) -> bool:
+        return True
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {"input_weights": self.input_weights,
+                "recurrent_weights": self.recurrent_weights, "bias": self.bias,
+                "peephole": self.peephole, "initial_h": self.initial_h,
+                "initial_c": self.initial_c, "projection": self.projection}
+
+    def features(self) -> set[str]:
+        """The optional features this layer uses (see the module docstring)."""
+        used = set()
+        if self.peephole is not None:
+            used.add("peephole")
+        if self.clip is not None:
+            used.add("clip")
+        if self.input_forget:
+            used.add("input_forget")
+        if self.initial_h is not None or self.initial_c is not None:
+            used.add("initial_state")
+        if self.projection is not None:
+            used.add("projection")
+        return used
+
+    def parameter_count(self) -> int:
+        return sum(a.size for a in self.arrays().values() if a is not None)
+
+    def gate_rows(self, gate: str) -> slice:
+        """Rows of the weight matrices that belong to `gate` (one of i, f, g, o)."""
+        k = GATES.index(gate)
+        return slice(k * self.units, (k + 1) * self.units)
+
+
+@dataclass
+class GRU:
+    """A unidirectional GRU layer (row blocks z, r, n; see the module docstring)."""
+
+    name: str
+    input_weights: np.ndarray
+    recurrent_weights: np.ndarray
+    bias: Optional[np.ndarray]
+    recurrent_bias: Optional[np.ndarray] = None
+    reset_after: bool = True
+    gate_activation: str = "sigmoid"
+    cell_activation: str = "tanh"
+    return_sequences: bool = False
+    go_backwards: bool = False
+    origin: str = ""
+
+    kind = "gru"
+    gates = 3
+
+    @property
+    def units(self) -> int:
+        return int(self.input_weights.shape[0]) // 3
 
     @property
     def input_size(self) -> int:
@@ -116,29 +204,103 @@ class LSTM:
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"input_weights": self.input_weights,
                 "recurrent_weights": self.recurrent_weights, "bias": self.bias,
-                "peephole": self.peephole, "initial_h": self.initial_h,
-                "initial_c": self.initial_c}
-
-    def features(self) -> set[str]:
-        """The optional features this layer uses (see the module docstring)."""
-        used = set()
-        if self.peephole is not None:
-            used.add("peephole")
-        if self.clip is not None:
-            used.add("clip")
-        if self.input_forget:
-            used.add("input_forget")
-        if self.initial_h is not None or self.initial_c is not None:
-            used.add("initial_state")
-        return used
+                "recurrent_bias": self.recurrent_bias}
 
     def parameter_count(self) -> int:
         return sum(a.size for a in self.arrays().values() if a is not None)
 
-    def gate_rows(self, gate: str) -> slice:
-        """Rows of the weight matrices that belong to `gate` (one of i, f, g, o)."""
-        k = GATES.index(gate)
-        return slice(k * self.units, (k + 1) * self.units)
+    def features(self) -> set[str]:
+        return set()
+
+
+@dataclass
+class SimpleRNN:
+    """A fully recurrent layer: h' = activation(W x + U h + b)."""
+
+    name: str
+    input_weights: np.ndarray
+    recurrent_weights: np.ndarray
+    bias: Optional[np.ndarray]
+    activation: str = "tanh"
+    return_sequences: bool = False
+    go_backwards: bool = False
+    origin: str = ""
+
+    kind = "simple_rnn"
+    gates = 1
+
+    @property
+    def units(self) -> int:
+        return int(self.input_weights.shape[0])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.input_weights.shape[1])
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    @property
+    def recurrent(self) -> bool:
+        return True
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {"input_weights": self.input_weights,
+                "recurrent_weights": self.recurrent_weights, "bias": self.bias}
+
+    def parameter_count(self) -> int:
+        return sum(a.size for a in self.arrays().values() if a is not None)
+
+    def features(self) -> set[str]:
+        return set()
+
+
+Recurrent = Union[LSTM, GRU, SimpleRNN]
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+@dataclass
+class Bidirectional:
+    """Two recurrent layers over one sequence, the backward one reading it reversed."""
+
+    name: str
+    forward: Recurrent
+    backward: Recurrent
+    merge_mode: str = "concat"
+    origin: str = ""
+
+    kind = "bidirectional"
+
+    @property
+    def return_sequences(self) -> bool:
+        return self.forward.return_sequences
+
+    @property
+    def go_backwards(self) -> bool:
+        return False
+
+    @property
+    def input_size(self) -> int:
+        return self.forward.input_size
+
+    @property
+    def output_size(self) -> int:
+        size = self.forward.output_size
+        return 2 * size if self.merge_mode == "concat" else size
+
+    @property
+    def recurrent(self) -> bool:
+        return True
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {}
+
+    def parameter_count(self) -> int:
+        return self.forward.parameter_count() + self.backward.parameter_count()
+
+    def features(self) -> set[str]:
+        return self.forward.features() | self.backward.features()
 
 
 @dataclass
@@ -202,8 +364,11 @@ class Activation:
         return 0
 
 
-Layer = Union[LSTM, Dense, Activation]
-LAYER_TYPES: dict[str, type] = {"lstm": LSTM, "dense": Dense, "activation": Activation}
+Layer = Union[LSTM, GRU, SimpleRNN, Bidirectional, Dense, Activation]
+LAYER_TYPES: dict[str, type] = {"lstm": LSTM, "gru": GRU, "simple_rnn": SimpleRNN,
+                                "bidirectional": Bidirectional, "dense": Dense,
+                                "activation": Activation}
+RECURRENT_TYPES = (LSTM, GRU, SimpleRNN, Bidirectional)
 
 
 @dataclass
@@ -225,12 +390,22 @@ class Model:
     @property
     def returns_sequences(self) -> bool:
         """True when the output has one row per timestep."""
-        return all(l.return_sequences for l in self.layers if isinstance(l, LSTM))
+        return all(l.return_sequences for l in self.layers if l.recurrent)
 
     @property
     def streamable(self) -> bool:
         """True when one-step-at-a-time inference means something (no reversed time)."""
-        return not any(isinstance(l, LSTM) and l.go_backwards for l in self.layers)
+        return not any(l.recurrent and (l.go_backwards or isinstance(l, Bidirectional))
+                       for l in self.layers)
+
+    def kinds(self) -> set[str]:
+        """The layer kinds in use (a Bidirectional counts with its inner kind)."""
+        used = set()
+        for layer in self.layers:
+            used.add(layer.kind)
+            if isinstance(layer, Bidirectional):
+                used.add(layer.forward.kind)
+        return used
 
     def parameter_count(self) -> int:
         return sum(l.parameter_count() for l in self.layers)
@@ -246,7 +421,7 @@ class Model:
     def sequence_layer_count(self) -> int:
         """How many leading layers see a sequence (the rest see one vector)."""
         for k, layer in enumerate(self.layers):
-            if isinstance(layer, LSTM) and not layer.return_sequences:
+            if layer.recurrent and not layer.return_sequences:
                 return k + 1
         return len(self.layers)
 
@@ -255,9 +430,9 @@ class Model:
         """Check shapes, values and structure; raise ModelError naming the culprit."""
         if not isinstance(self.input_size, int) or self.input_size <= 0:
             raise ModelError(f"model input size must be a positive integer, got {self.input_size!r}")
-        if not any(isinstance(l, LSTM) for l in self.layers):
+        if not any(l.recurrent for l in self.layers):
             raise ModelError("model has no recurrent layer; lstmgen compiles models with at "
-                             "least one LSTM")
+                             "least one LSTM, GRU or SimpleRNN")
         names = [l.name for l in self.layers]
         if len(set(names)) != len(names):
             raise ModelError(f"layer names must be unique, got {names}")
@@ -268,11 +443,11 @@ class Model:
             if layer.input_size != width:
                 raise ModelError(f"{where}: expects input size {layer.input_size} "
                                  f"but the previous layer gives {width}")
-            if isinstance(layer, LSTM):
+            if layer.recurrent:
                 if not sequence:
                     raise ModelError(f"{where}: a recurrent layer needs a sequence, but an earlier "
-                                     "LSTM has return_sequences=False")
-                _check_lstm(layer, where)
+                                     "one has return_sequences=False")
+                _check_recurrent(layer, where)
                 sequence = layer.return_sequences
             elif isinstance(layer, Dense):
                 _check_array(layer.weights, (layer.output_size, layer.input_size), where, "weights")
@@ -291,20 +466,73 @@ class Model:
         return self
 
 
-def _check_lstm(layer: LSTM, where: str) -> None:
-    h = layer.recurrent_weights.shape[1] if layer.recurrent_weights.ndim == 2 else 0
+def _check_recurrent(layer: Layer, where: str) -> None:
+    if isinstance(layer, Bidirectional):
+        inner = (layer.forward, layer.backward)
+        if type(inner[0]) is not type(inner[1]) or not isinstance(inner[0], (LSTM, GRU,
+                                                                             SimpleRNN)):
+            raise ModelError(f"{where}: forward and backward must be recurrent layers of one "
+                             "kind")
+        if inner[0].go_backwards or not inner[1].go_backwards:
+            raise ModelError(f"{where}: the forward layer must read forward and the backward "
+                             "layer backward (go_backwards)")
+        if inner[0].return_sequences != inner[1].return_sequences:
+            raise ModelError(f"{where}: forward and backward disagree on return_sequences")
+        if inner[0].output_size != inner[1].output_size or \
+                inner[0].input_size != inner[1].input_size:
+            raise ModelError(f"{where}: forward and backward differ in size")
+        if layer.merge_mode not in MERGE_MODES:
+            raise ModelError(f"{where}: merge_mode {layer.merge_mode!r} is not supported; "
+                             f"supported: {', '.join(MERGE_MODES)}")
+        for part in inner:
+            _check_recurrent(part, f"{where} {part.name!r}")
+        return
+    if isinstance(layer, LSTM):
+        _check_lstm(layer, where)
+        return
+    gates = layer.gates
+    h = layer.input_weights.shape[0] // gates if layer.input_weights.ndim == 2 else 0
     if h <= 0:
-        raise ModelError(f"{where}: needs at least one unit, got recurrent_weights of shape "
-                         f"{layer.recurrent_weights.shape}")
+        raise ModelError(f"{where}: needs at least one unit, got input_weights of shape "
+                         f"{getattr(layer.input_weights, 'shape', None)}")
+    _check_array(layer.input_weights, (gates * h, layer.input_size), where, "input_weights")
+    _check_array(layer.recurrent_weights, (gates * h, h), where, "recurrent_weights")
+    if layer.bias is not None:
+        _check_array(layer.bias, (gates * h,), where, "bias")
+    if isinstance(layer, GRU):
+        if layer.recurrent_bias is not None:
+            if not layer.reset_after:
+                raise ModelError(f"{where}: recurrent_bias only exists with reset_after=True "
+                                 "(fold it into bias otherwise)")
+            _check_array(layer.recurrent_bias, (gates * h,), where, "recurrent_bias")
+        _check_activation(layer.gate_activation, ELEMENTWISE_ACTIVATIONS, where,
+                          "gate_activation")
+        _check_activation(layer.cell_activation, ELEMENTWISE_ACTIVATIONS, where,
+                          "cell_activation")
+    else:
+        _check_activation(layer.activation, ELEMENTWISE_ACTIVATIONS, where, "activation")
+
+
+def _check_lstm(layer: LSTM, where: str) -> None:
+    h = layer.input_weights.shape[0] // 4 if getattr(layer.input_weights, "ndim", 0) == 2 else 0
+    if h <= 0:
+        raise ModelError(f"{where}: needs at least one unit, got input_weights of shape "
+                         f"{getattr(layer.input_weights, 'shape', None)}")
+    p = h
+    if layer.projection is not None:
+        if getattr(layer.projection, "ndim", 0) != 2 or layer.projection.shape[0] < 1:
+            raise ModelError(f"{where}: projection must be a (P, {h}) matrix")
+        p = int(layer.projection.shape[0])
+        _check_array(layer.projection, (p, h), where, "projection")
     _check_array(layer.input_weights, (4 * h, layer.input_size), where, "input_weights")
-    _check_array(layer.recurrent_weights, (4 * h, h), where, "recurrent_weights")
+    _check_array(layer.recurrent_weights, (4 * h, p), where, "recurrent_weights")
     if layer.bias is not None:
         _check_array(layer.bias, (4 * h,), where, "bias")
     if layer.peephole is not None:
         _check_array(layer.peephole, (3, h), where, "peephole")
-    for name in ("initial_h", "initial_c"):
+    for name, size in (("initial_h", p), ("initial_c", h)):
         if getattr(layer, name) is not None:
-            _check_array(getattr(layer, name), (h,), where, name)
+            _check_array(getattr(layer, name), (size,), where, name)
     if layer.clip is not None and not (isinstance(layer.clip, (int, float))
                                        and 0.0 < float(layer.clip) < float("inf")):
         raise ModelError(f"{where}: clip must be a positive finite number, got {layer.clip!r}")

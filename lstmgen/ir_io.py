@@ -4,7 +4,9 @@ File format (version 1): an uncompressed numpy `.npz` archive with
   * `__lstmgen__`: a uint8 array holding UTF-8 JSON
     `{"format": "lstmgen-ir", "version": 1, "model": {...}, "layers": [{...}, ...]}`;
     each layer dict has `kind` and its scalar fields;
-  * `layerK.FIELD`: the float32 arrays of layer K (K from 0), e.g. `layer0.input_weights`.
+  * `layerK.FIELD`: the float32 arrays of layer K (K from 0), e.g. `layer0.input_weights`;
+    a Bidirectional layer's parts are `forward` / `backward` entries of its metadata, and
+    their arrays `layerK.forward.FIELD`, `layerK.backward.FIELD`.
 No pickles: any tool that reads `.npz` and JSON can produce or consume this file.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Union
 import numpy as np
 
 from .errors import ModelError
-from .ir import LAYER_TYPES, LSTM, Model
+from .ir import LAYER_TYPES, Model
 
 FORMAT = "lstmgen-ir"
 VERSION = 1
@@ -29,17 +31,7 @@ def save_ir(model: Model, path: Union[str, Path]) -> Path:
     """Write `model` to `path` (a `.npz` file) and return the path."""
     model.validate()
     arrays: dict[str, np.ndarray] = {}
-    layers_meta = []
-    for k, layer in enumerate(model.layers):
-        meta = {"kind": layer.kind}
-        for f in dataclasses.fields(layer):
-            value = getattr(layer, f.name)
-            if isinstance(value, np.ndarray) or (value is None and f.name in layer.arrays()):
-                if value is not None:
-                    arrays[f"layer{k}.{f.name}"] = value
-                continue
-            meta[f.name] = value
-        layers_meta.append(meta)
+    layers_meta = [_layer_meta(layer, f"layer{k}", arrays) for k, layer in enumerate(model.layers)]
     doc = {
         "format": FORMAT, "version": VERSION,
         "model": {"name": model.name, "input_size": model.input_size, "source": model.source,
@@ -51,6 +43,21 @@ def save_ir(model: Model, path: Union[str, Path]) -> Path:
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
     return path
+
+
+def _layer_meta(layer, prefix: str, arrays: dict[str, np.ndarray]) -> dict:
+    """Scalar fields of `layer` as JSON-able metadata; its arrays go into `arrays`."""
+    meta: dict = {"kind": layer.kind}
+    for f in dataclasses.fields(layer):
+        value = getattr(layer, f.name)
+        if f.name in ("forward", "backward"):
+            meta[f.name] = _layer_meta(value, f"{prefix}.{f.name}", arrays)
+        elif isinstance(value, np.ndarray) or (value is None and f.name in layer.arrays()):
+            if value is not None:
+                arrays[f"{prefix}.{f.name}"] = value
+        else:
+            meta[f.name] = value
+    return meta
 
 
 def load_ir(path: Union[str, Path]) -> Model:
@@ -71,7 +78,8 @@ def load_ir(path: Union[str, Path]) -> Model:
         raise ModelError(f"{path}: format {doc.get('format')!r} version {doc.get('version')!r}; "
                          f"this lstmgen reads {FORMAT!r} version {VERSION}")
     try:
-        layers = [_layer_from(k, meta, contents) for k, meta in enumerate(doc["layers"])]
+        layers = [_layer_from(f"layer{k}", meta, contents)
+                  for k, meta in enumerate(doc["layers"])]
         m = doc["model"]
         model = Model(input_size=int(m["input_size"]), layers=layers, name=str(m["name"]),
                       source=str(m.get("source", "")), timesteps=m.get("timesteps"),
@@ -81,20 +89,25 @@ def load_ir(path: Union[str, Path]) -> Model:
     return model.validate()
 
 
-def _layer_from(k: int, meta: dict, arrays: dict[str, np.ndarray]):
+def _layer_from(prefix: str, meta: dict, arrays: dict[str, np.ndarray]):
     meta = dict(meta)
-    kind = meta.pop("kind")
+    kind = meta.pop("kind", None)
     cls = LAYER_TYPES.get(kind)
     if cls is None:
-        raise ModelError(f"layer {k}: unknown kind {kind!r}; known: {', '.join(LAYER_TYPES)}")
+        raise ModelError(f"{prefix}: unknown kind {kind!r}; known: {', '.join(LAYER_TYPES)}")
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(meta) - fields
     if unknown:
-        raise ModelError(f"layer {k} ({kind}): unknown field(s) {sorted(unknown)}")
-    array_fields = [f for f in fields if f"layer{k}.{f}" in arrays]
+        raise ModelError(f"{prefix} ({kind}): unknown field(s) {sorted(unknown)}")
     kwargs = dict(meta)
-    for f in array_fields:
-        kwargs[f] = np.ascontiguousarray(arrays[f"layer{k}.{f}"])
-    if cls is LSTM or kind in ("dense",):
+    for part in ("forward", "backward"):
+        if part in kwargs:
+            if not isinstance(kwargs[part], dict):
+                raise ModelError(f"{prefix} ({kind}): {part} must be a layer")
+            kwargs[part] = _layer_from(f"{prefix}.{part}", kwargs[part], arrays)
+    for f in fields:
+        if f"{prefix}.{f}" in arrays:
+            kwargs[f] = np.ascontiguousarray(arrays[f"{prefix}.{f}"])
+    if "bias" in fields:
         kwargs.setdefault("bias", None)
     return cls(**kwargs)

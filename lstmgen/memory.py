@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .ir import LSTM, Activation, Dense, Model
+from .ir import Bidirectional, LSTM, Activation, Dense, Model
 from .plan import make_plan
 
 FLOAT_BYTES = 4
@@ -108,7 +108,24 @@ def _weight_bytes(layer, mode: str) -> int:
         if mode in ("int8", "int16"):
             return o * i * (1 if mode == "int8" else 2) + FLOAT_BYTES * (o + bias)
         return 2 * o * i + o + 4 * bias
-    return 0
+    # other recurrent kinds: float weights (their C kernels do not exist yet)
+    return FLOAT_BYTES * layer.parameter_count()
+
+
+def _state_values(layer) -> int:
+    """Floats of recurrent state a layer keeps (h and c of an LSTM; h of a GRU/RNN)."""
+    if isinstance(layer, LSTM):
+        return layer.output_size + layer.units
+    if isinstance(layer, Bidirectional):
+        return _state_values(layer.forward) + _state_values(layer.backward)
+    return layer.units if layer.recurrent else 0
+
+
+def _gate_values(layer) -> int:
+    """Pre-activations one step of a recurrent layer keeps (4H for an LSTM)."""
+    if isinstance(layer, Bidirectional):
+        return _gate_values(layer.forward)
+    return getattr(layer, "gates", 0) * getattr(layer, "units", 0)
 
 
 def _activations(model: Model) -> set[str]:
@@ -130,12 +147,15 @@ def estimate(model: Model, quantize: Optional[str] = None,
     lstms = [l for l in model.layers if isinstance(l, LSTM)]
     width = max_width(model)
     # fixed16 keeps H new h values (int16) where the float kernels keep 4H pre-activations
-    gates = max((l.units if mode == "fixed16" else 4 * l.units) for l in lstms)
+    gates = max([(l.units if mode == "fixed16" else 4 * l.units) for l in lstms]
+                + [_gate_values(l) for l in model.layers if not isinstance(l, LSTM)])
     layers = []
     for layer in model.layers:
         if isinstance(layer, LSTM):
             state = 2 * layer.units * value
             scratch = (layer.units if mode == "fixed16" else 4 * layer.units) * value
+        elif layer.recurrent:
+            state, scratch = _state_values(layer) * value, _gate_values(layer) * value
         else:
             state, scratch = 0, layer.output_size * value
         layers.append(LayerMemory(layer.name, layer.kind, _weight_bytes(layer, mode), state,

@@ -3,7 +3,7 @@
 Backends share this so that they agree on time order. The sequence part of a model (the
 layers up to the first LSTM that returns only its last state) runs time-major, one step
 through all of its layers at a time, in *stages*. A new stage starts at a `go_backwards`
-LSTM that has another recurrent layer before it: that layer needs the whole output
+(or Bidirectional) layer that has another recurrent layer before it: that layer needs the whole output
 sequence of the stage before it, read from the last step to the first, so the earlier
 stage's outputs are buffered. A `go_backwards` LSTM that is the first recurrent layer
 needs no buffer: its stage just reads the input from the last step to the first
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ir import LSTM, Model
+from .ir import Model
 
 
 @dataclass
@@ -45,7 +45,7 @@ def make_plan(model: Model) -> Plan:
     stages = [Stage()]
     seen_recurrent = False
     for k, layer in enumerate(model.layers[:n_seq]):
-        if isinstance(layer, LSTM) and layer.go_backwards:
+        if layer.recurrent and (layer.go_backwards or layer.kind == "bidirectional"):
             if seen_recurrent:
                 stages.append(Stage(reverse=True, buffered=True))
             else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import LSTM, Activation, Dense, Model
+from .ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
 
 
 def activate(name: str, x: np.ndarray) -> np.ndarray:
@@ -36,18 +36,15 @@ def activate(name: str, x: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown activation {name!r}")
 
 
-def _lstm(layer: LSTM, x: np.ndarray) -> np.ndarray:
-    """x: [N, T, D] -> [N, T, H] (return_sequences) or [N, H]."""
-    n, t_len, _ = x.shape
+def _initial(values, n: int, size: int) -> np.ndarray:
+    if values is None:
+        return np.zeros((n, size))
+    return np.tile(np.asarray(values, np.float64), (n, 1))
+
+
+def _lstm_step(layer: LSTM, w, u, b, p, proj):
+    """A function (x_t, (h, c)) -> (h, c) for one LSTM step."""
     h_units = layer.units
-    w = layer.input_weights.astype(np.float64)
-    u = layer.recurrent_weights.astype(np.float64)
-    b = np.zeros(4 * h_units) if layer.bias is None else layer.bias.astype(np.float64)
-    p = np.zeros((3, h_units)) if layer.peephole is None else layer.peephole.astype(np.float64)
-    h = np.zeros((n, h_units)) if layer.initial_h is None else \
-        np.tile(layer.initial_h.astype(np.float64), (n, 1))
-    c = np.zeros((n, h_units)) if layer.initial_c is None else \
-        np.tile(layer.initial_c.astype(np.float64), (n, 1))
 
     def clip(v: np.ndarray) -> np.ndarray:
         return v if layer.clip is None else np.clip(v, -layer.clip, layer.clip)
@@ -55,18 +52,77 @@ def _lstm(layer: LSTM, x: np.ndarray) -> np.ndarray:
     def gate(v: np.ndarray) -> np.ndarray:
         return activate(layer.gate_activation, clip(v))
 
-    order = range(t_len - 1, -1, -1) if layer.go_backwards else range(t_len)
-    outputs = []
-    for t in order:
-        z = x[:, t, :] @ w.T + h @ u.T + b
+    def step(xt, state):
+        h, c = state
+        z = xt @ w.T + h @ u.T + b
         zi, zf, zg, zo = (z[:, k * h_units:(k + 1) * h_units] for k in range(4))
         i = gate(zi + p[0] * c)
         f = 1.0 - i if layer.input_forget else gate(zf + p[1] * c)
         c = f * c + i * activate(layer.cell_activation, clip(zg))
         h = gate(zo + p[2] * c) * activate(layer.output_activation, c)
-        outputs.append(h)
+        if proj is not None:
+            h = h @ proj.T
+        return h, (h, c)
+    return step
+
+
+def _recurrent(layer, x: np.ndarray) -> np.ndarray:
+    """One unidirectional recurrent layer. x: [N, T, D] -> [N, T, O] or [N, O]."""
+    n, t_len, _ = x.shape
+    f64 = (lambda a: None if a is None else a.astype(np.float64))
+    w, u = f64(layer.input_weights), f64(layer.recurrent_weights)
+    rows = layer.input_weights.shape[0]
+    b = np.zeros(rows) if layer.bias is None else f64(layer.bias)
+    if isinstance(layer, LSTM):
+        p = np.zeros((3, layer.units)) if layer.peephole is None else f64(layer.peephole)
+        step = _lstm_step(layer, w, u, b, p, f64(layer.projection))
+        state = (_initial(layer.initial_h, n, layer.output_size),
+                 _initial(layer.initial_c, n, layer.units))
+    elif isinstance(layer, GRU):
+        hu = layer.units
+        rb = np.zeros(rows) if layer.recurrent_bias is None else f64(layer.recurrent_bias)
+
+        def step(xt, h):
+            zx = xt @ w.T + b
+            zz = activate(layer.gate_activation, zx[:, :hu] + h @ u[:hu].T + rb[:hu])
+            zr = activate(layer.gate_activation,
+                          zx[:, hu:2 * hu] + h @ u[hu:2 * hu].T + rb[hu:2 * hu])
+            if layer.reset_after:
+                cand = zx[:, 2 * hu:] + zr * (h @ u[2 * hu:].T + rb[2 * hu:])
+            else:
+                cand = zx[:, 2 * hu:] + (zr * h) @ u[2 * hu:].T
+            h = zz * h + (1.0 - zz) * activate(layer.cell_activation, cand)
+            return h, h
+        state = np.zeros((n, hu))
+    elif isinstance(layer, SimpleRNN):
+        def step(xt, h):
+            h = activate(layer.activation, xt @ w.T + h @ u.T + b)
+            return h, h
+        state = np.zeros((n, layer.units))
+    else:
+        raise TypeError(f"not a unidirectional recurrent layer: {layer!r}")
+    order = range(t_len - 1, -1, -1) if layer.go_backwards else range(t_len)
+    outputs = []
+    out = None
+    for t in order:
+        out, state = step(x[:, t, :], state)
+        outputs.append(out)
     # go_backwards emits its outputs in processing order (as Keras does).
-    return np.stack(outputs, axis=1) if layer.return_sequences else h
+    return np.stack(outputs, axis=1) if layer.return_sequences else out
+
+
+def _bidirectional(layer: Bidirectional, x: np.ndarray) -> np.ndarray:
+    y_forward = _recurrent(layer.forward, x)
+    y_backward = _recurrent(layer.backward, x)
+    if layer.return_sequences:  # back to input time order before merging
+        y_backward = y_backward[:, ::-1]
+    if layer.merge_mode == "concat":
+        return np.concatenate([y_forward, y_backward], axis=-1)
+    if layer.merge_mode == "sum":
+        return y_forward + y_backward
+    if layer.merge_mode == "mul":
+        return y_forward * y_backward
+    return (y_forward + y_backward) / 2.0
 
 
 def forward(model: Model, x: np.ndarray) -> np.ndarray:
@@ -83,8 +139,10 @@ def forward(model: Model, x: np.ndarray) -> np.ndarray:
         raise ValueError(f"input must be [N, T>=1, {model.input_size}], got {x.shape}")
     y = x
     for layer in model.layers:
-        if isinstance(layer, LSTM):
-            y = _lstm(layer, y)
+        if isinstance(layer, Bidirectional):
+            y = _bidirectional(layer, y)
+        elif isinstance(layer, (LSTM, GRU, SimpleRNN)):
+            y = _recurrent(layer, y)
         elif isinstance(layer, Dense):
             y = y @ layer.weights.astype(np.float64).T
             if layer.bias is not None:

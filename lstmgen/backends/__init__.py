@@ -32,9 +32,23 @@ def get_backend(target: str) -> ModuleType:
         raise
 
 
+#: The layer kinds a backend implements unless it declares `LAYERS` itself.
+BASIC_LAYERS = frozenset({"lstm", "dense", "activation"})
+
+
 def check_features(target: str, model: Any) -> None:
-    """Refuse a model that uses an optional IR feature the target does not implement."""
-    supported = getattr(get_backend(target), "FEATURES", frozenset())
+    """Refuse a model with a layer kind or an optional IR feature the target does not
+    implement."""
+    backend = get_backend(target)
+    kinds = getattr(backend, "LAYERS", BASIC_LAYERS)
+    for layer in model.layers:
+        missing = {layer.kind, getattr(getattr(layer, "forward", None), "kind", None)} - \
+            set(kinds) - {None}
+        if missing:
+            raise LstmgenError(f"target '{target}' does not implement {sorted(missing)[0]} "
+                               f"layers (layer '{layer.name}') yet; it implements: "
+                               f"{', '.join(sorted(kinds))}")
+    supported = getattr(backend, "FEATURES", frozenset())
     for feature, layers in sorted(model.features().items()):
         if feature not in supported:
             raise LstmgenError(f"target '{target}' does not implement LSTM {feature} (used by "

@@ -64,17 +64,29 @@ def banner_facts(model: Model) -> dict[str, object]:
 
 
 def layer_summary(layer) -> str:
-    from ..ir import LSTM, Dense
-    if isinstance(layer, LSTM):
-        flags = [f"gate={layer.gate_activation}", f"cell={layer.cell_activation}"]
-        if layer.output_activation != layer.cell_activation:
+    from ..ir import GRU, LSTM, Bidirectional, Dense, SimpleRNN
+    if isinstance(layer, Bidirectional):
+        inner = layer_summary(layer.forward).split(": ", 1)[1]
+        return f"{layer.name}: Bidirectional({inner}), merge {layer.merge_mode}"
+    if isinstance(layer, (LSTM, GRU, SimpleRNN)):
+        if isinstance(layer, SimpleRNN):
+            flags = [f"activation={layer.activation}"]
+        else:
+            flags = [f"gate={layer.gate_activation}", f"cell={layer.cell_activation}"]
+        if isinstance(layer, LSTM) and layer.output_activation != layer.cell_activation:
             flags.append(f"output={layer.output_activation}")
+        if isinstance(layer, GRU):
+            flags.append("reset_after" if layer.reset_after else "reset_before")
         flags.append("sequences" if layer.return_sequences else "last step")
         if layer.go_backwards:
             flags.append("go_backwards")
         if layer.bias is None:
             flags.append("no bias")
-        return f"{layer.name}: LSTM {layer.input_size} -> {layer.units} ({', '.join(flags)})"
+        flags.extend(sorted(layer.features()))
+        kind = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}[layer.kind]
+        size = (f"{layer.units} (projected to {layer.output_size})"
+                if layer.output_size != layer.units else f"{layer.units}")
+        return f"{layer.name}: {kind} {layer.input_size} -> {size} ({', '.join(flags)})"
     if isinstance(layer, Dense):
         bias = "" if layer.bias is not None else ", no bias"
         return (f"{layer.name}: Dense {layer.input_size} -> {layer.output_size} "

@@ -14,11 +14,12 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
-from ..ir import LSTM, Activation, Dense, Layer, Model, float32
+from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Layer, Model, SimpleRNN, float32
 from . import Loaded
 
-SUPPORTED = ("InputLayer, LSTM, Dense, Activation, ReLU, Softmax, TimeDistributed(Dense), "
-             "Dropout, SpatialDropout1D, GaussianNoise, GaussianDropout, AlphaDropout")
+SUPPORTED = ("InputLayer, LSTM, GRU, SimpleRNN, Bidirectional (concat/sum/mul/ave), Dense, "
+             "Activation, ReLU, Softmax, TimeDistributed(Dense), Dropout, SpatialDropout1D, "
+             "GaussianNoise, GaussianDropout, AlphaDropout")
 NO_OP_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
                 "AlphaDropout"}
 # Keras activation name -> IR activation name (Keras 3 semantics).
@@ -31,6 +32,12 @@ LSTM_ORIGIN = ("Keras LSTM: kernel (D, 4H) columns i,f,c,o -> input_weights = ke
                "(rows i,f,g,o); recurrent_kernel (H, 4H) -> recurrent_weights = "
                "recurrent_kernel.T; bias (4H,) as is; recurrent_activation -> gate, "
                "activation -> cell and output")
+GRU_ORIGIN = ("Keras GRU: kernel (D, 3H) columns z,r,h -> input_weights = kernel.T (rows "
+              "z,r,n); recurrent_kernel (H, 3H) -> recurrent_weights = recurrent_kernel.T; "
+              "bias (2, 3H) with reset_after -> bias = bias[0], recurrent_bias = bias[1] "
+              "(without: bias (3H,)); recurrent_activation -> gate, activation -> cell")
+SIMPLE_RNN_ORIGIN = ("Keras SimpleRNN: kernel (D, H) -> input_weights = kernel.T; "
+                     "recurrent_kernel (H, H) -> recurrent_weights = recurrent_kernel.T")
 
 
 def import_keras() -> Any:
@@ -167,8 +174,10 @@ def _convert(layer: Any, width: int, notes: list[str]) -> Optional[Layer]:
     if kind in NO_OP_LAYERS:
         notes.append(f"dropped '{layer.name}' ({kind}): identity at inference")
         return None
-    if kind == "LSTM":
-        return _lstm(layer)
+    if kind in RECURRENT_CONVERTERS:
+        return RECURRENT_CONVERTERS[kind](layer)
+    if kind == "Bidirectional":
+        return _bidirectional(layer)
     if kind == "Dense":
         return _dense(layer)
     if kind == "TimeDistributed":
@@ -193,11 +202,15 @@ def _convert(layer: Any, width: int, notes: list[str]) -> Optional[Layer]:
     raise _unsupported(layer)
 
 
-def _lstm(layer: Any) -> LSTM:
+def _check_recurrent_flags(layer: Any) -> None:
     if layer.stateful:
         raise _unsupported(layer, "stateful=True")
     if layer.return_state:
         raise _unsupported(layer, "return_state=True")
+
+
+def _lstm(layer: Any) -> LSTM:
+    _check_recurrent_flags(layer)
     cell = layer.cell
     gate = _activation_name(cell.recurrent_activation, layer, "recurrent_activation")
     act = _activation_name(cell.activation, layer, "activation")
@@ -211,6 +224,60 @@ def _lstm(layer: Any) -> LSTM:
                 gate_activation=gate, cell_activation=act, output_activation=act,
                 return_sequences=bool(layer.return_sequences),
                 go_backwards=bool(layer.go_backwards), origin=LSTM_ORIGIN)
+
+
+def _gru(layer: Any) -> GRU:
+    _check_recurrent_flags(layer)
+    cell = layer.cell
+    gate = _activation_name(cell.recurrent_activation, layer, "recurrent_activation")
+    act = _activation_name(cell.activation, layer, "activation")
+    if "softmax" in (act, gate):
+        raise _unsupported(layer, "softmax as a recurrent activation")
+    bias = recurrent_bias = None
+    if cell.use_bias:
+        b = float32(cell.bias.numpy())
+        bias, recurrent_bias = (float32(b[0]), float32(b[1])) if cell.reset_after else (b, None)
+    return GRU(name=layer.name, input_weights=float32(cell.kernel.numpy().T),
+               recurrent_weights=float32(cell.recurrent_kernel.numpy().T), bias=bias,
+               recurrent_bias=recurrent_bias, reset_after=bool(cell.reset_after),
+               gate_activation=gate, cell_activation=act,
+               return_sequences=bool(layer.return_sequences),
+               go_backwards=bool(layer.go_backwards), origin=GRU_ORIGIN)
+
+
+def _simple_rnn(layer: Any) -> SimpleRNN:
+    _check_recurrent_flags(layer)
+    cell = layer.cell
+    act = _activation_name(cell.activation, layer, "activation")
+    if act == "softmax":
+        raise _unsupported(layer, "softmax as a recurrent activation")
+    return SimpleRNN(name=layer.name, input_weights=float32(cell.kernel.numpy().T),
+                     recurrent_weights=float32(cell.recurrent_kernel.numpy().T),
+                     bias=float32(cell.bias.numpy()) if cell.use_bias else None,
+                     activation=act, return_sequences=bool(layer.return_sequences),
+                     go_backwards=bool(layer.go_backwards), origin=SIMPLE_RNN_ORIGIN)
+
+
+RECURRENT_CONVERTERS = {"LSTM": _lstm, "GRU": _gru, "SimpleRNN": _simple_rnn}
+
+
+def _bidirectional(layer: Any) -> Bidirectional:
+    if layer.merge_mode not in ("concat", "sum", "mul", "ave"):
+        raise _unsupported(layer, f"merge_mode={layer.merge_mode!r} (two outputs)")
+    parts = []
+    for inner in (layer.forward_layer, layer.backward_layer):
+        kind = type(inner).__name__
+        if kind not in RECURRENT_CONVERTERS:
+            raise _unsupported(layer, f"it wraps {kind}; supported: LSTM, GRU, SimpleRNN")
+        parts.append(RECURRENT_CONVERTERS[kind](inner))
+    forward, backward = parts
+    if forward.go_backwards:
+        raise _unsupported(layer, "its forward layer has go_backwards=True")
+    forward.name, backward.name = f"{layer.name}.forward", f"{layer.name}.backward"
+    return Bidirectional(layer.name, forward, backward, merge_mode=layer.merge_mode,
+                         origin=f"Keras Bidirectional(merge_mode={layer.merge_mode!r}): "
+                                "forward_layer and backward_layer as below; the backward "
+                                "outputs are flipped back to input time order")
 
 
 def _dense(layer: Any, name: Optional[str] = None) -> Dense:
