@@ -131,20 +131,110 @@ def test_unsafe_pickle_is_refused(torch, tmp_path):
         lstmgen.load(tmp_path / "evil.pt")
 
 
+def _module(torch, recurrent, head_in, sequence, use_h_n=False):
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = recurrent
+            self.fc = nn.Linear(head_in, 2)
+
+        def forward(self, v):
+            y, state = self.rnn(v)
+            if sequence:
+                return self.fc(y)
+            if use_h_n:  # both directions' final states
+                h_n = state[0] if isinstance(state, tuple) else state
+                return self.fc(torch.cat([h_n[-2], h_n[-1]], dim=-1))
+            return self.fc(y[:, -1])
+    torch.manual_seed(head_in)
+    net = Net()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.uniform_(-0.5, 0.5)
+    return net
+
+
+def recurrent_cases(torch):
+    nn = torch.nn
+    return {
+        "bi_lstm_h_n": _module(torch, nn.LSTM(4, 5, num_layers=2, bidirectional=True,
+                                              batch_first=True), 10, False, use_h_n=True),
+        "bi_gru_seq": _module(torch, nn.GRU(4, 3, bidirectional=True, batch_first=True), 6,
+                              True),
+        "proj": _module(torch, nn.LSTM(4, 8, proj_size=3, num_layers=2, batch_first=True), 3,
+                        False),
+        "bi_proj": _module(torch, nn.LSTM(4, 6, proj_size=2, bidirectional=True,
+                                          batch_first=True), 4, True),
+        "gru": _module(torch, nn.GRU(4, 7, num_layers=2, batch_first=True), 7, False),
+        "rnn_relu": _module(torch, nn.RNN(4, 6, nonlinearity="relu", batch_first=True), 6,
+                            True),
+        "rnn_no_bias": _module(torch, nn.RNN(4, 5, bias=False, batch_first=True), 5, False),
+    }
+
+
+def test_gru_rnn_bidirectional_projection_match_forward(torch, tmp_path):
+    from lstmgen.backends import BASIC_LAYERS, TARGETS, get_backend, render
+    from lstmgen.reference import forward
+    from lstmgen.runners import get_runner
+    x = np.random.default_rng(5).standard_normal((4, 9, 4)).astype(np.float32)
+    for key, net in recurrent_cases(torch).items():
+        loaded = lstmgen.extractors.open_model(net, example_input=x)
+        with torch.no_grad():
+            expected = net.eval()(torch.as_tensor(x)).numpy()
+        assert error_metrics(forward(loaded.ir, x), expected)[1].max() <= TOLERANCE, key
+        for target in sorted(TARGETS):
+            backend = get_backend(target)
+            kinds = getattr(backend, "LAYERS", BASIC_LAYERS)
+            features = getattr(backend, "FEATURES", frozenset())
+            if not (loaded.ir.kinds() <= set(kinds) and set(loaded.ir.features()) <= features):
+                with pytest.raises(lstmgen.LstmgenError, match="does not implement"):
+                    render(target, loaded.ir, "net")
+                continue
+            workdir = tmp_path / f"{key}_{target}"
+            workdir.mkdir()
+            got = get_runner(target).run(loaded.ir, render(target, loaded.ir, "net"), "net",
+                                         x, workdir)
+            assert error_metrics(got, expected)[1].max() <= TOLERANCE, (key, target)
+
+
+def test_gru_rows_and_biases_are_mapped(torch):
+    net = recurrent_cases(torch)["gru"]
+    ir = lstmgen.load(net, example_input=np.zeros((1, 2, 4), np.float32))
+    gru, h = ir.layers[0], 7
+    w = net.rnn.weight_ih_l0.detach().numpy()
+    assert np.array_equal(gru.input_weights[:h], w[h:2 * h])      # z is PyTorch's 2nd block
+    assert np.array_equal(gru.input_weights[h:2 * h], w[:h])      # r is its 1st
+    assert np.array_equal(gru.recurrent_bias[2 * h:], net.rnn.bias_hh_l0.detach().numpy()[2 * h:])
+    assert gru.reset_after and "rows r,z,n -> input_weights rows z,r,n" in gru.origin
+
+
+def test_bidirectional_state_dict_file(torch, tmp_path):
+    net = recurrent_cases(torch)["bi_lstm_h_n"]
+    torch.save(net.state_dict(), tmp_path / "bi.pt")
+    x = np.random.default_rng(2).standard_normal((3, 6, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = net.eval()(torch.as_tensor(x)).numpy()
+    from lstmgen.reference import forward
+    ir = lstmgen.load(tmp_path / "bi.pt", head=["fc"])
+    assert error_metrics(forward(ir, x), expected)[1].max() <= TOLERANCE
+
+
 def test_unsupported_torch_features(torch):
     nn = torch.nn
-    x = np.zeros((1, 3, 2), np.float32)
-    for kwargs, text in ((dict(bidirectional=True), "bidirectional"),
-                         (dict(proj_size=2), "proj_size")):
-        class Net(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.lstm = nn.LSTM(2, 4, batch_first=True, **kwargs)
+    x = np.ones((2, 3, 2), np.float32)
 
-            def forward(self, v):
-                return self.lstm(v)[0][:, -1]
-        with pytest.raises(UnsupportedLayerError, match=text):
-            lstmgen.load(Net(), example_input=x)
+    class BiLast(nn.Module):  # output[:, -1] of a bidirectional module: refused, with why
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(2, 4, batch_first=True, bidirectional=True)
+
+        def forward(self, v):
+            return self.lstm(v)[0][:, -1]
+    with pytest.raises(UnsupportedLayerError, match="h_n"):
+        lstmgen.load(BiLast(), example_input=np.random.default_rng(0).standard_normal(
+            (2, 3, 2)).astype(np.float32))
 
     class Odd(nn.Module):  # forward does something the chain of modules does not say
         def __init__(self):
@@ -156,15 +246,15 @@ def test_unsupported_torch_features(torch):
             y, _ = self.lstm(v)
             return self.fc(y[:, -1] * 2)
     with pytest.raises(UnsupportedLayerError, match="does not compute the chain"):
-        lstmgen.load(Odd(), example_input=np.ones((2, 3, 2), np.float32))
+        lstmgen.load(Odd(), example_input=x)
 
     class Conv(nn.Module):
         def __init__(self):
             super().__init__()
+            self.conv = nn.Conv1d(2, 2, 1)
             self.lstm = nn.LSTM(2, 4, batch_first=True)
-            self.gru = nn.GRU(4, 3, batch_first=True)
 
         def forward(self, v):
-            return self.gru(self.lstm(v)[0])[0][:, -1]
-    with pytest.raises(UnsupportedLayerError, match="'?gru'?.*GRU"):
+            return self.lstm(self.conv(v.transpose(1, 2)).transpose(1, 2))[0][:, -1]
+    with pytest.raises(UnsupportedLayerError, match="conv.*Conv1d"):
         lstmgen.load(Conv(), example_input=x)

@@ -19,18 +19,27 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
-from ..ir import LSTM, Activation, Dense, Layer, Model, float32
+from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Layer, Model, SimpleRNN, float32
 from . import Loaded
 
-SUPPORTED = ("nn.LSTM (unidirectional, any num_layers, bias or not, batch_first or not), "
-             "nn.Linear, nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Softsign, nn.Softplus, nn.ELU, "
-             "nn.Hardsigmoid, nn.Softmax(dim=-1), nn.Identity, nn.Dropout")
+SUPPORTED = ("nn.LSTM (any num_layers, bias or not, batch_first or not, bidirectional, "
+             "proj_size), nn.GRU, nn.RNN (tanh/relu), nn.Linear, nn.ReLU, nn.Sigmoid, "
+             "nn.Tanh, nn.Softsign, nn.Softplus, nn.ELU, nn.Hardsigmoid, nn.Softmax(dim=-1), "
+             "nn.Identity, nn.Dropout")
 ACTIVATION_MODULES = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
                       "Softsign": "softsign", "Softplus": "softplus", "ELU": "elu",
                       "Hardsigmoid": "hard_sigmoid_keras3", "Softmax": "softmax"}
 LSTM_ORIGIN = ("PyTorch nn.LSTM: weight_ih_l{k} (4H, D) rows i,f,g,o -> input_weights as is; "
                "weight_hh_l{k} (4H, H) -> recurrent_weights as is; bias_ih_l{k} + bias_hh_l{k} "
                "-> bias (summed in float32)")
+PROJECTION_ORIGIN = "; weight_hr_l{k} (P, H) -> projection as is"
+GRU_ORIGIN = ("PyTorch nn.GRU: weight_ih_l{k} (3H, D) rows r,z,n -> input_weights rows z,r,n; "
+              "weight_hh_l{k} likewise -> recurrent_weights; bias_ih_l{k} -> bias, "
+              "bias_hh_l{k} -> recurrent_bias (reset_after: n = tanh(W_in x + b_in + "
+              "r * (W_hn h + b_hn)))")
+RNN_ORIGIN = ("PyTorch nn.RNN: weight_ih_l{k} (H, D), weight_hh_l{k} (H, H) as is; "
+              "bias_ih_l{k} + bias_hh_l{k} -> bias")
+RZN = [1, 0, 2]  # PyTorch GRU row blocks r, z, n -> IR z, r, n
 CHECK_TOLERANCE = 1e-4
 
 
@@ -50,10 +59,10 @@ def open_live(module: Any, example_input: Any = None) -> Loaded:
     module = copy.deepcopy(module).eval()  # inference mode without touching the caller's
     leaves = [(name or type(m).__name__.lower(), m) for name, m in module.named_modules()
               if not list(m.children())]
-    lstms = [m for _, m in leaves if isinstance(m, torch.nn.LSTM)]
+    lstms = [m for _, m in leaves if isinstance(m, RNN_MODULES(torch))]
     if not lstms:
-        raise UnsupportedLayerError(f"module {type(module).__name__} has no nn.LSTM; "
-                                    f"supported: {SUPPORTED}")
+        raise UnsupportedLayerError(f"module {type(module).__name__} has no nn.LSTM, nn.GRU "
+                                    f"or nn.RNN; supported: {SUPPORTED}")
     batch_first = bool(lstms[0].batch_first)
     if example_input is None:
         raise ModelError("a live PyTorch module needs example_input (a tensor [B, T, D], "
@@ -111,22 +120,26 @@ def open_file(path: Path, head: Optional[Sequence[str]] = None, output: str = "l
     return loaded
 
 
+def RNN_MODULES(torch: Any) -> tuple:
+    return (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)
+
+
 def _convert_leaves(leaves: list, torch: Any, sequence_output: bool) -> list[Layer]:
     layers: list[Layer] = []
     width: Optional[int] = None
     seen_lstm = False
     for name, m in leaves:
         kind = type(m).__name__
-        if isinstance(m, torch.nn.LSTM):
-            if seen_lstm and layers and not isinstance(layers[-1], LSTM):
-                raise UnsupportedLayerError(f"{name} (nn.LSTM) after a non-recurrent layer; "
+        if isinstance(m, RNN_MODULES(torch)):
+            if seen_lstm and layers and not layers[-1].recurrent:
+                raise UnsupportedLayerError(f"{name} (nn.{kind}) after a non-recurrent layer; "
                                             f"supported: {SUPPORTED}")
-            layers.extend(_lstm_layers(m, name, torch))
+            layers.extend(_recurrent_layers(m, name, torch))
             seen_lstm = True
-            width = m.hidden_size
+            width = layers[-1].output_size
         elif not seen_lstm:
-            raise UnsupportedLayerError(f"{name} ({kind}) comes before the first nn.LSTM; "
-                                        f"supported: {SUPPORTED}")
+            raise UnsupportedLayerError(f"{name} ({kind}) comes before the first recurrent "
+                                        f"module; supported: {SUPPORTED}")
         elif isinstance(m, torch.nn.Linear):
             layers.append(Dense(name, float32(m.weight.detach().numpy()),
                                 None if m.bias is None else float32(m.bias.detach().numpy()),
@@ -141,11 +154,17 @@ def _convert_leaves(leaves: list, torch: Any, sequence_output: bool) -> list[Lay
         else:
             raise UnsupportedLayerError(f"{name} of type {kind} is not supported; supported: "
                                         f"{SUPPORTED}")
-    lstm_layers = [l for l in layers if isinstance(l, LSTM)]
-    for l in lstm_layers[:-1]:
-        l.return_sequences = True
-    lstm_layers[-1].return_sequences = sequence_output
+    recurrent = [l for l in layers if l.recurrent]
+    for layer in recurrent[:-1]:
+        _set_return_sequences(layer, True)
+    _set_return_sequences(recurrent[-1], sequence_output)
     return layers
+
+
+def _set_return_sequences(layer: Layer, value: bool) -> None:
+    for part in ([layer.forward, layer.backward] if isinstance(layer, Bidirectional)
+                 else [layer]):
+        part.return_sequences = value
 
 
 def _check_activation_module(m: Any, kind: str, name: str) -> None:
@@ -157,24 +176,55 @@ def _check_activation_module(m: Any, kind: str, name: str) -> None:
         raise UnsupportedLayerError(f"{name} (nn.ELU alpha={m.alpha}): only alpha=1")
 
 
-def _lstm_layers(m: Any, name: str, torch: Any) -> list[LSTM]:
-    if m.bidirectional:
-        raise UnsupportedLayerError(f"{name} (nn.LSTM bidirectional=True) is not supported "
-                                    f"yet; supported: {SUPPORTED}")
-    if getattr(m, "proj_size", 0):
-        raise UnsupportedLayerError(f"{name} (nn.LSTM proj_size={m.proj_size}) is not "
-                                    f"supported yet; supported: {SUPPORTED}")
-    result = []
+def _recurrent_layers(m: Any, name: str, torch: Any) -> list[Layer]:
+    """One IR layer per stacked layer of an nn.LSTM / nn.GRU / nn.RNN module."""
+    kind = type(m).__name__
+    if kind == "RNN" and m.nonlinearity not in ("tanh", "relu"):
+        raise UnsupportedLayerError(f"{name} (nn.RNN nonlinearity={m.nonlinearity!r})")
+    result: list[Layer] = []
     for k in range(m.num_layers):
-        w_ih = float32(getattr(m, f"weight_ih_l{k}").detach().numpy())
-        w_hh = float32(getattr(m, f"weight_hh_l{k}").detach().numpy())
-        bias = None
-        if m.bias:
-            bias = float32(getattr(m, f"bias_ih_l{k}").detach().numpy()
-                           + getattr(m, f"bias_hh_l{k}").detach().numpy())
-        result.append(LSTM(f"{name}.l{k}" if m.num_layers > 1 else name, w_ih, w_hh, bias,
-                           return_sequences=True, origin=LSTM_ORIGIN.replace("{k}", str(k))))
+        label = f"{name}.l{k}" if m.num_layers > 1 else name
+        directions = [_direction(m, kind, k, "", label, torch)]
+        if m.bidirectional:
+            directions.append(_direction(m, kind, k, "_reverse", label, torch))
+            directions[0].name, directions[1].name = f"{label}.forward", f"{label}.backward"
+            result.append(Bidirectional(label, directions[0], directions[1],
+                                        merge_mode="concat",
+                                        origin=f"PyTorch nn.{kind}(bidirectional=True): "
+                                               "outputs [forward, backward] concatenated; "
+                                               "parameters with suffix _reverse run backward"))
+        else:
+            result.append(directions[0])
     return result
+
+
+def _direction(m: Any, kind: str, k: int, suffix: str, name: str, torch: Any):
+    def param(stem: str) -> np.ndarray:
+        return float32(getattr(m, f"{stem}_l{k}{suffix}").detach().numpy())
+    w_ih, w_hh = param("weight_ih"), param("weight_hh")
+    backwards = suffix == "_reverse"
+    origin_k = str(k) + suffix
+    if kind == "LSTM":
+        bias = param("bias_ih") + param("bias_hh") if m.bias else None
+        projection = param("weight_hr") if getattr(m, "proj_size", 0) else None
+        origin = LSTM_ORIGIN + (PROJECTION_ORIGIN if projection is not None else "")
+        return LSTM(name, w_ih, w_hh, None if bias is None else float32(bias),
+                    projection=projection, return_sequences=True, go_backwards=backwards,
+                    origin=origin.replace("{k}", origin_k))
+    if kind == "GRU":
+        h = m.hidden_size
+
+        def rzn(a: np.ndarray) -> np.ndarray:
+            return float32(np.concatenate([a[g * h:(g + 1) * h] for g in RZN]))
+        return GRU(name, rzn(w_ih), rzn(w_hh),
+                   rzn(param("bias_ih")) if m.bias else None,
+                   recurrent_bias=rzn(param("bias_hh")) if m.bias else None,
+                   reset_after=True, return_sequences=True, go_backwards=backwards,
+                   origin=GRU_ORIGIN.replace("{k}", origin_k))
+    bias = float32(param("bias_ih") + param("bias_hh")) if m.bias else None
+    return SimpleRNN(name, w_ih, w_hh, bias, activation=m.nonlinearity,
+                     return_sequences=True, go_backwards=backwards,
+                     origin=RNN_ORIGIN.replace("{k}", origin_k))
 
 
 def _check_against(ir: Model, predict: Any, x: np.ndarray, label: str) -> None:
@@ -183,10 +233,15 @@ def _check_against(ir: Model, predict: Any, x: np.ndarray, label: str) -> None:
     expected = predict(x)
     if got.shape != expected.shape or not np.allclose(got, expected, atol=CHECK_TOLERANCE,
                                                       rtol=CHECK_TOLERANCE):
+        hint = ""
+        if any(isinstance(l, Bidirectional) for l in ir.layers) and got.ndim == 2:
+            hint = (" (a bidirectional module's output[:, -1] holds the backward direction "
+                    "after ONE step; lstmgen takes both directions' final states, i.e. h_n: "
+                    "torch.cat([h_n[-2], h_n[-1]], dim=-1))")
         raise UnsupportedLayerError(
             f"{label}.forward does not compute the chain of its modules in registration "
-            f"order (LSTM -> Linear/activations, output {got.shape} vs forward's "
-            f"{expected.shape}); lstmgen supports forwards that are exactly that chain")
+            f"order (recurrent -> Linear/activations, output {got.shape} vs forward's "
+            f"{expected.shape}){hint}; lstmgen supports forwards that are exactly that chain")
 
 
 def _module_from_state(torch: Any, state: dict, head: list[str], output: str,
@@ -200,13 +255,21 @@ def _module_from_state(torch: Any, state: dict, head: list[str], output: str,
     hidden, d = int(w0.shape[0]) // 4, int(w0.shape[1])
     layers = 1 + max(int(k.rsplit("_l", 1)[1]) for k in state
                      if k.startswith(f"{prefix}weight_ih_l") and "reverse" not in k)
+    if f"{prefix}weight_hr_l0" in state:
+        hidden = int(state[f"{prefix}weight_hr_l0"].shape[1])
     has_bias = f"{prefix}bias_ih_l0" in state
-    if any("reverse" in k for k in state) or any("weight_hr" in k for k in state):
-        raise UnsupportedLayerError(f"{path}: bidirectional / proj_size LSTMs are not "
-                                    f"supported yet; supported: {SUPPORTED}")
-    lstm = torch.nn.LSTM(d, hidden, num_layers=layers, bias=has_bias, batch_first=True)
-    lstm.load_state_dict({k[len(prefix):]: v for k, v in state.items()
-                          if k.startswith(prefix + "weight_") or k.startswith(prefix + "bias_")})
+    bidirectional = f"{prefix}weight_ih_l0_reverse" in state
+    proj = state.get(f"{prefix}weight_hr_l0")
+    proj_size = int(proj.shape[0]) if proj is not None else 0
+    lstm = torch.nn.LSTM(d, hidden, num_layers=layers, bias=has_bias, batch_first=True,
+                         bidirectional=bidirectional, proj_size=proj_size)
+    try:
+        lstm.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                              if k.startswith(prefix + "weight_") or
+                              k.startswith(prefix + "bias_")})
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: the LSTM parameters do not fit one nn.LSTM "
+                         f"({str(exc).splitlines()[0]})") from None
     parts = []
     for item in head:
         key = item.lower()
@@ -235,7 +298,11 @@ def _module_from_state(torch: Any, state: dict, head: list[str], output: str,
             self.head = torch.nn.Sequential(*parts)
 
         def forward(self, x):  # noqa: D401 - the chain the description names
-            y, _ = self.lstm(x)
-            return self.head(y if output == "sequence" else y[:, -1, :])
+            y, (h_n, _) = self.lstm(x)
+            if output == "sequence":
+                return self.head(y)
+            if bidirectional:  # both directions' final states (h_n), not y[:, -1]
+                return self.head(torch.cat([h_n[-2], h_n[-1]], dim=-1))
+            return self.head(y[:, -1, :])
 
     return Rebuilt()
