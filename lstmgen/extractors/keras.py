@@ -7,6 +7,8 @@ relu6(x + 3) / 6), and which layers are inference no-ops. Files are loaded with
 """
 from __future__ import annotations
 
+import contextvars
+import json
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -20,6 +22,10 @@ from . import Loaded
 SUPPORTED = ("InputLayer, LSTM, GRU, SimpleRNN, Bidirectional (concat/sum/mul/ave), Dense, "
              "Activation, ReLU, Softmax, TimeDistributed(Dense), Dropout, SpatialDropout1D, "
              "GaussianNoise, GaussianDropout, AlphaDropout")
+#: IR layer kind -> the Keras layers that become it (for the README's support table).
+PRODUCES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN",
+            "bidirectional": "Bidirectional", "dense": "Dense, TimeDistributed(Dense)",
+            "activation": "Activation, ReLU, Softmax"}
 NO_OP_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
                 "AlphaDropout"}
 # Keras activation name -> IR activation name (Keras 3 semantics).
@@ -54,18 +60,124 @@ def import_keras() -> Any:
     return keras
 
 
+# True while extracting a model saved by Keras <= 2, whose 'hard_sigmoid' is 0.2x + 0.5.
+_KERAS2_SEMANTICS = contextvars.ContextVar("keras2_semantics", default=False)
+LEGACY_CLASSES = {"Sequential", "Functional", "Model", "InputLayer", "LSTM", "GRU",
+                  "SimpleRNN", "Bidirectional", "Dense", "Activation", "ReLU", "Softmax",
+                  "TimeDistributed", *NO_OP_LAYERS}
+
+
 def open_file(path: Path) -> Loaded:
     keras = import_keras()
-    if path.suffix.lower() != ".keras":
-        raise ModelError(f"{path}: legacy HDF5 Keras files are not supported yet (their "
-                         "'hard_sigmoid' means 0.2x+0.5, not Keras 3's); re-save the model "
-                         "as .keras")
+    legacy_version = None
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        legacy_version = _check_legacy_h5(path)
     try:
-        model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        if legacy_version is None:
+            model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        else:
+            model = _load_legacy_h5(keras, path)
     except Exception as exc:  # Keras raises many types for bad or unsafe files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: Keras could not load it safely: {first}") from None
-    return _loaded(model, f"Keras {keras.__version__}, file {path.name}")
+    if legacy_version is None or int(legacy_version.split(".")[0]) >= 3:
+        return _loaded(model, f"Keras {keras.__version__}, file {path.name}")
+    token = _KERAS2_SEMANTICS.set(True)
+    try:
+        loaded = _loaded(model, f"Keras {legacy_version} (HDF5), file {path.name}")
+    finally:
+        _KERAS2_SEMANTICS.reset(token)
+    if _uses_hard_sigmoid(loaded.ir):
+        # Keras 3 would run this file with its own hard_sigmoid, relu6(x + 3) / 6: its
+        # predict is not the model that was trained, so it cannot be the oracle.
+        return Loaded(loaded.ir, None, "")
+    return loaded
+
+
+def _check_legacy_h5(path: Path) -> str:
+    """The Keras version that wrote an HDF5 model; refuse layers lstmgen cannot compile
+    before Keras deserialises anything (a Lambda's bytecode is never unmarshalled)."""
+    try:
+        import h5py
+        with h5py.File(path, "r") as fh:
+            version = fh.attrs.get("keras_version", b"")
+            config = fh.attrs.get("model_config")
+    except Exception as exc:  # h5py raises OSError and others for broken files
+        raise ModelError(f"{path}: not a readable HDF5 Keras model ({exc})") from None
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    if config is None:
+        raise ModelError(f"{path}: no model_config (weights-only HDF5 files cannot be compiled)")
+    config = config.decode() if isinstance(config, bytes) else str(config)
+    for class_name, name in _layer_classes(json.loads(config)):
+        if class_name not in LEGACY_CLASSES:
+            raise UnsupportedLayerError(f"layer '{name}' of type {class_name} is not supported "
+                                        f"(refused before loading {path.name}); supported "
+                                        f"layers: {SUPPORTED}")
+    return version or "2"
+
+
+#: Arguments Keras 2 wrote into layer configs that Keras 3 no longer accepts.
+KERAS2_ONLY_ARGUMENTS = ("time_major",)
+
+
+def _load_legacy_h5(keras: Any, path: Path) -> Any:
+    """Load an HDF5 model written by Keras <= 2 with Keras 3: through a temporary copy
+    whose model_config lacks the arguments Keras 3 refuses (e.g. GRU's time_major)."""
+    import shutil
+    import tempfile
+
+    import h5py
+    with tempfile.TemporaryDirectory(prefix="lstmgen-h5-") as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        with h5py.File(copy, "r+") as fh:
+            raw = fh.attrs["model_config"]
+            config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            _drop_arguments(config, KERAS2_ONLY_ARGUMENTS)
+            fh.attrs["model_config"] = json.dumps(config)
+        return keras.saving.load_model(str(copy), compile=False, safe_mode=True)
+
+
+def _drop_arguments(config: Any, names: tuple[str, ...]) -> None:
+    if isinstance(config, dict):
+        for name in names:
+            config.pop(name, None)
+        for value in config.values():
+            _drop_arguments(value, names)
+    elif isinstance(config, list):
+        for value in config:
+            _drop_arguments(value, names)
+
+
+def _layer_classes(config) -> list[tuple[str, str]]:
+    """(class_name, name) of every layer config nested anywhere in `config`."""
+    found = []
+    if isinstance(config, dict):
+        if "class_name" in config:
+            inner = config.get("config", {})
+            found.append((config["class_name"],
+                          inner.get("name", "?") if isinstance(inner, dict) else "?"))
+        for value in config.values():
+            found.extend(_layer_classes(value))
+    elif isinstance(config, list):
+        for value in config:
+            found.extend(_layer_classes(value))
+    return [(c, n) for c, n in found if c not in ("GlorotUniform", "Orthogonal", "Zeros",
+                                                   "Ones", "RandomUniform", "RandomNormal",
+                                                   "Constant", "HeNormal", "HeUniform",
+                                                   "LecunNormal", "LecunUniform",
+                                                   "TruncatedNormal", "VarianceScaling",
+                                                   "L1", "L2", "L1L2", "DTypePolicy",
+                                                   "Policy", "__tuple__")]
+
+
+def _uses_hard_sigmoid(model: Model) -> bool:
+    def acts(layer) -> set:
+        if hasattr(layer, "forward"):
+            return acts(layer.forward) | acts(layer.backward)
+        return {getattr(layer, a, None) for a in ("gate_activation", "cell_activation",
+                                                  "output_activation", "activation")}
+    return any("hard_sigmoid_0.2" in acts(layer) for layer in model.layers)
 
 
 def open_live(model: Any) -> Loaded:
@@ -153,6 +265,8 @@ def _activation_name(fn: Any, layer: Any, field: str) -> str:
     keras = import_keras()
     for keras_name, ir_name in ACTIVATIONS.items():
         if fn is keras.activations.get(keras_name):
+            if ir_name == "hard_sigmoid_keras3" and _KERAS2_SEMANTICS.get():
+                return "hard_sigmoid_0.2"  # the file was saved by Keras <= 2
             return ir_name
     label = getattr(fn, "__name__", repr(fn))
     raise UnsupportedLayerError(

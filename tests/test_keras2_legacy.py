@@ -1,0 +1,62 @@
+"""Legacy HDF5 models saved by tf.keras 2.15 (Keras 2): `hard_sigmoid` means
+clip(0.2x + 0.5, 0, 1) there, not Keras 3's relu6(x + 3) / 6. Oracle: the predictions
+tf.keras 2.15 itself made, stored with the fixtures (tests/fixtures/keras2/make_fixtures.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lstmgen
+from lstmgen.backends import BASIC_LAYERS, TARGETS, get_backend, render
+from lstmgen.cli import main
+from lstmgen.errors import UnsupportedLayerError
+from lstmgen.extractors import open_model
+from lstmgen.reference import forward
+from lstmgen.runners import get_runner
+from lstmgen.verify import error_metrics
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras2"
+MODELS = ["lstm_hard_sigmoid", "gru_reset_before", "plain_sigmoid"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras2_files_match_tf215_predictions(name, keras, tmp_path):
+    data = np.load(FIXTURES / f"{name}.npz")
+    assert str(data["tf_version"]).startswith("2.15")
+    loaded = open_model(FIXTURES / f"{name}.h5")
+    assert "Keras 2.15" in loaded.ir.source
+    assert error_metrics(forward(loaded.ir, data["x"]), data["y"])[1].max() <= 1e-5
+    for target in sorted(TARGETS):
+        if not loaded.ir.kinds() <= set(getattr(get_backend(target), "LAYERS", BASIC_LAYERS)):
+            continue  # tests/test_recurrent_layers.py checks the refusal
+        got = get_runner(target).run(loaded.ir, render(target, loaded.ir, "net"), "net",
+                                     data["x"], tmp_path)
+        assert error_metrics(got, data["y"])[1].max() <= 1e-5, target
+
+
+def test_hard_sigmoid_means_keras2s(keras):
+    ir = lstmgen.load(FIXTURES / "lstm_hard_sigmoid.h5")
+    assert [l.gate_activation for l in ir.layers[:2]] == ["hard_sigmoid_0.2"] * 2
+    # Keras 3 would run this file with its own hard_sigmoid: verify must not trust it
+    assert open_model(FIXTURES / "lstm_hard_sigmoid.h5").predict is None
+    assert open_model(FIXTURES / "plain_sigmoid.h5").predict is not None
+
+
+def test_keras3_predict_on_a_keras2_file_is_wrong(keras):
+    """Why the oracle switch matters: Keras 3 loads the file, but computes another model."""
+    from lstmgen.extractors.keras import _load_legacy_h5  # drops Keras-2-only arguments
+    data = np.load(FIXTURES / "lstm_hard_sigmoid.npz")
+    model = _load_legacy_h5(keras, FIXTURES / "lstm_hard_sigmoid.h5")
+    assert np.abs(model.predict(data["x"], verbose=0) - data["y"]).max() > 1e-3
+
+
+def test_verify_says_which_oracle(keras, capsys):
+    assert main(["verify", str(FIXTURES / "lstm_hard_sigmoid.h5"), "--sequences", "3"]) == 0
+    assert "reference" in capsys.readouterr().out
+
+
+def test_lambda_in_h5_is_refused_before_loading(keras):
+    with pytest.raises(UnsupportedLayerError, match="Lambda.*refused before loading"):
+        lstmgen.load(FIXTURES / "lambda_layer.h5")
