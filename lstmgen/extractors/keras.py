@@ -190,11 +190,31 @@ def open_live(model: Any) -> Loaded:
 def _loaded(model: Any, source: str) -> Loaded:
     keras = import_keras()
     ir = extract(model, source)
+    stateful = any(getattr(l, "stateful", False) for l in model.layers)
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(np.asarray(x, np.float32), verbose=0, batch_size=256))
+        x = np.asarray(x, np.float32)
+        if not stateful:
+            return np.asarray(model.predict(x, verbose=0, batch_size=256))
+        # a stateful model has a fixed batch size and carries state across calls: run each
+        # sequence alone, from a zero state, as the generated predict() does
+        batch = model.inputs[0].shape[0] or 1
+        outputs = []
+        for sequence in x:
+            _reset_states(model)
+            y = model.predict(np.repeat(sequence[None], batch, axis=0), verbose=0,
+                              batch_size=batch)
+            outputs.append(y[0])
+        _reset_states(model)
+        return np.stack(outputs)
 
     return Loaded(ir, predict, f"Keras {keras.__version__} model.predict")
+
+
+def _reset_states(model: Any) -> None:
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_states()
 
 
 def extract(model: Any, source: str) -> Model:
@@ -289,6 +309,10 @@ def _convert(layer: Any, width: int, notes: list[str]) -> Optional[Layer]:
         notes.append(f"dropped '{layer.name}' ({kind}): identity at inference")
         return None
     if kind in RECURRENT_CONVERTERS:
+        if layer.stateful:
+            notes.append(f"'{layer.name}' is stateful: Keras carries its state from one "
+                         "predict call to the next; the generated predict starts every call "
+                         "from zero (as after reset_states), the streaming step carries it")
         return RECURRENT_CONVERTERS[kind](layer)
     if kind == "Bidirectional":
         return _bidirectional(layer)
@@ -317,8 +341,6 @@ def _convert(layer: Any, width: int, notes: list[str]) -> Optional[Layer]:
 
 
 def _check_recurrent_flags(layer: Any) -> None:
-    if layer.stateful:
-        raise _unsupported(layer, "stateful=True")
     if layer.return_state:
         raise _unsupported(layer, "return_state=True")
 
