@@ -57,6 +57,28 @@ same input; the backward one reads the sequence from the last step to the first.
 two are merged (``merge_mode`` concat, sum, mul or ave), otherwise the two final states are
 merged. It needs the whole sequence, so a model with one has no streaming step.
 
+Per-timestep and sequence-shaping layers:
+
+* ``Masking`` (first layer only): timestep t is masked when every feature equals
+  ``mask_value``; its features become 0, and every recurrent layer skips it: the state is
+  unchanged and the output repeats the previous step's (zeros before any step). Backward
+  reading and Bidirectional use the same mask, in their reading order.
+* ``Normalize``: y = (x - mean) / std per feature (Keras Normalization with std =
+  max(sqrt(variance), 1e-7); MATLAB zscore/center).
+* ``LayerNorm``: y = (x - mean(x)) / sqrt(var(x) + epsilon) * gamma + beta over the
+  features of each timestep (gamma/beta optional).
+* ``Flatten``: a sequence of the model's fixed T timesteps becomes one vector of T*F values,
+  timestep-major (Keras Flatten / Reshape((T*F,))).
+* ``Conv1D``: weights (F, K, D), y[t, f] = act(bias[f] + sum_k,d W[f, k, d] x[t*stride +
+  k*dilation - pad, d]) with zero padding: ``valid`` (none), ``same`` (TF rule: output
+  ceil(T/stride) steps, pad_left = total // 2), ``causal`` (pad_left = dilation*(K-1)).
+* ``Pool1D``: ``max`` or ``avg`` over windows of ``size`` steps every ``stride`` steps,
+  ``valid`` or ``same`` padding (padding never counts: max ignores it, avg divides by the
+  number of real steps in the window).
+
+Conv1D and Pool1D change the number of timesteps; ``Model.output_timesteps(T)`` says how
+many a sequence output has.
+
 ``Dense``: ``weights`` (O, I), ``bias`` (O,) or ``None``, y = act(weights @ x + bias),
 applied to every timestep when it sees a sequence.
 
@@ -304,6 +326,209 @@ class Bidirectional:
 
 
 @dataclass
+class Masking:
+    """Skip timesteps whose features all equal `mask_value` (see the module docstring)."""
+
+    name: str
+    size: int
+    mask_value: float = 0.0
+    origin: str = ""
+
+    kind = "masking"
+    recurrent = False
+
+    @property
+    def input_size(self) -> int:
+        return self.size
+
+    @property
+    def output_size(self) -> int:
+        return self.size
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {}
+
+    def parameter_count(self) -> int:
+        return 0
+
+
+@dataclass
+class Normalize:
+    """y = (x - mean) / std, per feature."""
+
+    name: str
+    mean: np.ndarray
+    std: np.ndarray
+    origin: str = ""
+
+    kind = "normalize"
+    recurrent = False
+
+    @property
+    def input_size(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def output_size(self) -> int:
+        return self.input_size
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {"mean": self.mean, "std": self.std}
+
+    def parameter_count(self) -> int:
+        return 2 * self.input_size
+
+
+@dataclass
+class LayerNorm:
+    """Normalization over the features of each timestep, then gamma * y + beta."""
+
+    name: str
+    size: int
+    gamma: Optional[np.ndarray]
+    beta: Optional[np.ndarray]
+    epsilon: float = 1e-3
+    origin: str = ""
+
+    kind = "layer_norm"
+    recurrent = False
+
+    @property
+    def input_size(self) -> int:
+        return self.size
+
+    @property
+    def output_size(self) -> int:
+        return self.size
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    def parameter_count(self) -> int:
+        return sum(a.size for a in self.arrays().values() if a is not None)
+
+
+@dataclass
+class Flatten:
+    """A sequence of `timesteps` rows of `size` features -> one vector, timestep-major."""
+
+    name: str
+    timesteps: int
+    size: int
+    origin: str = ""
+
+    kind = "flatten"
+    recurrent = False
+
+    @property
+    def input_size(self) -> int:
+        return self.size
+
+    @property
+    def output_size(self) -> int:
+        return self.timesteps * self.size
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {}
+
+    def parameter_count(self) -> int:
+        return 0
+
+
+PADDINGS = ("valid", "same", "causal")
+
+
+@dataclass
+class Conv1D:
+    """A 1-D convolution over time (see the module docstring)."""
+
+    name: str
+    weights: np.ndarray  # (F, K, D)
+    bias: Optional[np.ndarray]
+    stride: int = 1
+    dilation: int = 1
+    padding: str = "valid"
+    activation: str = "linear"
+    origin: str = ""
+
+    kind = "conv1d"
+    recurrent = False
+
+    @property
+    def kernel_size(self) -> int:
+        return int(self.weights.shape[1])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.weights.shape[2])
+
+    @property
+    def output_size(self) -> int:
+        return int(self.weights.shape[0])
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {"weights": self.weights, "bias": self.bias}
+
+    def parameter_count(self) -> int:
+        return sum(a.size for a in self.arrays().values() if a is not None)
+
+    def padding_left(self, t_len: int) -> int:
+        span = self.dilation * (self.kernel_size - 1) + 1
+        return window_padding(t_len, span, self.stride, self.padding)[0]
+
+    def output_timesteps(self, t_len: int) -> int:
+        span = self.dilation * (self.kernel_size - 1) + 1
+        return window_padding(t_len, span, self.stride, self.padding)[1]
+
+
+@dataclass
+class Pool1D:
+    """Max or average pooling over time."""
+
+    name: str
+    size: int  # features (unchanged)
+    pool_type: str = "max"
+    pool_size: int = 2
+    stride: int = 2
+    padding: str = "valid"
+    origin: str = ""
+
+    kind = "pool1d"
+    recurrent = False
+
+    @property
+    def input_size(self) -> int:
+        return self.size
+
+    @property
+    def output_size(self) -> int:
+        return self.size
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {}
+
+    def parameter_count(self) -> int:
+        return 0
+
+    def padding_left(self, t_len: int) -> int:
+        return window_padding(t_len, self.pool_size, self.stride, self.padding)[0]
+
+    def output_timesteps(self, t_len: int) -> int:
+        return window_padding(t_len, self.pool_size, self.stride, self.padding)[1]
+
+
+def window_padding(t_len: int, span: int, stride: int, padding: str) -> tuple[int, int]:
+    """(left padding, output timesteps) of a window of `span` steps every `stride`."""
+    if padding == "valid":
+        return 0, max(0, (t_len - span) // stride + 1)
+    if padding == "causal":
+        return span - 1, (t_len - 1) // stride + 1
+    out = -(-t_len // stride)  # same: ceil(T / stride), TF's rule
+    total = max((out - 1) * stride + span - t_len, 0)
+    return total // 2, out
+
+
+@dataclass
 class Dense:
     """A fully connected layer: y = activation(weights @ x + bias)."""
 
@@ -364,10 +589,13 @@ class Activation:
         return 0
 
 
-Layer = Union[LSTM, GRU, SimpleRNN, Bidirectional, Dense, Activation]
+Layer = Union[LSTM, GRU, SimpleRNN, Bidirectional, Dense, Activation, Masking, Normalize,
+              LayerNorm, Flatten, Conv1D, Pool1D]
 LAYER_TYPES: dict[str, type] = {"lstm": LSTM, "gru": GRU, "simple_rnn": SimpleRNN,
                                 "bidirectional": Bidirectional, "dense": Dense,
-                                "activation": Activation}
+                                "activation": Activation, "masking": Masking,
+                                "normalize": Normalize, "layer_norm": LayerNorm,
+                                "flatten": Flatten, "conv1d": Conv1D, "pool1d": Pool1D}
 RECURRENT_TYPES = (LSTM, GRU, SimpleRNN, Bidirectional)
 
 
@@ -390,13 +618,23 @@ class Model:
     @property
     def returns_sequences(self) -> bool:
         """True when the output has one row per timestep."""
-        return all(l.return_sequences for l in self.layers if l.recurrent)
+        return self.sequence_layer_count() == len(self.layers) and not any(
+            l.kind == "flatten" for l in self.layers) and all(
+            l.return_sequences for l in self.layers if l.recurrent)
 
     @property
     def streamable(self) -> bool:
-        """True when one-step-at-a-time inference means something (no reversed time)."""
-        return not any(l.recurrent and (l.go_backwards or isinstance(l, Bidirectional))
-                       for l in self.layers)
+        """True when one-step-at-a-time inference means something: no reversed time, no
+        layer that needs a window of timesteps or the whole sequence."""
+        return not any((l.recurrent and (l.go_backwards or isinstance(l, Bidirectional)))
+                       or l.kind in ("conv1d", "pool1d", "flatten") for l in self.layers)
+
+    def output_timesteps(self, t_len: int) -> int:
+        """Timesteps of a sequence output for an input of `t_len` steps."""
+        for layer in self.layers:
+            if layer.kind in ("conv1d", "pool1d"):
+                t_len = layer.output_timesteps(t_len)
+        return t_len
 
     def kinds(self) -> set[str]:
         """The layer kinds in use (a Bidirectional counts with its inner kind)."""
@@ -421,7 +659,7 @@ class Model:
     def sequence_layer_count(self) -> int:
         """How many leading layers see a sequence (the rest see one vector)."""
         for k, layer in enumerate(self.layers):
-            if layer.recurrent and not layer.return_sequences:
+            if (layer.recurrent and not layer.return_sequences) or layer.kind == "flatten":
                 return k + 1
         return len(self.layers)
 
@@ -438,7 +676,7 @@ class Model:
             raise ModelError(f"layer names must be unique, got {names}")
         width = self.input_size
         sequence = True
-        for layer in self.layers:
+        for index, layer in enumerate(self.layers):
             where = f"layer '{layer.name}' ({layer.kind})"
             if layer.input_size != width:
                 raise ModelError(f"{where}: expects input size {layer.input_size} "
@@ -460,10 +698,66 @@ class Model:
                 if layer.size <= 0:
                     raise ModelError(f"{where}: size must be positive")
                 _check_activation(layer.activation, ALL_ACTIVATIONS, where, "activation")
+            elif isinstance(layer, (Masking, Normalize, LayerNorm, Flatten, Conv1D, Pool1D)):
+                sequence = _check_shaping(self, layer, where, sequence, index)
             else:
                 raise ModelError(f"unknown layer object {layer!r}")
             width = layer.output_size
         return self
+
+
+def _check_shaping(model: "Model", layer: Layer, where: str, sequence: bool,
+                   index: int) -> bool:
+    """Validate a masking/normalization/shaping layer; return whether a sequence follows."""
+    if isinstance(layer, Masking):
+        if index != 0:
+            raise ModelError(f"{where}: Masking is supported as the first layer only")
+        if not np.isfinite(layer.mask_value):
+            raise ModelError(f"{where}: mask_value must be finite")
+        if any(l.kind in ("conv1d", "pool1d") for l in model.layers):
+            raise ModelError(f"{where}: Masking cannot be combined with Conv1D/pooling")
+    elif isinstance(layer, Normalize):
+        _check_array(layer.mean, (layer.input_size,), where, "mean")
+        _check_array(layer.std, (layer.input_size,), where, "std")
+        if np.any(layer.std <= 0):
+            raise ModelError(f"{where}: std must be positive")
+    elif isinstance(layer, LayerNorm):
+        for name in ("gamma", "beta"):
+            if getattr(layer, name) is not None:
+                _check_array(getattr(layer, name), (layer.size,), where, name)
+        if not layer.epsilon > 0:
+            raise ModelError(f"{where}: epsilon must be positive")
+    elif isinstance(layer, Flatten):
+        if not sequence:
+            raise ModelError(f"{where}: Flatten needs a sequence")
+        if model.timesteps is None or model.output_timesteps(model.timesteps) != \
+                layer.timesteps:
+            raise ModelError(f"{where}: Flatten needs the model's fixed number of timesteps "
+                             f"({layer.timesteps}); the model has T = {model.timesteps}")
+        return False
+    elif isinstance(layer, (Conv1D, Pool1D)):
+        if not sequence:
+            raise ModelError(f"{where}: needs a sequence")
+        if any(l.recurrent for l in model.layers[:index]):
+            raise ModelError(f"{where}: Conv1D/pooling is supported in front of the "
+                             "recurrent layers only")
+        if layer.padding not in PADDINGS or (isinstance(layer, Pool1D) and
+                                             layer.padding == "causal"):
+            raise ModelError(f"{where}: padding {layer.padding!r} is not supported")
+        if isinstance(layer, Conv1D):
+            if layer.weights.ndim != 3 or min(layer.weights.shape) < 1:
+                raise ModelError(f"{where}: weights must be (filters, kernel, input)")
+            _check_array(layer.weights, layer.weights.shape, where, "weights")
+            if layer.bias is not None:
+                _check_array(layer.bias, (layer.output_size,), where, "bias")
+            if layer.stride < 1 or layer.dilation < 1:
+                raise ModelError(f"{where}: stride and dilation must be at least 1")
+            _check_activation(layer.activation, ELEMENTWISE_ACTIVATIONS, where, "activation")
+        else:
+            if layer.pool_type not in ("max", "avg") or layer.pool_size < 1 or \
+                    layer.stride < 1:
+                raise ModelError(f"{where}: pool_type max/avg, pool_size and stride >= 1")
+    return sequence
 
 
 def _check_recurrent(layer: Layer, where: str) -> None:

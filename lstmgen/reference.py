@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
+from .ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, LayerNorm,
+                 Masking, Model, Normalize, Pool1D, SimpleRNN)
 
 
 def activate(name: str, x: np.ndarray) -> np.ndarray:
@@ -66,8 +67,9 @@ def _lstm_step(layer: LSTM, w, u, b, p, proj):
     return step
 
 
-def _recurrent(layer, x: np.ndarray) -> np.ndarray:
-    """One unidirectional recurrent layer. x: [N, T, D] -> [N, T, O] or [N, O]."""
+def _recurrent(layer, x: np.ndarray, mask=None) -> np.ndarray:
+    """One unidirectional recurrent layer. x: [N, T, D] -> [N, T, O] or [N, O].
+    `mask` [N, T] (True = real step): masked steps keep the state and repeat the output."""
     n, t_len, _ = x.shape
     f64 = (lambda a: None if a is None else a.astype(np.float64))
     w, u = f64(layer.input_weights), f64(layer.recurrent_weights)
@@ -103,17 +105,24 @@ def _recurrent(layer, x: np.ndarray) -> np.ndarray:
         raise TypeError(f"not a unidirectional recurrent layer: {layer!r}")
     order = range(t_len - 1, -1, -1) if layer.go_backwards else range(t_len)
     outputs = []
-    out = None
+    out = np.zeros((n, layer.output_size))
     for t in order:
-        out, state = step(x[:, t, :], state)
+        new_out, new_state = step(x[:, t, :], state)
+        if mask is None:
+            out, state = new_out, new_state
+        else:
+            keep = mask[:, t][:, None]
+            out = np.where(keep, new_out, out)
+            state = (tuple(np.where(keep, a, b) for a, b in zip(new_state, state))
+                     if isinstance(state, tuple) else np.where(keep, new_state, state))
         outputs.append(out)
     # go_backwards emits its outputs in processing order (as Keras does).
     return np.stack(outputs, axis=1) if layer.return_sequences else out
 
 
-def _bidirectional(layer: Bidirectional, x: np.ndarray) -> np.ndarray:
-    y_forward = _recurrent(layer.forward, x)
-    y_backward = _recurrent(layer.backward, x)
+def _bidirectional(layer: Bidirectional, x: np.ndarray, mask=None) -> np.ndarray:
+    y_forward = _recurrent(layer.forward, x, mask)
+    y_backward = _recurrent(layer.backward, x, mask)
     if layer.return_sequences:  # back to input time order before merging
         y_backward = y_backward[:, ::-1]
     if layer.merge_mode == "concat":
@@ -123,6 +132,47 @@ def _bidirectional(layer: Bidirectional, x: np.ndarray) -> np.ndarray:
     if layer.merge_mode == "mul":
         return y_forward * y_backward
     return (y_forward + y_backward) / 2.0
+
+
+def _windows(x: np.ndarray, span: int, stride: int, dilation: int, pad_left: int,
+             t_out: int, fill: float) -> np.ndarray:
+    """[N, T, F] -> [N, T_out, K, F]: the K taps of each output step (padding = fill)."""
+    n, t_len, f = x.shape
+    k = (span - 1) // dilation + 1
+    padded = np.full((n, t_len + 2 * span + t_out * stride, f), fill)
+    padded[:, pad_left:pad_left + t_len] = x
+    index = np.arange(t_out)[:, None] * stride + np.arange(k)[None, :] * dilation
+    return padded[:, index]
+
+
+def _conv1d(layer: Conv1D, x: np.ndarray) -> np.ndarray:
+    t_len = x.shape[1]
+    span = layer.dilation * (layer.kernel_size - 1) + 1
+    taps = _windows(x, span, layer.stride, layer.dilation, layer.padding_left(t_len),
+                    layer.output_timesteps(t_len), 0.0)
+    y = np.einsum("ntkd,fkd->ntf", taps, layer.weights.astype(np.float64))
+    if layer.bias is not None:
+        y = y + layer.bias.astype(np.float64)
+    return activate(layer.activation, y)
+
+
+def _pool1d(layer: Pool1D, x: np.ndarray) -> np.ndarray:
+    t_len = x.shape[1]
+    fill = -np.inf if layer.pool_type == "max" else np.nan
+    taps = _windows(x, layer.pool_size, layer.stride, 1, layer.padding_left(t_len),
+                    layer.output_timesteps(t_len), fill)
+    return np.max(taps, axis=2) if layer.pool_type == "max" else np.nanmean(taps, axis=2)
+
+
+def _layer_norm(layer: LayerNorm, x: np.ndarray) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + layer.epsilon)
+    if layer.gamma is not None:
+        y = y * layer.gamma.astype(np.float64)
+    if layer.beta is not None:
+        y = y + layer.beta.astype(np.float64)
+    return y
 
 
 def forward(model: Model, x: np.ndarray) -> np.ndarray:
@@ -138,11 +188,25 @@ def forward(model: Model, x: np.ndarray) -> np.ndarray:
     if x.ndim != 3 or x.shape[2] != model.input_size or x.shape[1] < 1:
         raise ValueError(f"input must be [N, T>=1, {model.input_size}], got {x.shape}")
     y = x
+    mask = None
     for layer in model.layers:
-        if isinstance(layer, Bidirectional):
-            y = _bidirectional(layer, y)
+        if isinstance(layer, Masking):
+            mask = np.any(y != layer.mask_value, axis=-1)
+            y = np.where(mask[..., None], y, 0.0)
+        elif isinstance(layer, Bidirectional):
+            y = _bidirectional(layer, y, mask)
         elif isinstance(layer, (LSTM, GRU, SimpleRNN)):
-            y = _recurrent(layer, y)
+            y = _recurrent(layer, y, mask)
+        elif isinstance(layer, Normalize):
+            y = (y - layer.mean.astype(np.float64)) / layer.std.astype(np.float64)
+        elif isinstance(layer, LayerNorm):
+            y = _layer_norm(layer, y)
+        elif isinstance(layer, Flatten):
+            y = y.reshape(y.shape[0], -1)
+        elif isinstance(layer, Conv1D):
+            y = _conv1d(layer, y)
+        elif isinstance(layer, Pool1D):
+            y = _pool1d(layer, y)
         elif isinstance(layer, Dense):
             y = y @ layer.weights.astype(np.float64).T
             if layer.bias is not None:

@@ -17,11 +17,11 @@ def _seq(keras, *layers, timesteps=5, features=3):
 
 
 CASES = {
-    "layer_norm": (lambda k: k.layers.LayerNormalization(name="ln"), "ln",
-                   "LayerNormalization"),
-    "masking": (lambda k: k.layers.Masking(name="mask"), "mask", "Masking"),
-    "conv": (lambda k: k.layers.Conv1D(2, 2, name="conv"), "conv", "Conv1D"),
-    "flatten": (lambda k: k.layers.Flatten(name="fl"), "fl", "Flatten"),
+    "global_pool": (lambda k: k.layers.GlobalAveragePooling1D(name="gap"), "gap",
+                    "GlobalAveragePooling1D"),
+    "upsampling": (lambda k: k.layers.UpSampling1D(2, name="up"), "up", "UpSampling1D"),
+    "leaky": (lambda k: k.layers.LeakyReLU(name="leaky"), "leaky", "LeakyReLU"),
+    "crop": (lambda k: k.layers.Cropping1D(1, name="crop"), "crop", "Cropping1D"),
 }
 
 
@@ -30,7 +30,7 @@ def test_unsupported_layer_is_named(keras, case):
     make, name, kind = CASES[case]
     kwargs = {"timesteps": 5}
     model = _seq(keras, make(keras), keras.layers.LSTM(2), **kwargs) if case in (
-        "masking", "conv", "layer_norm") else _seq(keras, make(keras), **kwargs)
+        "upsampling", "leaky", "crop") else _seq(keras, make(keras), **kwargs)
     with pytest.raises(UnsupportedLayerError) as err:
         lstmgen.load(model)
     message = str(err.value)
@@ -78,14 +78,14 @@ def test_lambda_is_never_deserialised(keras, tmp_path, capsys):
 
 
 def test_cli_unsupported_layer_exit_2_no_output(keras, tmp_path):
-    path = tmp_path / "conv.keras"
-    _seq(keras, keras.layers.Conv1D(3, 2, name="my_conv"), keras.layers.LSTM(2)).save(path)
+    path = tmp_path / "up.keras"
+    _seq(keras, keras.layers.UpSampling1D(2, name="my_up"), keras.layers.LSTM(2)).save(path)
     out = tmp_path / "build"
     result = subprocess.run([sys.executable, "-m", "lstmgen", "generate", str(path), "--out",
                              str(out)], capture_output=True, text=True)
     assert result.returncode == 2
     lines = [l for l in result.stderr.splitlines() if l.startswith("lstmgen:")]
-    assert len(lines) == 1 and "'my_conv'" in lines[0] and "Conv1D" in lines[0]
+    assert len(lines) == 1 and "'my_up'" in lines[0] and "UpSampling1D" in lines[0]
     assert "Traceback" not in result.stderr
     assert not out.exists()
 

@@ -114,4 +114,4 @@ def test_backends_implement_or_refuse_each_feature(target, tmp_path):
 def test_every_feature_is_implemented_somewhere():
     declared = set(itertools.chain.from_iterable(
         getattr(get_backend(t), "FEATURES", frozenset()) for t in TARGETS))
-    assert declared == {"peephole", "clip", "input_forget", "initial_state"}
+    assert declared == {"peephole", "clip", "input_forget", "initial_state", "projection"}

@@ -91,6 +91,22 @@ def layer_summary(layer) -> str:
         bias = "" if layer.bias is not None else ", no bias"
         return (f"{layer.name}: Dense {layer.input_size} -> {layer.output_size} "
                 f"({layer.activation}{bias})")
+    kind = layer.kind
+    if kind == "masking":
+        return f"{layer.name}: Masking (mask_value {layer.mask_value!r}) over {layer.size}"
+    if kind == "normalize":
+        return f"{layer.name}: Normalize (x - mean) / std over {layer.input_size}"
+    if kind == "layer_norm":
+        return f"{layer.name}: LayerNorm over {layer.size} (epsilon {layer.epsilon!r})"
+    if kind == "flatten":
+        return f"{layer.name}: Flatten [{layer.timesteps}][{layer.size}] -> {layer.output_size}"
+    if kind == "conv1d":
+        return (f"{layer.name}: Conv1D {layer.input_size} -> {layer.output_size} (kernel "
+                f"{layer.kernel_size}, stride {layer.stride}, dilation {layer.dilation}, "
+                f"{layer.padding}, {layer.activation})")
+    if kind == "pool1d":
+        return (f"{layer.name}: {layer.pool_type.capitalize()}Pool1D size {layer.pool_size}, "
+                f"stride {layer.stride}, {layer.padding}, over {layer.size}")
     return f"{layer.name}: Activation {layer.activation} over {layer.size}"
 
 

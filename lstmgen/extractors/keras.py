@@ -16,16 +16,22 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
-from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Layer, Model, SimpleRNN, float32
+from ..ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, Layer,
+                  LayerNorm, Masking, Model, Normalize, Pool1D, SimpleRNN, float32)
 from . import Loaded
 
 SUPPORTED = ("InputLayer, LSTM, GRU, SimpleRNN, Bidirectional (concat/sum/mul/ave), Dense, "
-             "Activation, ReLU, Softmax, TimeDistributed(Dense), Dropout, SpatialDropout1D, "
-             "GaussianNoise, GaussianDropout, AlphaDropout")
+             "Activation, ReLU, Softmax, TimeDistributed(Dense), Masking (first), "
+             "Normalization, LayerNormalization, Flatten/Reshape after a sequence, Conv1D, "
+             "MaxPooling1D, AveragePooling1D, Dropout, SpatialDropout1D, GaussianNoise, "
+             "GaussianDropout, AlphaDropout")
 #: IR layer kind -> the Keras layers that become it (for the README's support table).
 PRODUCES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN",
             "bidirectional": "Bidirectional", "dense": "Dense, TimeDistributed(Dense)",
-            "activation": "Activation, ReLU, Softmax"}
+            "activation": "Activation, ReLU, Softmax", "masking": "Masking",
+            "normalize": "Normalization", "layer_norm": "LayerNormalization",
+            "flatten": "Flatten, Reshape", "conv1d": "Conv1D",
+            "pool1d": "MaxPooling1D, AveragePooling1D"}
 NO_OP_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
                 "AlphaDropout"}
 # Keras activation name -> IR activation name (Keras 3 semantics).
@@ -64,7 +70,9 @@ def import_keras() -> Any:
 _KERAS2_SEMANTICS = contextvars.ContextVar("keras2_semantics", default=False)
 LEGACY_CLASSES = {"Sequential", "Functional", "Model", "InputLayer", "LSTM", "GRU",
                   "SimpleRNN", "Bidirectional", "Dense", "Activation", "ReLU", "Softmax",
-                  "TimeDistributed", *NO_OP_LAYERS}
+                  "TimeDistributed", "Masking", "Normalization", "LayerNormalization",
+                  "Flatten", "Reshape", "Conv1D", "MaxPooling1D", "AveragePooling1D",
+                  *NO_OP_LAYERS}
 
 
 def open_file(path: Path) -> Loaded:
@@ -225,11 +233,14 @@ def extract(model: Any, source: str) -> Model:
     width = int(input_shape[-1])
     ir_layers: list[Layer] = []
     notes: list[str] = []
+    steps = input_shape[1]
     for layer in layers:
-        converted = _convert(layer, width, notes)
+        converted = _convert(layer, width, notes, steps)
         if converted is not None:
             ir_layers.append(converted)
             width = converted.output_size
+            if isinstance(converted, (Conv1D, Pool1D)) and steps:
+                steps = converted.output_timesteps(int(steps))
     if not ir_layers:
         raise ModelError(f"model '{model.name}' has no layer lstmgen can compile")
     timesteps = input_shape[1]
@@ -301,8 +312,10 @@ def _unsupported(layer: Any, why: str = "") -> UnsupportedLayerError:
                                  f"supported layers: {SUPPORTED}")
 
 
-def _convert(layer: Any, width: int, notes: list[str]) -> Optional[Layer]:
+def _convert(layer: Any, width: int, notes: list[str], steps: Optional[int]) -> Optional[Layer]:
     kind = type(layer).__name__
+    if kind in SHAPING_CONVERTERS:
+        return SHAPING_CONVERTERS[kind](layer, width, steps)
     if kind == "InputLayer":
         return None
     if kind in NO_OP_LAYERS:
@@ -414,6 +427,81 @@ def _bidirectional(layer: Any) -> Bidirectional:
                          origin=f"Keras Bidirectional(merge_mode={layer.merge_mode!r}): "
                                 "forward_layer and backward_layer as below; the backward "
                                 "outputs are flipped back to input time order")
+
+
+def _masking(layer: Any, width: int, steps: Optional[int]) -> Masking:
+    return Masking(layer.name, width, float(layer.mask_value),
+                   origin="Keras Masking: steps whose features all equal mask_value are "
+                          "zeroed and skipped by the recurrent layers")
+
+
+def _normalization(layer: Any, width: int, steps: Optional[int]) -> Normalize:
+    if getattr(layer, "invert", False):
+        raise _unsupported(layer, "invert=True")
+    mean = np.asarray(layer.mean, np.float32).reshape(-1)
+    variance = np.asarray(layer.variance, np.float32).reshape(-1)
+    if mean.size == 1:
+        mean, variance = np.full(width, mean[0], np.float32), np.full(width, variance[0],
+                                                                     np.float32)
+    if mean.size != width:
+        raise _unsupported(layer, f"normalizes an axis of {mean.size} values, not the "
+                                  f"{width} features")
+    std = np.maximum(np.sqrt(variance), np.float32(1e-7))  # Keras: max(sqrt(var), epsilon)
+    return Normalize(layer.name, float32(mean), float32(std),
+                     origin="Keras Normalization: (x - mean) / max(sqrt(variance), 1e-7)")
+
+
+def _layer_normalization(layer: Any, width: int, steps: Optional[int]) -> LayerNorm:
+    axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+    if axis not in (-1, 2, (-1,), (2,)) or getattr(layer, "rms_scaling", False):
+        raise _unsupported(layer, "only the feature axis, without rms_scaling")
+    return LayerNorm(layer.name, width,
+                     float32(layer.gamma.numpy()) if layer.scale else None,
+                     float32(layer.beta.numpy()) if layer.center else None,
+                     epsilon=float(layer.epsilon),
+                     origin="Keras LayerNormalization over the features")
+
+
+def _flatten(layer: Any, width: int, steps: Optional[int]) -> Flatten:
+    kind = type(layer).__name__
+    if not steps:
+        raise _unsupported(layer, f"{kind} needs a fixed number of timesteps in the Input")
+    if kind == "Reshape" and tuple(layer.target_shape) != (int(steps) * width,):
+        raise _unsupported(layer, f"only Reshape(({int(steps) * width},)) (a flatten)")
+    return Flatten(layer.name, int(steps), width,
+                   origin=f"Keras {kind}: [T={steps}][{width}] -> [{int(steps) * width}]")
+
+
+def _conv1d(layer: Any, width: int, steps: Optional[int]) -> Conv1D:
+    if getattr(layer, "groups", 1) != 1 or getattr(layer, "data_format",
+                                                   "channels_last") != "channels_last":
+        raise _unsupported(layer, "only groups=1, channels_last")
+    activation = _activation_name(layer.activation, layer, "activation")
+    if activation == "softmax":
+        raise _unsupported(layer, "softmax activation")
+    kernel = np.asarray(layer.kernel.numpy(), np.float32)  # (K, D, F)
+    return Conv1D(layer.name, float32(np.transpose(kernel, (2, 0, 1))),
+                  float32(layer.bias.numpy()) if layer.use_bias else None,
+                  stride=int(np.ravel(layer.strides)[0]),
+                  dilation=int(np.ravel(layer.dilation_rate)[0]), padding=layer.padding,
+                  activation=activation,
+                  origin="Keras Conv1D: kernel (K, D, F) -> weights (F, K, D)")
+
+
+def _pool1d(layer: Any, width: int, steps: Optional[int]) -> Pool1D:
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise _unsupported(layer, "only channels_last")
+    size = int(np.ravel(layer.pool_size)[0])
+    stride = int(np.ravel(layer.strides)[0]) if layer.strides is not None else size
+    kind = "max" if type(layer).__name__ == "MaxPooling1D" else "avg"
+    return Pool1D(layer.name, width, kind, size, stride, layer.padding,
+                  origin=f"Keras {type(layer).__name__}")
+
+
+SHAPING_CONVERTERS = {"Masking": _masking, "Normalization": _normalization,
+                      "LayerNormalization": _layer_normalization, "Flatten": _flatten,
+                      "Reshape": _flatten, "Conv1D": _conv1d, "MaxPooling1D": _pool1d,
+                      "AveragePooling1D": _pool1d}
 
 
 def _dense(layer: Any, name: Optional[str] = None) -> Dense:
