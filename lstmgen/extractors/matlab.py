@@ -24,6 +24,9 @@ from . import Loaded
 SUPPORTED = ("sequenceInput (Normalization none/zscore/center), lstm (OutputMode sequence/"
              "last; StateActivationFunction tanh/softsign/relu; GateActivationFunction "
              "sigmoid/hard-sigmoid), fullyConnected, relu, tanh, sigmoid, softmax, dropout")
+#: IR layer kind -> the MATLAB layers that become it (for the README's support table).
+PRODUCES = {"lstm": "lstmLayer", "dense": "fullyConnectedLayer (and zscore/center input "
+            "normalization)", "activation": "reluLayer, tanhLayer, sigmoidLayer, softmaxLayer"}
 STATE_ACTIVATIONS = {"tanh": "tanh", "softsign": "softsign", "relu": "relu"}
 GATE_ACTIVATIONS = {"sigmoid": "sigmoid", "hard-sigmoid": "hard_sigmoid_0.2"}
 LSTM_ORIGIN = ("MATLAB lstmLayer: InputWeights (4H, D) rows i,f,g,o -> input_weights as is; "

@@ -26,6 +26,11 @@ SUPPORTED = ("nn.LSTM (any num_layers, bias or not, batch_first or not, bidirect
              "proj_size), nn.GRU, nn.RNN (tanh/relu), nn.Linear, nn.ReLU, nn.Sigmoid, "
              "nn.Tanh, nn.Softsign, nn.Softplus, nn.ELU, nn.Hardsigmoid, nn.Softmax(dim=-1), "
              "nn.Identity, nn.Dropout")
+#: IR layer kind -> the PyTorch modules that become it (for the README's support table).
+PRODUCES = {"lstm": "nn.LSTM", "gru": "nn.GRU", "simple_rnn": "nn.RNN",
+            "bidirectional": "bidirectional=True", "dense": "nn.Linear",
+            "activation": "nn.ReLU, Sigmoid, Tanh, ..."}
+FEATURES_PRODUCED = {"projection": "proj_size"}
 ACTIVATION_MODULES = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
                       "Softsign": "softsign", "Softplus": "softplus", "ELU": "elu",
                       "Hardsigmoid": "hard_sigmoid_keras3", "Softmax": "softmax"}
