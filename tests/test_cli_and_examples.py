@@ -110,3 +110,10 @@ def test_wheel_ships_the_templates(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "lstmgen/templates/c/model.c.j2" in names
     assert "lstmgen/cli.py" in names and not any(n.startswith("tests/") for n in names)
+
+
+def test_readme_support_table_is_generated_from_the_code():
+    from lstmgen.support import block
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert block() in readme, "README.md's support table is stale: run " \
+                              "python -m lstmgen.support --write README.md"
