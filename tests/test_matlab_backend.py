@@ -13,6 +13,10 @@ Error bounds (max relative error, |got - ref| / max(|ref|, 1)):
 * single precision: <= 1e-5 against Keras and the reference, the same bound as the C
   backend's float32 code (measured 1.8e-7 against Keras on the default grid, 6.3e-7 on the
   60-model grid).
+
+GRU, SimpleRNN, Bidirectional and LSTM projection are checked here on hand-built IR models
+against the reference with the same bounds (measured 1.4e-7 single, 4.4e-16 double); the
+Keras grid of those kinds is tests/test_recurrent_layers.py.
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ import lstmgen
 from lstmgen.backends import matlab as backend
 from lstmgen.backends.common import GENERATED_MARK
 from lstmgen.errors import LstmgenError, MissingDependencyError
-from lstmgen.ir import ELEMENTWISE_ACTIVATIONS, LSTM, Activation, Dense, Model
+from lstmgen.ir import (ELEMENTWISE_ACTIVATIONS, GRU, LSTM, Activation, Bidirectional, Dense,
+                        Model, SimpleRNN)
 from lstmgen.naming import unique_identifiers
 from lstmgen.reference import forward
 from lstmgen.runners import matlab as runner
@@ -180,32 +185,37 @@ def _code_lines(text: str) -> list[str]:
     return out
 
 
+def _check_codegen_friendly(where: str, filename: str, text: str, precision: str) -> None:
+    """%#codegen, help block first, no forbidden construct, only allowed calls."""
+    lines = text.splitlines()
+    function = filename[:-2]
+    assert lines[0].startswith(f"function y = {function}("), where
+    assert "%#codegen" in lines, where
+    # the help block comes first: lines 2.. up to the first non-comment line
+    assert lines[1].startswith(f"%{function.upper()}  "), where
+    code = _code_lines(text)
+    joined = "\n".join(code)
+    for what, pattern in FORBIDDEN.items():
+        hit = re.search(pattern, joined)
+        assert hit is None, f"{where}: {what}: {hit and hit.group(0)!r}"
+    assert ("persistent" in joined) == filename.endswith("_step.m"), where
+    assert re.search(r"\b(single|double)\b", joined)
+    other = "double" if precision == "single" else "single"
+    assert f"'{other}'" not in text, where  # no zeros(..., 'other class')
+    # every call is a variable, a local function, or an allowed built-in
+    assigned = set(re.findall(r"^\s*(\w+)\s*(?:\([^=]*\))?\s*=", joined, re.M))
+    local = set(re.findall(r"^function \w+ = (\w+)\(", joined, re.M))
+    params = {"x", "reset"}
+    called = set(re.findall(r"\b([A-Za-z]\w*)\s*\(", joined)) - {"function"}
+    unknown = called - assigned - local - params - ALLOWED_CALLS
+    assert not unknown, f"{where}: calls {sorted(unknown)}"
+
+
 def test_codegen_pragma_and_no_forbidden_constructs(grid_cases, rendered):
     for (spec_id, precision), files in rendered.items():
         for filename, text in files.items():
-            where = f"{spec_id}/{precision}/{filename}"
-            lines = text.splitlines()
-            function = filename[:-2]
-            assert lines[0].startswith(f"function y = {function}("), where
-            assert "%#codegen" in lines, where
-            # the help block comes first: lines 2.. up to the first non-comment line
-            assert lines[1].startswith(f"%{function.upper()}  "), where
-            code = _code_lines(text)
-            joined = "\n".join(code)
-            for what, pattern in FORBIDDEN.items():
-                hit = re.search(pattern, joined)
-                assert hit is None, f"{where}: {what}: {hit and hit.group(0)!r}"
-            assert ("persistent" in joined) == filename.endswith("_step.m"), where
-            assert re.search(r"\b(single|double)\b", joined)
-            other = "double" if precision == "single" else "single"
-            assert f"'{other}'" not in text, where  # no zeros(..., 'other class')
-            # every call is a variable, a local function, or an allowed built-in
-            assigned = set(re.findall(r"^\s*(\w+)\s*(?:\([^=]*\))?\s*=", joined, re.M))
-            local = set(re.findall(r"^function \w+ = (\w+)\(", joined, re.M))
-            params = {"x", "reset"}
-            called = set(re.findall(r"\b([A-Za-z]\w*)\s*\(", joined)) - {"function"}
-            unknown = called - assigned - local - params - ALLOWED_CALLS
-            assert not unknown, f"{where}: calls {sorted(unknown)}"
+            _check_codegen_friendly(f"{spec_id}/{precision}/{filename}", filename, text,
+                                    precision)
 
 
 def test_generated_mark_and_determinism(grid_cases, rendered):
@@ -233,16 +243,59 @@ def _literals(text: str) -> dict[str, tuple[str, np.ndarray]]:
     return found
 
 
+def _recurrent_arrays(layer) -> dict[str, np.ndarray]:
+    """The literals of one unidirectional recurrent layer, by identifier prefix."""
+    arrays = {"W": layer.input_weights, "U": layer.recurrent_weights, "b": layer.bias}
+    if isinstance(layer, GRU):
+        arrays["rb"] = layer.recurrent_bias
+    if isinstance(layer, LSTM):
+        arrays["P"] = None if layer.peephole is None else layer.peephole.T
+        arrays["Pr"] = layer.projection
+        if layer.initial_h is not None or layer.initial_c is not None:
+            zeros = np.zeros  # a missing half of the initial state is zero
+            arrays["h0"] = (zeros(layer.output_size, np.float32) if layer.initial_h is None
+                            else layer.initial_h)
+            arrays["c0"] = (zeros(layer.units, np.float32) if layer.initial_c is None
+                            else layer.initial_c)
+    return arrays
+
+
+def _part_identifiers(outer: list[str], bidirectional: list[int]) -> list[str]:
+    """IDENT_fw and IDENT_bw of every Bidirectional layer, `_2`, `_3`, ... where taken."""
+    seen, names = set(outer), []
+    for k in bidirectional:
+        for side in ("fw", "bw"):
+            base = f"{outer[k][:37]}_{side}"
+            candidate, n = base, 1
+            while candidate in seen:
+                n += 1
+                candidate = f"{base[:36]}_{n}"
+            seen.add(candidate)
+            names.append(candidate)
+    return names
+
+
 def _expected_arrays(model: Model) -> dict[str, np.ndarray]:
+    """{identifier: array} of every literal; the parts of a Bidirectional layer are named
+    after it (see _part_identifiers)."""
+    outer = unique_identifiers([l.name for l in model.layers])
+    inner = iter(_part_identifiers(outer, [k for k, l in enumerate(model.layers)
+                                           if isinstance(l, Bidirectional)]))
     expected = {}
-    for layer, ident in zip(model.layers, unique_identifiers([l.name for l in model.layers])):
-        if isinstance(layer, LSTM):
-            arrays = {"W": layer.input_weights, "U": layer.recurrent_weights, "b": layer.bias}
-        elif isinstance(layer, Dense):
-            arrays = {"W": layer.weights, "b": layer.bias}
+    for layer, ident in zip(model.layers, outer):
+        if isinstance(layer, Bidirectional):
+            named = [(part, next(inner)) for part in (layer.forward, layer.backward)]
         else:
-            arrays = {}
-        expected.update({f"{k}_{ident}": a for k, a in arrays.items() if a is not None})
+            named = [(layer, ident)]
+        for part, part_ident in named:
+            if isinstance(part, (LSTM, GRU, SimpleRNN)):
+                arrays = _recurrent_arrays(part)
+            elif isinstance(part, Dense):
+                arrays = {"W": part.weights, "b": part.bias}
+            else:
+                arrays = {}
+            expected.update({f"{k}_{part_ident}": a for k, a in arrays.items()
+                             if a is not None})
     return expected
 
 
@@ -472,3 +525,171 @@ def test_verify_example_end_to_end(octave, example_model_path, precision):
     report = lstmgen.verify(example_model_path, "matlab", options={"precision": precision})
     assert report.passed, report.summary()
     assert report.reference_max_abs <= (1e-6 if precision == "single" else 1e-12)
+
+
+# ---- GRU, SimpleRNN, Bidirectional, LSTM projection (hand-built IR, no framework) --------
+
+def _new_kind_models() -> dict[str, Model]:
+    """Every branch of the new layer kinds: GRU with reset_after (with and without the
+    recurrent bias) and without it, no bias, go_backwards; SimpleRNN; LSTM projection alone
+    and with every other LSTM feature; Bidirectional of each kind in every merge mode,
+    returning sequences or not, stacked; and part identifiers that collide with a layer's."""
+    rng = np.random.default_rng(21)
+
+    def draw(*shape):
+        return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
+
+    def gru(name, d, h, reset_after=True, bias=True, recurrent_bias=True, **kw):
+        return GRU(name, draw(3 * h, d), draw(3 * h, h), draw(3 * h) if bias else None,
+                   draw(3 * h) if reset_after and recurrent_bias else None,
+                   reset_after=reset_after, **kw)
+
+    def rnn(name, d, h, bias=True, **kw):
+        return SimpleRNN(name, draw(h, d), draw(h, h), draw(h) if bias else None, **kw)
+
+    def lstm(name, d, h, projection=None, **kw):
+        return LSTM(name, draw(4 * h, d), draw(4 * h, projection or h), draw(4 * h),
+                    projection=draw(projection, h) if projection else None, **kw)
+
+    def bi(name, make, d, h, merge, sequences, **kw):
+        return Bidirectional(name, make(name + " fw", d, h, return_sequences=sequences, **kw),
+                             make(name + " bw", d, h, return_sequences=sequences,
+                                  go_backwards=True, **kw), merge_mode=merge)
+
+    models = {
+        "gru": [gru("g1", 3, 6, return_sequences=True), gru("g2", 6, 4, recurrent_bias=False),
+                Dense("d", draw(2, 4), draw(2))],
+        "gru_reset_before": [gru("g1", 3, 5, reset_after=False, return_sequences=True,
+                                 gate_activation="hard_sigmoid_0.2",
+                                 cell_activation="softsign"),
+                             gru("g2", 5, 1, reset_after=False, bias=False,
+                                 return_sequences=True)],
+        "gru_backwards": [gru("g", 3, 4, go_backwards=True, return_sequences=True),
+                          gru("g2", 4, 2, reset_after=False, go_backwards=True)],
+        "simple_rnn": [rnn("r1", 3, 7, activation="relu", return_sequences=True),
+                       rnn("r2", 7, 3, bias=False, activation="linear"),
+                       Dense("d", draw(2, 3), None, activation="softmax")],
+        "projection": [lstm("p1", 3, 6, projection=4, return_sequences=True),
+                       lstm("p2", 4, 5, projection=1)],
+        "projection_features": [lstm("p", 3, 5, projection=2, return_sequences=True,
+                                     peephole=draw(3, 5), clip=1.5, input_forget=True,
+                                     initial_h=draw(2), initial_c=draw(5))],
+        "mixed_stream": [lstm("l", 3, 4, return_sequences=True), gru("g", 4, 3,
+                                                                     return_sequences=True),
+                         rnn("r", 3, 2, return_sequences=True)],
+        "bi_stacked": [bi("b1", lstm, 3, 5, "concat", True),
+                       bi("b2", gru, 10, 3, "ave", True, reset_after=False),
+                       bi("b3", rnn, 3, 2, "concat", False),
+                       Dense("d", draw(1, 4), draw(1), activation="sigmoid")],
+        "bi_projection": [bi("bp", lstm, 3, 5, "mul", True, projection=2), lstm("l", 2, 3)],
+        "bi_names": [bi("x", rnn, 3, 3, "concat", True), rnn("x_fw", 6, 2,
+                                                              return_sequences=True),
+                     Activation("x_bw", 2, "tanh")],
+        # a 40-character identifier ending in "_", a part name taken by a later layer, and
+        # names that are hostile in a MATLAB comment
+        "bi_long_names": [bi("a" * 39 + " b\n%'%{ \u540d", gru, 3, 2, "sum", True),
+                          rnn("a" * 37 + "_fw", 2, 2)],
+    }
+    kinds = {"lstm": lstm, "gru": gru, "rnn": rnn}
+    for k, (merge, sequences) in enumerate((m, s) for m in ("concat", "sum", "mul", "ave")
+                                           for s in (True, False)):
+        kind = list(kinds)[k % 3]
+        models[f"bi_{kind}_{merge}_{'seq' if sequences else 'last'}"] = [
+            bi("bi", kinds[kind], 3, 4, merge, sequences)]
+    return {key: Model(3, layers, name=key, source="random weights").validate()
+            for key, layers in models.items()}
+
+
+@pytest.fixture(scope="module")
+def new_kinds(octave, tmp_path_factory):
+    """Every new-kind model, both precisions, in one Octave batch: predict, and step for
+    the streamable ones (GRU and SimpleRNN stream; Bidirectional and go_backwards don't)."""
+    root = tmp_path_factory.mktemp("matlab_new_kinds")
+    jobs, precisions = [], []
+    for k, (key, model) in enumerate(_new_kind_models().items()):
+        t_len = 1 if key == "bi_lstm_concat_seq" else 9  # T = 1 once: both parts see 1 step
+        x = np.random.default_rng(k).standard_normal((3, t_len, 3)).astype(np.float32)
+        for p in PRECISIONS:
+            jobs.append(runner.Job(model, backend.render(model, NAME, precision=p), NAME, x,
+                                   root / f"{key}_{p}", steps=model.streamable))
+            precisions.append(p)
+    start = time.perf_counter()
+    results = runner.run_batch(jobs, processes=2)
+    print(f"\nOctave ran {len(jobs)} new-kind jobs in {time.perf_counter() - start:.1f} s")
+    return [(job, p, result.check(job)) for job, p, result in zip(jobs, precisions, results)]
+
+
+def test_new_kinds_match_reference(new_kinds):
+    """GRU, SimpleRNN, Bidirectional and projection against the float64 reference."""
+    worst: dict[tuple[str, str], float] = {}
+    for job, precision, result in new_kinds:
+        assert result.output_class == precision
+        assert result.predict.dtype == (np.float32 if precision == "single" else np.float64)
+        _, rel = error_metrics(result.predict, forward(job.model, job.x))
+        worst[job.model.name, precision] = float(rel.max())
+    print("\nmax rel error vs reference: " + ", ".join(
+        f"{key}/{p} {err:.1e}" for (key, p), err in sorted(worst.items())))
+    for (key, precision), err in worst.items():
+        bound = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
+        assert err <= bound, (key, precision, err)
+
+
+def test_new_kinds_step_gives_predict_outputs(new_kinds):
+    """GRU / SimpleRNN / projected LSTM: NAME_step from a reset = NAME_predict, at every
+    step the output of the model on the prefix so far; no step file for Bidirectional."""
+    streamed = set()
+    for job, precision, result in new_kinds:
+        model = job.model
+        kinds = model.kinds()
+        if "bidirectional" in kinds or not model.streamable:
+            assert set(job.files) == {f"{NAME}_predict.m"}, model.name
+            continue
+        tolerance = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
+        assert result.steps.dtype == result.predict.dtype
+        if model.returns_sequences:
+            _, rel = error_metrics(result.steps, result.predict)
+        else:
+            _, rel = error_metrics(result.steps[:, -1], result.predict)
+        assert rel.max() <= tolerance, (model.name, precision)
+        for t in (1, 4, job.x.shape[1]):
+            ref = forward(model, job.x[:, :t])
+            got = result.steps[:, :t] if model.returns_sequences else result.steps[:, t - 1]
+            _, rel = error_metrics(got, ref)
+            assert rel.max() <= tolerance, (model.name, precision, t)
+        streamed.update(kinds)
+    assert {"gru", "simple_rnn", "lstm"} <= streamed
+
+
+def test_new_kinds_code_and_literals():
+    """The new kinds keep the %#codegen rules, render deterministically, and every weight
+    (GRU recurrent bias, projection, initial state, both Bidirectional parts) parses back
+    bit-exactly under its documented identifier."""
+    for key, model in _new_kind_models().items():
+        expected = _expected_arrays(model)
+        for precision in PRECISIONS:
+            files = backend.render(model, NAME, precision=precision)
+            assert files == backend.render(model, NAME, precision=precision)
+            for filename, text in files.items():
+                where = f"{key}/{precision}/{filename}"
+                assert text.isascii(), where
+                _check_codegen_friendly(where, filename, text, precision)
+                found = _literals(text)
+                assert set(found) == set(expected), where
+                for ident, (_, values) in found.items():
+                    got = values.astype(np.float32)
+                    assert np.array_equal(got.view(np.uint32),
+                                          expected[ident].ravel().view(np.uint32)), ident
+    text = backend.render(_new_kind_models()["bi_names"], NAME)[f"{NAME}_predict.m"]
+    assert "(a Bidirectional layer)" in text  # why there is no step file
+    for ident in ("W_x_fw", "W_x_fw_2", "W_x_bw_2", "y_x_bw"):
+        assert f"\n{ident} = " in text, ident
+
+
+def test_new_kinds_state_size_in_help():
+    """The help states the persistent state: h (P values with a projection) and c."""
+    models = _new_kind_models()
+    step = backend.render(models["gru"], NAME)[f"{NAME}_step.m"]
+    assert "h of every GRU layer" in step and f"{(6 + 4) * 4} bytes of recurrent state" in step
+    step = backend.render(models["projection"], NAME, precision="double")[f"{NAME}_step.m"]
+    assert f"{(4 + 6 + 1 + 5) * 8} bytes of LSTM state (h and c)" in step
+    assert "persistent h_p1 c_p1" in step and "h_p2 = zeros(1, 1, 'double');" in step

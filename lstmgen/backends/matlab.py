@@ -4,13 +4,19 @@
 `sequenceInputLayer` convention), layer by layer over whole D x T arrays; the output is
 O x 1, or O x T when the model returns sequences. `NAME_step(x, reset)` runs one timestep
 with the recurrent state in `persistent` variables, for a Simulink MATLAB Function block;
-it exists only for streamable models (no go_backwards layer).
+it exists only for streamable models (no go_backwards or Bidirectional layer).
 
 Both files use only fixed-size arrays (in predict only T varies), built-in functions that
 MATLAB Coder supports, no toolbox and no `coder.*` call, so Octave runs them as they are.
 
 Weights keep the IR's canonical layout as MATLAB matrices: an LSTM's W is 4H x D, U is
-4H x H and b is 4H x 1, rows in four gate blocks i, f, g, o; a Dense layer's W is O x I.
+4H x H (4H x P with a projection) and b is 4H x 1, rows in four gate blocks i, f, g, o; a
+GRU's are 3H x D, 3H x H and 3H x 1 in blocks z, r, n (plus the recurrent bias rb with
+reset_after); a SimpleRNN's H x D, H x H and H x 1; a Dense layer's W is O x I. A
+Bidirectional layer is its forward and its backward layer one after the other, the
+backward one looping from the last timestep to the first and storing each output at its
+own timestep, which is the input time order the merge needs.
+
 Literals are `lstmgen.literals.float_literal` text wrapped in `single([...])`, which reads
 back to the model's exact float32 values; with `precision="double"` they are wrapped in
 `double(single([...]))`, the same float32 values computed with in double precision.
@@ -22,18 +28,25 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import LSTM, Activation, Dense, Model
+from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
 from ..literals import float_literal
-from ..naming import unique_identifiers, validate_model_name
+from ..naming import MAX_LENGTH, unique_identifiers, validate_model_name
 from .common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ("precision",)
+#: Layer kinds (see lstmgen.ir) this backend implements.
+LAYERS: frozenset[str] = frozenset({"lstm", "gru", "simple_rnn", "bidirectional", "dense",
+                                    "activation"})
 #: Optional IR features (see lstmgen.ir) this backend implements.
-FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state"})
+FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state",
+                                      "projection"})
 PRECISIONS = ("single", "double")
 VALUES_PER_LINE = 8
 GATE_TITLES = {"i": "i (input gate)", "f": "f (forget gate)", "g": "g (cell candidate)",
-               "o": "o (output gate)"}
+               "o": "o (output gate)", "z": "z (update gate)", "r": "r (reset gate)",
+               "n": "n (candidate)"}
+BLOCKS = {"lstm": "ifgo", "gru": "zrn", "simple_rnn": ""}
+KIND_TITLES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
 BYTES = {"single": 4, "double": 8}
 
 
@@ -54,12 +67,12 @@ def _row_lines(row: np.ndarray, sep: str = ", ", indent: str = "    ") -> list[s
 
 
 def _matrix_lines(values: np.ndarray,
-                  groups: Optional[list[tuple[str, int]]] = None) -> list[str]:
+                  groups: Optional[list[tuple[str, int, int]]] = None) -> list[str]:
     """Bracket body of a 2-D literal: one row per line, optional comment before row groups.
 
-    `groups` is [(comment, first_row), ...] with 0-based first rows.
+    `groups` is [(comment, first_row, stop_row), ...] with 0-based rows.
     """
-    starts = dict((first, comment) for comment, first in (groups or []))
+    starts = dict((first, comment) for comment, first, _ in (groups or []))
     lines: list[str] = []
     for r, row in enumerate(np.asarray(values, np.float32)):
         if r in starts:
@@ -83,9 +96,12 @@ def _column_lines(values: np.ndarray,
     return lines
 
 
-def _gate_groups(units: int) -> list[tuple[str, int, int]]:
+def _gate_groups(blocks: str, units: int) -> Optional[list[tuple[str, int, int]]]:
+    """Row groups of a recurrent layer's matrices (none for a single-block SimpleRNN)."""
+    if not blocks:
+        return None
     return [(f"{GATE_TITLES[g]}: rows {k * units + 1}-{(k + 1) * units}", k * units,
-             (k + 1) * units) for k, g in enumerate("ifgo")]
+             (k + 1) * units) for k, g in enumerate(blocks)]
 
 
 def _literal(ident: str, lines: list[str], shape: tuple[int, int], comment: str) -> dict:
@@ -98,72 +114,253 @@ def _lstm_features(layer: LSTM, ident: str, ctx: dict) -> dict:
 
     Plain layers: c = gate(f) .* c + gate(i) .* cell(g); h = gate(o) .* output(c).
     With peepholes (P columns i, f, o; o sees the new c), clipped pre-activations and
-    coupled input/forget gates (f = 1 - i), the gates are computed one by one.
+    coupled input/forget gates (f = 1 - i), the gates are computed one by one. With a
+    projection Pr (P x H), h = Pr * (gate(o) .* output(c)) has P values.
     """
     h, z, c, rows = layer.units, ctx["z"], ctx["c"], ctx["rows"]
     gate, cell, out = ctx["gate"], ctx["cell"], ctx["output"]
-    extra: dict[str, Any] = {"P": None, "h0": None, "c0": None}
+    extra: dict[str, Any] = {"P": None, "Pr": None, "h0": None, "c0": None}
     peep = {}
     if layer.peephole is not None:
         extra["P"] = _literal(f"P_{ident}", _matrix_lines(layer.peephole.T), (h, 3),
                               f"peephole weights P [{h} x 3]: columns i, f, o")
         peep = {g: f" + P_{ident}(:, {k + 1}) .* {c}" for k, g in enumerate("ifo")}
+    size = layer.output_size
+    if layer.projection is not None:
+        extra["Pr"] = _literal(f"Pr_{ident}", _matrix_lines(layer.projection), (size, h),
+                               f"projection Pr [{size} x {h}]: h = Pr * (gate(o) .* "
+                               "output(c)), one row per value of h, one column per unit")
     if layer.initial_h is not None or layer.initial_c is not None:
-        zeros = np.zeros(h, np.float32)
-        for key, values in (("h0", layer.initial_h), ("c0", layer.initial_c)):
+        for key, values, n in (("h0", layer.initial_h, size), ("c0", layer.initial_c, h)):
             extra[key] = _literal(f"{key}_{ident}", _column_lines(
-                zeros if values is None else values), (h, 1),
-                f"initial {key[0]} [{h} x 1]: the state every sequence starts from")
+                np.zeros(n, np.float32) if values is None else values), (n, 1),
+                f"initial {key[0]} [{n} x 1]: the state every sequence starts from")
     clip = None if layer.clip is None else float_literal(layer.clip)
 
     def pre(g: str) -> str:
         text = f"{z}({rows[g]}){peep.get(g, '')}"
         return f"min(max({text}, -{clip}), {clip})" if clip is not None else text
 
-    if not layer.features() - {"initial_state"}:
+    def new_h(o_gate: str) -> str:
+        product = f"{o_gate} .* {out}({c})"
+        return f"Pr_{ident} * ({product})" if layer.projection is not None else product
+
+    if not layer.features() - {"initial_state", "projection"}:
+        o_gate = f"{gate}({z}({rows['o']}))"
         update = [f"{c} = {gate}({z}({rows['f']})) .* {c} + {gate}({z}({rows['i']})) .* "
                   f"{cell}({z}({rows['g']}));",
-                  f"{ctx['h']} = {gate}({z}({rows['o']})) .* {out}({c});"]
+                  f"{ctx['h']} = {new_h(o_gate)};"]
     else:
-        i_gate, f_gate = f"i_{ident}", f"f_{ident}"
+        i_gate, f_gate, o_gate = f"i_{ident}", f"f_{ident}", f"{gate}({pre('o')})"
         update = [f"{i_gate} = {gate}({pre('i')});",
                   f"{f_gate} = 1 - {i_gate};  % coupled input and forget gates"
                   if layer.input_forget else f"{f_gate} = {gate}({pre('f')});",
                   f"{c} = {f_gate} .* {c} + {i_gate} .* {cell}({pre('g')});",
-                  f"{ctx['h']} = {gate}({pre('o')}) .* {out}({c});"]
+                  f"{ctx['h']} = {new_h(o_gate)};"]
     extra["state_update"] = update
     return extra
 
 
-def _layer_context(layer: Any, ident: str, position: int, count: int) -> dict:
-    ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": display_text(layer.name),
-                           "position": position, "count": count,
-                           "input_size": layer.input_size, "output_size": layer.output_size,
-                           "out": f"y_{ident}", "W": None, "U": None, "b": None}
+def _describe(layer: Any) -> str:
+    """The text after `layer k/n "name": ` in a layer's heading comment."""
+    flags: list[str] = []
     if isinstance(layer, LSTM):
-        h = layer.units
-        groups = _gate_groups(h)
-        ctx.update(
-            units=h, gate=_act_ident(layer.gate_activation),
-            cell=_act_ident(layer.cell_activation), output=_act_ident(layer.output_activation),
-            activations=(layer.gate_activation, layer.cell_activation, layer.output_activation),
-            reverse=layer.go_backwards, return_sequences=layer.return_sequences,
-            rows={g: f"{k * h + 1}:{(k + 1) * h}" for k, g in enumerate("ifgo")},
-            h=f"h_{ident}", c=f"c_{ident}", z=f"z_{ident}", Z=f"Zx_{ident}",
-            W=_literal(f"W_{ident}", _matrix_lines(layer.input_weights,
-                                                   [(c, a) for c, a, _ in groups]),
-                       (4 * h, layer.input_size),
-                       f"input weights W [{4 * h} x {layer.input_size}]: four gate blocks of "
-                       f"{h} rows (i, f, g, o), one column per input"),
-            U=_literal(f"U_{ident}", _matrix_lines(layer.recurrent_weights,
-                                                   [(c, a) for c, a, _ in groups]),
-                       (4 * h, h),
-                       f"recurrent weights U [{4 * h} x {h}]: same row blocks, one column "
-                       "per unit of h"),
-            b=None if layer.bias is None else _literal(
-                f"b_{ident}", _column_lines(layer.bias, groups), (4 * h, 1),
-                f"bias b [{4 * h} x 1]: same row blocks"))
+        flags = [f"gate = {layer.gate_activation}", f"cell = {layer.cell_activation}",
+                 f"output = {layer.output_activation}"]
+    elif isinstance(layer, GRU):
+        flags = [f"gate = {layer.gate_activation}", f"cell = {layer.cell_activation}",
+                 f"reset_after = {'true' if layer.reset_after else 'false'}"]
+    elif isinstance(layer, SimpleRNN):
+        flags = [f"activation = {layer.activation}"]
+    elif isinstance(layer, Dense):
+        return (f"Dense {layer.input_size} -> {layer.output_size} "
+                f"({layer.activation}{', no bias' if layer.bias is None else ''})")
+    elif isinstance(layer, Activation):
+        return f"Activation {layer.activation} over {layer.output_size}"
+    elif isinstance(layer, Bidirectional):
+        inner = layer.forward
+        return (f"Bidirectional {KIND_TITLES[inner.kind]} {layer.input_size} -> "
+                f"{inner.output_size} forward + {inner.output_size} backward, merge "
+                f"{layer.merge_mode} -> {layer.output_size}"
+                f"{', every timestep' if layer.return_sequences else ', last step'}")
+    if layer.go_backwards:
+        flags.append("go_backwards")
+    if layer.bias is None:
+        flags.append("no bias")
+    size = f"{layer.units}"
+    if layer.output_size != layer.units:
+        size += f", projected to {layer.output_size}"
+    return f"{KIND_TITLES[layer.kind]} {layer.input_size} -> {size} ({', '.join(flags)})"
+
+
+def _cell_context(layer: Any, ident: str) -> dict:
+    """A unidirectional recurrent layer (LSTM, GRU or SimpleRNN): literals, state, one step.
+
+    `predict_body` is the body of the time loop of NAME_predict (the input part of every
+    timestep precomputed in Zx) and `step_body` the same step in NAME_step.
+    """
+    kind, h, d = layer.kind, layer.units, layer.input_size
+    blocks = BLOCKS[kind]
+    rows_total = max(1, len(blocks)) * h
+    groups = _gate_groups(blocks, h)
+    ctx: dict[str, Any] = {
+        "kind": kind, "ident": ident, "name": display_text(layer.name),
+        "describe": _describe(layer), "units": h, "hsize": layer.output_size,
+        "input_size": d, "output_size": layer.output_size,
+        "return_sequences": layer.return_sequences,
+        "rows": {g: f"{k * h + 1}:{(k + 1) * h}" for k, g in enumerate(blocks)},
+        "h": f"h_{ident}", "c": f"c_{ident}", "z": f"z_{ident}", "Z": f"Zx_{ident}",
+        "out": f"y_{ident}", "P": None, "Pr": None, "rb": None, "h0": None, "c0": None}
+    if kind == "lstm":
+        w_what = f"four gate blocks of {h} rows (i, f, g, o)"
+        u_cols = "one column per unit of h" if layer.projection is None else \
+            "one column per value of the projected h"
+        ctx.update(gate=_act_ident(layer.gate_activation),
+                   cell=_act_ident(layer.cell_activation),
+                   output=_act_ident(layer.output_activation),
+                   zx_what=f"input part of z for all timesteps ({rows_total} x T)")
+    elif kind == "gru":
+        w_what = f"three gate blocks of {h} rows (z, r, n)"
+        u_cols = "one column per unit of h"
+        ctx.update(gate=_act_ident(layer.gate_activation),
+                   cell=_act_ident(layer.cell_activation),
+                   zx=f"zx_{ident}", zh=f"zh_{ident}", u=f"u_{ident}", r=f"r_{ident}",
+                   reset_after=layer.reset_after,
+                   zx_what=f"input part of z, r, n for all timesteps ({rows_total} x T)")
+    else:
+        w_what = "one row per unit"
+        u_cols = "one column per unit of h"
+        ctx.update(activation=_act_ident(layer.activation),
+                   zx_what=f"input part for all timesteps ({h} x T)")
+    ctx["W"] = _literal(f"W_{ident}", _matrix_lines(layer.input_weights, groups),
+                        (rows_total, d), f"input weights W [{rows_total} x {d}]: {w_what}, "
+                        "one column per input")
+    u_shape = tuple(int(n) for n in layer.recurrent_weights.shape)
+    ctx["U"] = _literal(f"U_{ident}", _matrix_lines(layer.recurrent_weights, groups),
+                        u_shape, f"recurrent weights U [{u_shape[0]} x {u_shape[1]}]: "
+                        f"{'same row blocks' if groups else 'one row per unit'}, {u_cols}")
+    rows_note = ": same row blocks" if groups else ""
+    if layer.bias is None:
+        ctx["b"] = None
+    else:
+        added = ", added to W*x" if getattr(layer, "recurrent_bias", None) is not None else ""
+        ctx["b"] = _literal(f"b_{ident}", _column_lines(layer.bias, groups), (rows_total, 1),
+                            f"bias b [{rows_total} x 1]{rows_note}{added}")
+    if kind == "gru" and layer.recurrent_bias is not None:
+        ctx["rb"] = _literal(f"rb_{ident}", _column_lines(layer.recurrent_bias, groups),
+                             (rows_total, 1), f"recurrent bias rb [{rows_total} x 1]: same "
+                             "row blocks, added to U*h (reset_after)")
+    if kind == "lstm":
         ctx.update(_lstm_features(layer, ident, ctx))
+        ctx["states"] = [{"var": ctx["h"], "size": ctx["hsize"], "init": ctx["h0"]},
+                         {"var": ctx["c"], "size": h, "init": ctx["c0"]}]
+    else:
+        ctx["states"] = [{"var": ctx["h"], "size": h, "init": None}]
+    ctx["literals"] = [a for a in (ctx["W"], ctx["U"], ctx["b"], ctx["rb"], ctx["P"],
+                                   ctx["Pr"]) if a]
+    ctx["comment"] = _cell_comment(layer, ctx)
+    # the time loop of NAME_predict: a go_backwards layer reads column T + 1 - t at step t
+    ctx["loop"] = "for t = 1:T"
+    ctx["col"] = "t"
+    if layer.go_backwards:
+        ctx["loop"] += ("  % go_backwards: step t reads input column T + 1 - t" +
+                        (" and outputs are stored in processing order"
+                         if layer.return_sequences else ""))
+        ctx["col"] = "T + 1 - t"
+    ctx["alloc"] = layer.return_sequences
+    ctx["store"] = f"{ctx['out']}(:, t)" if layer.return_sequences else None
+    ctx["final"] = None if layer.return_sequences else ctx["out"]
+    return ctx
+
+
+def _cell_comment(layer: Any, ctx: dict) -> list[str]:
+    """The comment lines that state one step of a recurrent layer."""
+    rows = ctx["rows"]
+    if layer.kind == "lstm":
+        h_line = "gate(o) .* output(c)"
+        if layer.projection is not None:
+            h_line = f"Pr * ({h_line})  (h has {ctx['hsize']} values)"
+        return [f"% One step, with z = W*x_t + U*h + b split into gate blocks i, f, g, o "
+                f"(rows {rows['i']}, {rows['f']}, {rows['g']}, {rows['o']}):",
+                f"%   c = gate(f) .* c + gate(i) .* cell(g);   h = {h_line}"]
+    if layer.kind == "gru":
+        rb = " + rb" if ctx["rb"] else ""
+        b = " + b" if ctx["b"] else ""
+        lines = [f"% One step, with zx = W*x_t{b} and zh = U*h{rb} split into blocks z, r, n "
+                 f"(rows {rows['z']}, {rows['r']}, {rows['n']})",
+                 "% and u the update gate (z in the usual formulas):",
+                 "%   u = gate(zx_z + zh_z);   r = gate(zx_r + zh_r);"]
+        if layer.reset_after:
+            lines.append("%   h = u .* h + (1 - u) .* cell(zx_n + r .* zh_n)   (reset_after: r "
+                         f"scales U_n*h{rb and ' + rb_n'})")
+        else:
+            lines.append("%   h = u .* h + (1 - u) .* cell(zx_n + U_n * (r .* h))   (reset "
+                         "before: r scales h)")
+        return lines
+    return [f"% One step: h = activation(W*x_t + U*h{' + b' if ctx['b'] else ''})"]
+
+
+def _cell_body(cell: dict, xpart: str) -> list[str]:
+    """The lines of one step of a recurrent layer whose input part W*x_t is `xpart`."""
+    bias = f" + {cell['b']['ident']}" if cell["b"] else ""
+    h, u_mat = cell["h"], cell["U"]["ident"]
+    if cell["kind"] == "lstm":
+        return [f"{cell['z']} = {xpart} + {u_mat} * {h}{bias};"] + cell["state_update"]
+    if cell["kind"] == "simple_rnn":
+        return [f"{h} = {cell['activation']}({xpart} + {u_mat} * {h}{bias});"]
+    rows, n = cell["rows"], cell["units"]
+    zx, zh, u, r = cell["zx"], cell["zh"], cell["u"], cell["r"]
+    gate, act = cell["gate"], cell["cell"]
+    lines = [f"{zx} = {xpart}{bias};"]
+    if cell["reset_after"]:
+        rbias = f" + {cell['rb']['ident']}" if cell["rb"] else ""
+        lines.append(f"{zh} = {u_mat} * {h}{rbias};")
+        candidate = f"{zx}({rows['n']}) + {r} .* {zh}({rows['n']})"
+    else:
+        lines.append(f"{zh} = {u_mat}(1:{2 * n}, :) * {h};  % recurrent part of z and r")
+        candidate = f"{zx}({rows['n']}) + {u_mat}({rows['n']}, :) * ({r} .* {h})"
+    lines += [f"{u} = {gate}({zx}({rows['z']}) + {zh}({rows['z']}));",
+              f"{r} = {gate}({zx}({rows['r']}) + {zh}({rows['r']}));",
+              f"{h} = {u} .* {h} + (1 - {u}) .* {act}({candidate});"]
+    return lines
+
+
+def _layer_context(layer: Any, ident: str, position: int, count: int,
+                   inner: tuple[str, str] = ("", "")) -> dict:
+    """Everything the templates need about one layer (`inner`: a Bidirectional's parts'
+    identifiers)."""
+    ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": display_text(layer.name),
+                           "position": position, "count": count, "describe": _describe(layer),
+                           "input_size": layer.input_size, "output_size": layer.output_size,
+                           "out": f"y_{ident}", "literals": [], "recurrent": layer.recurrent,
+                           "return_sequences": getattr(layer, "return_sequences", True)}
+    if isinstance(layer, (LSTM, GRU, SimpleRNN)):
+        ctx.update(_cell_context(layer, ident))
+    elif isinstance(layer, Bidirectional):
+        size = layer.forward.output_size
+        parts = [_cell_context(layer.forward, inner[0]), _cell_context(layer.backward, inner[1])]
+        parts[0]["part"], parts[1]["part"] = "forward", "backward"
+        backward = parts[1]
+        # the backward layer runs t = T, ..., 1 and stores each output at its own timestep:
+        # its outputs come out in input time order, as the merge needs them
+        backward["loop"] = "for t = T:-1:1  % backward: from the last timestep to the first"
+        if layer.return_sequences:
+            backward["loop"] += ", each output stored at its own timestep"
+        backward["col"] = "t"
+        concat = layer.merge_mode == "concat"
+        if concat:  # both parts write straight into their rows of the output
+            for k, part in enumerate(parts):
+                rows = f"{k * size + 1}:{(k + 1) * size}"
+                part["rows_out"] = rows
+                part["alloc"] = False
+                part["store"] = f"{ctx['out']}({rows}, t)" if layer.return_sequences else None
+                part["final"] = None if layer.return_sequences else f"{ctx['out']}({rows})"
+        fw, bw = parts[0]["out"], parts[1]["out"]
+        merge = {"sum": f"{fw} + {bw}", "mul": f"{fw} .* {bw}",
+                 "ave": f"({fw} + {bw}) / 2"}.get(layer.merge_mode)
+        ctx.update(parts=parts, merge_mode=layer.merge_mode, concat=concat, merge=merge,
+                   part_size=size, return_sequences=layer.return_sequences,
+                   states=parts[0]["states"] + parts[1]["states"])
     elif isinstance(layer, Dense):
         o, i = layer.weights.shape
         ctx.update(
@@ -173,9 +370,51 @@ def _layer_context(layer: Any, ident: str, position: int, count: int) -> dict:
                        f"weights W [{o} x {i}]: one row per output, one column per input"),
             b=None if layer.bias is None else _literal(
                 f"b_{ident}", _column_lines(layer.bias), (o, 1), f"bias b [{o} x 1]"))
+        ctx["literals"] = [a for a in (ctx["W"], ctx["b"]) if a]
     elif isinstance(layer, Activation):
         ctx.update(activation=_act_ident(layer.activation), activation_name=layer.activation)
     return ctx
+
+
+def _cells(layer: Any) -> list[Any]:
+    """The unidirectional recurrent layers inside `layer` (none for Dense / Activation)."""
+    if isinstance(layer, Bidirectional):
+        return [layer.forward, layer.backward]
+    return [layer] if isinstance(layer, (LSTM, GRU, SimpleRNN)) else []
+
+
+def _part_identifiers(model: Model, outer: list[str]) -> dict[int, tuple[str, str]]:
+    """Identifiers of the forward and backward parts of every Bidirectional layer: its own
+    identifier + `_fw` / `_bw`, with a numeric suffix where that is taken by a layer (the
+    layers' identifiers stay what they are without Bidirectional layers)."""
+    seen = set(outer)
+    parts: dict[int, tuple[str, str]] = {}
+    for k, layer in enumerate(model.layers):
+        if not isinstance(layer, Bidirectional):
+            continue
+        names = []
+        for side in ("fw", "bw"):
+            base = f"{outer[k][:MAX_LENGTH - 3]}_{side}"
+            candidate, n = base, 1
+            while candidate in seen:
+                n += 1
+                candidate = f"{base[:MAX_LENGTH - 4]}_{n}"
+            seen.add(candidate)
+            names.append(candidate)
+        parts[k] = (names[0], names[1])
+    return parts
+
+
+def _state_words(kinds: set[str]) -> tuple[str, str, str]:
+    """(model kind for the title, what the state is, whose state it is) for the help."""
+    if kinds == {"lstm"}:
+        return "LSTM", "LSTM state (h and c)", "h and c of every LSTM layer"
+    if "lstm" not in kinds:
+        names = " and ".join(KIND_TITLES[k] for k in sorted(kinds))
+        title = names if len(kinds) == 1 else "recurrent"
+        return title, "recurrent state (h)", f"h of every {names} layer"
+    return ("recurrent", "recurrent state (h, and c of LSTM layers)",
+            "h of every recurrent layer, c of every LSTM layer")
 
 
 def render(model: Model, name: str, precision: str = "single", **options: Any) -> dict[str, str]:
@@ -187,27 +426,43 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
         raise LstmgenError(f"option '{sorted(options)[0]}' does not apply to target 'matlab'; "
                            f"it takes: {', '.join(OPTIONS)}")
     model.validate()
-    idents = unique_identifiers([l.name for l in model.layers])
     count = len(model.layers)
-    layers = [_layer_context(l, i, k + 1, count)
-              for k, (l, i) in enumerate(zip(model.layers, idents))]
+    outer = unique_identifiers([l.name for l in model.layers])
+    inner = _part_identifiers(model, outer)
+    layers = [_layer_context(l, outer[k], k + 1, count, inner.get(k, ("", "")))
+              for k, l in enumerate(model.layers)]
     n_seq = model.sequence_layer_count()
     source = "x0"
     for k, ctx in enumerate(layers):
         ctx["src"] = source
+        for part in ctx.get("parts", []):
+            part["src"] = source
         ctx["sequence_in"] = k < n_seq  # in predict: input is D x T (else a column)
-        ctx["sequence_out"] = k < n_seq and not (ctx["kind"] == "lstm"
+        ctx["sequence_out"] = k < n_seq and not (ctx["recurrent"]
                                                  and not ctx["return_sequences"])
         source = ctx["out"]
+    for ctx in layers:
+        if ctx["kind"] in BLOCKS:
+            ctx["predict_body"] = _cell_body(ctx, f"{ctx['Z']}(:, {ctx['col']})")
+            ctx["step_body"] = _cell_body(ctx, f"{ctx['W']['ident']} * {ctx['src']}")
+        for part in ctx.get("parts", []):
+            part["predict_body"] = _cell_body(part, f"{part['Z']}(:, {part['col']})")
     used: set[str] = set()
+    cells = [c for layer in model.layers for c in _cells(layer)]
     for layer in model.layers:
-        if isinstance(layer, LSTM):
-            used.update((layer.gate_activation, layer.cell_activation, layer.output_activation))
-        elif isinstance(layer, Activation) or layer.activation != "linear":
+        if isinstance(layer, (Dense, Activation)) and (isinstance(layer, Activation)
+                                                       or layer.activation != "linear"):
             used.add(layer.activation)
+    for cell in cells:
+        used.update(_act_names(cell))
     activations = [{"ident": _act_ident(a), "name": a} for a in sorted(used)]
-    lstms = [c for c in layers if c["kind"] == "lstm"]
-    state_values = sum(2 * c["units"] for c in lstms)
+    state_layers = [c for c in layers if c["kind"] in BLOCKS]
+    state_values = sum(s["size"] for c in layers for s in c.get("states", []))
+    kinds = {c.kind for c in cells}
+    model_kind, state_what, state_whose = _state_words(kinds)
+    backwards = [l for l in model.layers if l.recurrent and l.go_backwards]
+    reasons = (["go_backwards"] if backwards else []) + \
+        (["a Bidirectional layer"] if inner else [])
     o, d = model.output_size, model.input_size
     facts = banner_facts(model)
     context = {
@@ -215,9 +470,11 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
         "name": name, "NAME": name.upper(), "precision": precision,
         "weight_open": "single([" if precision == "single" else "double(single([",
         "weight_close": "])" if precision == "single" else "]))",
-        "layers": layers, "lstm_layers": lstms, "activations": activations,
+        "layers": layers, "state_layers": state_layers, "activations": activations,
         "input_size": d, "output_size": o, "returns_sequences": model.returns_sequences,
         "streamable": model.streamable, "final": layers[-1]["out"],
+        "processing_order": bool(backwards), "backwards_reason": " or ".join(reasons),
+        "model_kind": model_kind, "state_what": state_what, "state_whose": state_whose,
         "x_shape": f"{d} x T", "y_shape": f"{o} x T" if model.returns_sequences else f"{o} x 1",
         "weight_bytes": model.parameter_count() * BYTES[precision],
         "state_values": state_values, "state_bytes": state_values * BYTES[precision],
@@ -226,3 +483,11 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
     if model.streamable:
         files[f"{name}_step.m"] = render_template("matlab/step.m.j2", **context)
     return files
+
+
+def _act_names(cell: Any) -> tuple[str, ...]:
+    if isinstance(cell, LSTM):
+        return (cell.gate_activation, cell.cell_activation, cell.output_activation)
+    if isinstance(cell, GRU):
+        return (cell.gate_activation, cell.cell_activation)
+    return (cell.activation,)

@@ -90,8 +90,8 @@ def _prepare(job: Job) -> tuple[str, str]:
     if not (job.predict or job.steps):
         raise LstmgenError(f"{job.name}: a job must run predict, steps or both")
     if job.steps and not job.model.streamable:
-        raise LstmgenError(f"{job.name}: the model reads time backwards (go_backwards), so "
-                           "there is no step function to run")
+        raise LstmgenError(f"{job.name}: the model reads time backwards (go_backwards or "
+                           "Bidirectional), so there is no step function to run")
     precision = precision_of(job.files, job.name)
     x = np.asarray(job.x)
     if x.ndim != 3 or x.shape[2] != job.model.input_size or min(x.shape) < 1:
