@@ -16,6 +16,10 @@ through:
 Every implementation is first checked against Keras (max relative error <= 1e-5), then
 timed: the best of a few repeats of as many calls as fit in about 0.3 s. Prints
 microseconds per sequence and each one's time relative to the generated module.
+
+A second table times the other layer kinds (GRU both ways, SimpleRNN, Bidirectional, an
+LSTM with a projection) the same way, against Keras (or, for the projection, which Keras
+lacks, the float64 numpy reference `lstmgen.reference.forward`, also timed as `numpy`).
 """
 from __future__ import annotations
 
@@ -214,6 +218,97 @@ def time_micropython(path: Path, name: str, t_len: int) -> float:
     return float(proc.stdout.strip()) * 1e-6
 
 
+#: The other layer kinds: name, D, T, Keras layers (a function of keras.layers) or, for
+#: the projection, None (an IR model, built by `projection_model`).
+KINDS = [
+    ("GRU(32)", 15, 20, lambda L: [L.GRU(32), L.Dense(OUTPUTS)]),
+    ("GRU(32) reset before", 15, 20, lambda L: [L.GRU(32, reset_after=False),
+                                                L.Dense(OUTPUTS)]),
+    ("SimpleRNN(64)", 15, 20, lambda L: [L.SimpleRNN(64), L.Dense(OUTPUTS)]),
+    ("Bi-LSTM(32) concat", 15, 20, lambda L: [L.Bidirectional(L.LSTM(32)),
+                                              L.Dense(OUTPUTS)]),
+    ("LSTM(32) proj 16", 15, 20, None),
+]
+
+
+def build_kind(layers, d: int, t: int, seed: int):
+    """A Keras model of `layers` with random weights, scaled as in build_keras."""
+    import keras
+    model = keras.Sequential([keras.Input((t, d)), *layers(keras.layers)])
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        drawn = []
+        for w in layer.get_weights():
+            scale = 0.6 if w.ndim == 1 else min(0.6, 1.5 / math.sqrt(w.shape[0]))
+            drawn.append(rng.uniform(-scale, scale, w.shape).astype(np.float32))
+        layer.set_weights(drawn)
+    return model
+
+
+def projection_model(d: int, seed: int):
+    """LSTM(32) with a projection to 16 (PyTorch proj_size) -> Dense(OUTPUTS), an IR model."""
+    from lstmgen.ir import LSTM, Dense, Model
+    rng = np.random.default_rng(seed)
+
+    def u(*shape, scale=0.25):
+        return rng.uniform(-scale, scale, shape).astype(np.float32)
+    return Model(d, [LSTM("lstm", u(128, d), u(128, 16), u(128), projection=u(16, 32)),
+                     Dense("dense", u(OUTPUTS, 16), u(OUTPUTS))], name="projection")
+
+
+def bench_kinds(folder: Path, has_micropython: bool) -> int:
+    """The second table: the other layer kinds."""
+    import lstmgen
+    from lstmgen.reference import forward
+    from lstmgen.runners import python as py_runner
+    columns = ["generated", "numpy", "keras"] + (["micropython"] if has_micropython else [])
+    print(f"\nother layer kinds, D = 15, T = 20 (numpy = lstmgen.reference.forward)\n")
+    header = f"{'model':<24}" + "".join(f"{c:>22}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    for k, (label, d, t_len, layers) in enumerate(KINDS):
+        if layers is None:
+            keras_model, ir = None, projection_model(d, seed=10 + k)
+        else:
+            keras_model = build_kind(layers, d, t_len, seed=10 + k)
+            ir = lstmgen.load(keras_model)
+        x = np.random.default_rng(k).standard_normal((t_len, d)).astype(np.float32)
+        expected = (forward(ir, x[None])[0] if keras_model is None
+                    else keras_model.predict(x[None], verbose=0)[0])
+        module, path = generated_module(ir, f"kind{k}", folder)
+        impls = {"generated": (module.predict, x.tolist()),
+                 "numpy": (lambda v, ir=ir: forward(ir, v[None])[0], x)}
+        if keras_model is not None:
+            impls["keras"] = (keras_impl(keras_model), x)
+        times = {}
+        for key, (fn, arg) in impls.items():
+            _, rel = error_metrics(np.asarray(fn(arg), np.float64)[None], expected[None])
+            if not rel.max() <= TOLERANCE:
+                print(f"{label}/{key}: max relative error {rel.max():.3g}", file=sys.stderr)
+                return 1
+            times[key] = time_call(fn, arg)
+        if has_micropython:
+            got = py_runner.run_batch(
+                [py_runner.Job(ir, {path.name: path.read_text()}, path.stem, x[None])],
+                folder / f"mp_kind{k}", py_runner.micropython_command()).outputs[0]
+            _, rel = error_metrics(got, expected[None])
+            if not rel.max() <= TOLERANCE:
+                print(f"{label}/micropython: max relative error {rel.max():.3g}",
+                      file=sys.stderr)
+                return 1
+            times["micropython"] = time_micropython(path, path.stem, t_len)
+        line = f"{label:<24}"
+        for c in columns:
+            if c not in times:
+                line += f"{'-':>22}"
+                continue
+            cell = f"{times[c] * 1e6:,.1f}" + ("" if c == "generated"
+                                                 else f" ({times[c] / times['generated']:.2f}x)")
+            line += f"{cell:>22}"
+        print(line)
+    return 0
+
+
 def main() -> int:
     import lstmgen
     from lstmgen.runners import python as py_runner
@@ -273,7 +368,11 @@ def main() -> int:
                                                  else f" ({times[c] / base:.2f}x)")
             line += f"{cell:>22}"
         print(line)
-    print(f"\nall outputs checked against Keras (max relative error <= {TOLERANCE:g}); "
+    with tempfile.TemporaryDirectory(prefix="lstmgen-bench-") as tmp:
+        if bench_kinds(Path(tmp), has_micropython):
+            return 1
+    print(f"\nall outputs checked against Keras, the projection against the reference (max "
+          f"relative error <= {TOLERANCE:g}); "
           f"{time.perf_counter() - started:.0f} s")
     return 0
 

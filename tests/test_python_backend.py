@@ -10,16 +10,19 @@ import ast
 import glob
 import importlib.util
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
 
 from lstmgen.backends import python as py_backend
 from lstmgen.errors import LstmgenError
-from lstmgen.ir import ELEMENTWISE_ACTIVATIONS, LSTM, Activation, Dense, Model
+from lstmgen.ir import (ELEMENTWISE_ACTIVATIONS, GRU, LSTM, Activation, Bidirectional,
+                        Dense, Model, SimpleRNN)
 from lstmgen.reference import forward
 from lstmgen.runners import python as py_runner
 from lstmgen.verify import error_metrics
@@ -244,11 +247,10 @@ def test_every_activation_and_extreme_inputs_match_reference(tmp_path, micropyth
             assert rel.max() <= 1e-9, model.name
 
 
-def test_fallback_kernels_under_cpython(tmp_path):
-    """The MicroPython code path (no math.dist, log1p, expm1), run by CPython in-process."""
+def _exec_without_fast_math(text: str) -> dict:
+    """Run a generated module's text in-process as if math had no dist, log1p, expm1
+    (MicroPython): its namespace."""
     import builtins
-    models = _activation_models()
-    x = np.random.default_rng(5).standard_normal((2, 4, 3)).astype(np.float32)
     real_import = builtins.__import__
 
     def no_fast_math(name, globals=None, locals=None, fromlist=(), level=0):
@@ -257,11 +259,19 @@ def test_fallback_kernels_under_cpython(tmp_path):
             raise ImportError(f"cannot import name {fromlist[0]!r}")
         return module
 
+    namespace = {"__builtins__": {**vars(builtins), "__import__": no_fast_math},
+                 "__name__": "fb"}
+    exec(compile(text, "fb.py", "exec"), namespace)
+    return namespace
+
+
+def test_fallback_kernels_under_cpython(tmp_path):
+    """The MicroPython code path (no math.dist, log1p, expm1), run by CPython in-process."""
+    models = _activation_models()
+    x = np.random.default_rng(5).standard_normal((2, 4, 3)).astype(np.float32)
     for k, model in enumerate(models):
         text = py_backend.render(model, "fb")["fb.py"]
-        namespace = {"__builtins__": {**vars(builtins), "__import__": no_fast_math},
-                     "__name__": "fb"}
-        exec(compile(text, "fb.py", "exec"), namespace)
+        namespace = _exec_without_fast_math(text)
         assert namespace["dist"] is None
         if "def log1p" in text:
             assert namespace["log1p"].__module__ == "fb"
@@ -467,6 +477,16 @@ def test_other_cpython_versions(grid_cases, tmp_path):
         for case, got in zip(cases, outputs):
             _, rel = error_metrics(got, case.expected[:2])
             assert rel.max() <= TOLERANCE, (python, case.spec.id)
+        kinds = [(key, model, _kinds_inputs(model, k)) for k, (key, model)
+                 in enumerate(_kinds_models().items()) if key in ("gru_before", "bi_merges",
+                                                                  "projection")]
+        jobs = [py_runner.Job(m, py_backend.render(m, f"k_{key}"), f"k_{key}", x)
+                for key, m, x in kinds]
+        outputs = py_runner.run_batch(jobs, tmp_path / f"{Path(python).name}_kinds",
+                                      [python, "-I", "-S"]).outputs
+        for (key, model, x), got in zip(kinds, outputs):
+            _, rel = error_metrics(got, forward(model, x))
+            assert rel.max() <= REFERENCE_TOLERANCE, (python, key)
 
 
 def _version(python: str) -> tuple[int, int]:
@@ -486,3 +506,290 @@ def test_generate_and_verify_end_to_end(example_model_path, tmp_path):
 def test_memory_report(grid_cases):
     text = py_backend.memory_report(grid_cases[0].ir)
     assert "MicroPython" in text and "default 2 MB heap" in text
+
+
+# ------------------------------------------- GRU, SimpleRNN, Bidirectional, projection --
+
+def _kinds_models() -> dict[str, Model]:
+    """IR models (no Keras needed) of the other recurrent kinds: both GRU variants with and
+    without biases, SimpleRNN, Bidirectional over every inner kind with every merge mode,
+    stacked, with and without return_sequences, and LSTM projections (with the other
+    optional features too)."""
+    rng = np.random.default_rng(11)
+
+    def u(*shape, scale=0.6):
+        return rng.uniform(-scale, scale, shape).astype(np.float32)
+
+    def gru(name, d, h, reset_after=True, bias=True, recurrent_bias=True, **kw):
+        return GRU(name, u(3 * h, d), u(3 * h, h), u(3 * h) if bias else None,
+                   u(3 * h) if reset_after and recurrent_bias else None,
+                   reset_after=reset_after, **kw)
+
+    def rnn(name, d, h, bias=True, **kw):
+        return SimpleRNN(name, u(h, d), u(h, h), u(h) if bias else None, **kw)
+
+    def lstm(name, d, h, p=None, **kw):
+        return LSTM(name, u(4 * h, d), u(4 * h, p or h), u(4 * h),
+                    projection=None if p is None else u(p, h), **kw)
+
+    def bi(name, make, d, h, merge="concat", sequences=True, **kw):
+        return Bidirectional(name, make(f"{name}.forward", d, h, return_sequences=sequences, **kw),
+                             make(f"{name}.backward", d, h, return_sequences=sequences,
+                                  go_backwards=True, **kw), merge_mode=merge)
+
+    # o gate = hard_sigmoid(-100) = 0 at every step: the projected vector m is all zeros
+    closed = lstm("closed", 3, 4, p=2, gate_activation="hard_sigmoid_0.2",
+                  output_activation="relu", return_sequences=True)
+    closed.bias[12:] = -100.0
+    return {
+        "gru_after": Model(3, [gru("g1", 3, 7, return_sequences=True),
+                               gru("g2", 7, 4, recurrent_bias=False),
+                               Dense("head", u(2, 4), u(2), activation="softmax")]),
+        "gru_before": Model(4, [gru("g1", 4, 5, reset_after=False, return_sequences=True,
+                                    gate_activation="hard_sigmoid_0.2", cell_activation="relu"),
+                                gru("g2", 5, 3, reset_after=False, bias=False,
+                                    return_sequences=True, cell_activation="elu")]),
+        "gru_backwards": Model(2, [gru("g1", 2, 4, bias=False, go_backwards=True,
+                                       return_sequences=True, gate_activation="softsign",
+                                       cell_activation="softplus"),
+                                   gru("g2", 4, 3, reset_after=False, go_backwards=True)]),
+        "simple_rnn": Model(3, [rnn("s1", 3, 6, activation="relu", return_sequences=True),
+                                rnn("s2", 6, 3, bias=False, activation="linear"),
+                                Activation("act", 3, "tanh")]),
+        "simple_rnn_seq": Model(2, [rnn("s1", 2, 5, activation="softsign",
+                                        return_sequences=True),
+                                    Dense("d", u(2, 5), None, activation="elu")]),
+        "bi_stacked": Model(4, [bi("b1", lstm, 4, 3), bi("b2", gru, 6, 2, "ave", False),
+                                Dense("head", u(1, 2), None)]),
+        "bi_merges": Model(3, [bi("b1", rnn, 3, 4, "mul", activation="tanh"),
+                               bi("b2", gru, 4, 3, "sum", reset_after=False),
+                               bi("b3", gru, 3, 2, "concat", False)]),
+        "bi_after_backwards": Model(2, [gru("g", 2, 3, go_backwards=True, return_sequences=True),
+                                        bi("b", rnn, 3, 2, "sum", False, bias=False),
+                                        Dense("d", u(2, 2), u(2))]),
+        "bi_projection": Model(3, [bi("b", lstm, 3, 5, "concat", True, p=2),
+                                   bi("c", lstm, 4, 3, "mul", False, p=1,
+                                      peephole=u(3, 3), clip=2.5)]),
+        "projection": Model(3, [lstm("p1", 3, 6, p=2, return_sequences=True),
+                                lstm("p2", 2, 5, p=3, peephole=u(3, 5), clip=1.0,
+                                     input_forget=True, initial_h=u(3), initial_c=u(5),
+                                     return_sequences=True),
+                                lstm("p3", 3, 4, p=2, initial_c=u(4))]),
+        "projection_closed": Model(3, [closed, Dense("d", u(2, 2), u(2))]),
+    }
+
+
+def _kinds_inputs(model: Model, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(
+        (3, 6, model.input_size)).astype(np.float32) * 2
+
+
+def _steps_reference(model: Model, x: np.ndarray) -> np.ndarray:
+    """What Stream.step gives after every timestep: the model on each prefix of x."""
+    if model.returns_sequences:
+        return forward(model, x)
+    return np.stack([forward(model, x[:, :t]) for t in range(1, x.shape[1] + 1)], axis=1)
+
+
+@pytest.fixture(scope="module")
+def kinds_runs(tmp_path_factory):
+    """Every _kinds_models() model rendered, then run by CPython and MicroPython (predict,
+    and Stream.step where streamable), one subprocess each."""
+    models = _kinds_models()
+    rendered = {key: py_backend.render(m, f"k_{key}") for key, m in models.items()}
+    jobs = []
+    for seed, (key, model) in enumerate(models.items()):
+        x = _kinds_inputs(model, seed)
+        jobs.append(py_runner.Job(model, rendered[key], f"k_{key}", x))
+        if model.streamable:
+            jobs.append(py_runner.Job(model, rendered[key], f"k_{key}", x, steps=True))
+    runs = {"cpython": py_runner.run_batch(jobs, tmp_path_factory.mktemp("kinds_cp"))}
+    if shutil.which("micropython"):
+        runs["micropython"] = py_runner.run_batch(jobs, tmp_path_factory.mktemp("kinds_mp"),
+                                                  py_runner.micropython_command())
+    return models, rendered, jobs, runs
+
+
+def test_other_kinds_match_the_reference(kinds_runs):
+    """predict() and Stream.step() under CPython and MicroPython (default heap) against
+    the float64 reference, for every model of _kinds_models()."""
+    models, rendered, jobs, runs = kinds_runs
+    if "micropython" not in runs:
+        require_tool("micropython")
+    worst: dict[str, float] = {}
+    for interpreter, result in runs.items():
+        for job, got in zip(jobs, result.outputs):
+            expected = _steps_reference(job.model, job.x) if job.steps else forward(job.model,
+                                                                                    job.x)
+            _, rel = error_metrics(got, expected)
+            assert rel.max() <= REFERENCE_TOLERANCE, (interpreter, job.name, job.steps)
+            for kind in (job.model.kinds() - {"dense", "activation"}) | set(
+                    job.model.features()):
+                worst[kind] = max(worst.get(kind, 0.0), float(rel.max()))
+    stepped = {job.name for job in jobs if job.steps}
+    # every GRU variant and the SimpleRNN stream; no Bidirectional or go_backwards model does
+    assert stepped == {"k_gru_after", "k_gru_before", "k_simple_rnn", "k_simple_rnn_seq",
+                       "k_projection", "k_projection_closed"}
+    for key, files in rendered.items():
+        assert ("class Stream" in files[f"k_{key}.py"]) == models[key].streamable, key
+    print("\nmax relative error vs float64 reference: "
+          + ", ".join(f"{k} {v:.3g}" for k, v in sorted(worst.items())))
+
+
+def test_other_kinds_fallback_kernels_under_cpython():
+    """The MicroPython code path of every _kinds_models() model, in-process."""
+    for seed, (key, model) in enumerate(_kinds_models().items()):
+        namespace = _exec_without_fast_math(py_backend.render(model, "fb")["fb.py"])
+        assert namespace["dist"] is None
+        x = _kinds_inputs(model, seed)
+        got = np.array([namespace["predict"](seq.tolist()) for seq in x])
+        _, rel = error_metrics(got, forward(model, x))
+        assert rel.max() <= REFERENCE_TOLERANCE, key
+
+
+def test_other_kinds_files_are_plain_deterministic_ascii(kinds_runs):
+    models, rendered, _, _ = kinds_runs
+    for key, files in rendered.items():
+        text = files[f"k_{key}.py"]
+        assert text.isascii(), key
+        assert py_backend.render(models[key], f"k_{key}") == files, key
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom):
+                imported.add(node.module)
+            assert not isinstance(node, ast.Import), key
+        assert imported <= {"math", "array"}, key
+
+
+def _expected_matrices(layer) -> list[list[Optional[np.ndarray]]]:
+    """The parts of the matrices a recurrent layer becomes (see lstmgen.backends.python)."""
+    if isinstance(layer, Bidirectional):
+        return _expected_matrices(layer.forward) + _expected_matrices(layer.backward)
+    w, u, b = layer.input_weights, layer.recurrent_weights, layer.bias
+    if isinstance(layer, GRU) and layer.reset_after:
+        return [[w, b], [u, layer.recurrent_bias]]
+    if isinstance(layer, GRU):
+        h2 = 2 * layer.units
+        cut = (lambda a, rows: None if a is None else a[rows])  # noqa: E731
+        return [[w[:h2], u[:h2], cut(b, slice(0, h2))], [w[h2:], u[h2:], cut(b, slice(h2, None))]]
+    matrices = [[w, u, b]]
+    if isinstance(layer, LSTM) and layer.projection is not None:
+        matrices.append([layer.projection, None])  # the zero column
+    return matrices
+
+
+def test_other_kinds_float_literals_are_the_ir_weights_exactly(kinds_runs):
+    models, rendered, _, _ = kinds_runs
+    for key, model in models.items():
+        found = list(_literal_matrices(rendered[key][f"k_{key}.py"]).values())
+        expected = []
+        for layer in model.layers:
+            expected += ([[layer.weights, layer.bias]] if isinstance(layer, Dense)
+                         else [] if isinstance(layer, Activation) else _expected_matrices(layer))
+        assert len(found) == len(expected), key
+        for parts, arrays in zip(found, expected):
+            assert len(parts) == len(arrays), key
+            for array, (width, texts) in zip(arrays, parts):
+                if array is None:
+                    assert texts is None and width == 1, key
+                    continue
+                assert width == (array.shape[1] if array.ndim == 2 else 1), key
+                got = np.array([float(t) for t in texts], np.float64).astype(np.float32)
+                assert got.tobytes() == array.ravel().tobytes(), key
+
+
+def test_stream_of_gru_and_simple_rnn_modules(tmp_path):
+    """Stream in-process: step() after t rows is predict() of those rows, reset() starts
+    over, and the returned list is a copy of the state."""
+    models = _kinds_models()
+    for key in ("gru_after", "gru_before", "simple_rnn_seq"):
+        model = models[key]
+        module = _import(py_backend.render(model, f"s_{key}"), f"s_{key}", tmp_path)
+        seq = _kinds_inputs(model, 3)[0].tolist()
+        for _ in range(2):  # the second round after reset()
+            stream = module.Stream()
+            outputs = [stream.step(row) for row in seq]
+            for t, y in enumerate(outputs):
+                expected = module.predict(seq[:t + 1])
+                assert y == pytest.approx(expected[-1] if model.returns_sequences else expected,
+                                          rel=1e-12, abs=1e-12), (key, t)
+            stream.reset()
+        if model.layers[-1].recurrent:  # changing the output must not change the state
+            stream = module.Stream()
+            first = stream.step(seq[0])
+            first[:] = [1e6] * len(first)
+            expected = module.predict(seq[:2])
+            assert stream.step(seq[1]) == pytest.approx(
+                expected[-1] if model.returns_sequences else expected, rel=1e-12, abs=1e-12)
+
+
+def test_keras_gru_and_bidirectional_under_micropython(keras, micropython, tmp_path):
+    """Keras models through the extractor: a GRU/SimpleRNN stack run by Stream.step, and
+    a Bidirectional model, under CPython and MicroPython, against model.predict."""
+    import lstmgen
+    L = keras.layers
+    specs = {
+        "kgru": (7, 3, [L.GRU(6, return_sequences=True),
+                        L.GRU(4, reset_after=False, return_sequences=True,
+                              recurrent_activation="hard_sigmoid"),
+                        L.SimpleRNN(3, activation="relu", return_sequences=True)]),
+        "kbi": (6, 4, [L.Bidirectional(L.GRU(5, return_sequences=True)),
+                       L.Bidirectional(L.LSTM(3), merge_mode="ave"),
+                       L.Dense(2, activation="softmax")]),
+    }
+    jobs, expected = [], []
+    for n, (name, (t_len, d, layers)) in enumerate(specs.items()):
+        model = keras.Sequential([keras.Input((t_len, d)), *layers])
+        rng = np.random.default_rng(40 + n)
+        for layer in model.layers:
+            layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(np.float32)
+                               for w in layer.get_weights()])
+        x = rng.standard_normal((2, t_len, d)).astype(np.float32)
+        ir = lstmgen.load(model)
+        files = py_backend.render(ir, name)
+        jobs.append(py_runner.Job(ir, files, name, x))
+        expected.append(model.predict(x, verbose=0))
+        if ir.streamable:
+            jobs.append(py_runner.Job(ir, files, name, x, steps=True))
+            expected.append(expected[-1])  # returns sequences: the output of every step
+    assert [j.steps for j in jobs] == [False, True, False]
+    for interpreter in (None, micropython):
+        outputs = py_runner.run_batch(jobs, tmp_path / ("mp" if interpreter else "cp"),
+                                      interpreter).outputs
+        for job, got, want in zip(jobs, outputs, expected):
+            _, rel = error_metrics(got, want)
+            assert rel.max() <= TOLERANCE, (job.name, job.steps, interpreter)
+
+
+def test_generated_names_never_collide(tmp_path):
+    """Layers named like another layer's helper names (its Bidirectional halves, its
+    peephole or initial-state constants, its GRU's second matrix) keep their own."""
+    rng = np.random.default_rng(2)
+
+    def u(*shape):
+        return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
+    layers = [
+        LSTM("a", u(8, 2), u(8, 2), u(8), return_sequences=True, peephole=u(3, 2),
+             initial_h=u(2), initial_c=u(2)),
+        Dense("a_peep_i", u(2, 2), u(2)), Dense("a h0", u(2, 2), u(2)),
+        GRU("g", u(6, 2), u(6, 2), u(6), u(6), return_sequences=True),
+        Dense("g r", u(2, 2), u(2)),
+        Bidirectional("b", GRU("b_f", u(6, 2), u(6, 2), u(6), None, return_sequences=True),
+                      GRU("b", u(6, 2), u(6, 2), u(6), None, return_sequences=True,
+                          go_backwards=True)),
+        Dense("b_f", u(2, 4), u(2)), Dense("b_2", u(2, 2), u(2)),
+        SimpleRNN("b.backward", u(2, 2), u(2, 2), u(2)),
+    ]
+    model = Model(2, layers, name="collide").validate()
+    files = py_backend.render(model, "collide")
+    module = _import(files, "collide", tmp_path)
+    x = rng.standard_normal((2, 4, 2)).astype(np.float32)
+    got = np.array([module.predict(seq.tolist()) for seq in x])
+    _, rel = error_metrics(got, forward(model, x))
+    assert rel.max() <= REFERENCE_TOLERANCE
+    # every module-level name is bound once
+    tree = ast.parse(files["collide.py"])
+    bound = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+             if isinstance(t, ast.Name)]
+    bound += [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+    assert len(bound) == len(set(bound)), sorted(b for b in bound if bound.count(b) > 1)

@@ -9,12 +9,22 @@ a module's constants, these strings included, for as long as the module lives: a
 bytes a weight on top of the 4 of the arrays. Models up to ~88k weights fit its default
 2 MB heap.)
 
-Each LSTM (and Dense) layer becomes one matrix whose row r joins input weights row r,
-recurrent weights row r and the bias b[r], so that one matrix-vector product with
-[x, h, 1] gives all 4H pre-activations z (gate blocks i, f, g, o as in the IR). The gate
-math is rendered per layer with its activations spelled out: sigmoid, tanh, relu, softsign
-and linear as inline expressions (no function call per element), the others as calls of
-small helper functions.
+Each LSTM (and Dense, and SimpleRNN) layer becomes one matrix whose row r joins input
+weights row r, recurrent weights row r and the bias b[r], so that one matrix-vector product
+with [x, h, 1] gives all 4H pre-activations z (gate blocks i, f, g, o as in the IR). The
+gate math is rendered per layer with its activations spelled out: sigmoid, tanh, relu,
+softsign and linear as inline expressions (no function call per element), the others as
+calls of small helper functions. The other recurrent layouts, two matrices a step each:
+
+* GRU, reset_after: [W | b] times [x, 1] and [U | recurrent bias] times [h, 1] (the
+  candidate needs U_n h on its own, to scale it by r);
+* GRU, reset before: [W | U | b] of blocks z, r times [x, h, 1], then [W_n | U_n | b_n]
+  times [x, r * h, 1];
+* LSTM with a projection: the LSTM matrix, then [projection | 0] times [m, 1], m the H
+  values o * act(c) (the 0 column keeps the vector's norm >= 1, see `_matvec`).
+
+A Bidirectional layer is its two recurrent layers (the backward one reading the sequence
+from its last row to its first) and a merge of their outputs.
 
 The matrix-vector product picks its kernel at import time: on CPython (which has
 `math.dist`) the rows are stored as unit vectors and each dot product is one C-level
@@ -23,19 +33,24 @@ a weight) and runs a plain loop.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import LSTM, Activation, Dense, Model
+from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
 from ..literals import float_literal
 from ..naming import unique_identifiers, validate_model_name
 from .common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ()
+#: Layer kinds (see lstmgen.ir) this backend implements.
+LAYERS: frozenset[str] = frozenset({"lstm", "gru", "simple_rnn", "bidirectional", "dense",
+                                    "activation"})
 #: Optional IR features (see lstmgen.ir) this backend implements.
-FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state"})
+FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state",
+                                      "projection"})
 
 #: Bytes a weight takes after import. CPython: a float object (24) and a tuple slot (8).
 #: MicroPython: the literal text, which it keeps with the module's constants (~11-12 with
@@ -76,6 +91,19 @@ def expression(activation: str, var: str) -> str:
     return EXPRESSIONS[activation][0].format(v=var)
 
 
+def apply(activation: str, operand: str) -> str:
+    """`activation` applied to the Python expression `operand` (safe as an operand).
+
+    A plain name goes in as it is (as in `expression`), a call's argument needs no
+    parentheses, anything else gets them (relu then evaluates `operand` twice: cheap
+    arithmetic, and it keeps relu inline).
+    """
+    template = EXPRESSIONS[activation][0]
+    if operand.isidentifier() or re.fullmatch(r"[A-Za-z_]\w*\(\{v\}\)", template):
+        return template.format(v=operand)
+    return template.format(v=f"({operand})")
+
+
 def _needs(activation: str) -> tuple[str, ...]:
     if activation == "softmax":
         return ("exp",)
@@ -113,42 +141,141 @@ def _part(width: int, values: Optional[np.ndarray], comment: str) -> dict:
     return {"width": width, "source": weight_source(values), "comment": comment}
 
 
-def _layer_context(layer: Any, ident: str) -> dict:
+def _bias_part(values: Optional[np.ndarray], rows: int, what: str = "bias") -> dict:
+    return _part(1, values, f"{what} [{rows}]" if values is not None
+                 else f"no {what}: a zero column [{rows}]")
+
+
+def _matrix(name: str, rows: int, parts: list[dict], comment: str) -> dict:
+    """A weight matrix of the generated module: `name = _matrix(rows, parts)`."""
+    return {"name": name, "rows": rows, "parts": parts, "comment": comment}
+
+
+def _blocks(units: int, count: int) -> list[str]:
+    """Slices of the row blocks (gates) of `units` rows each, as source text."""
+    return [f"{k * units}:{(k + 1) * units}" for k in range(count)]
+
+
+#: Elementwise merges of a Bidirectional layer's two outputs u, v (concat joins lists).
+MERGES: dict[str, Optional[str]] = {"concat": None, "sum": "u + v", "mul": "u * v",
+                                    "ave": "(u + v) / 2.0"}
+KIND_TITLES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
+
+
+def _layer_context(layer: Any, ident: str, inner: tuple[str, str] = ("", "")) -> dict:
+    """Template facts of one layer; `inner`: the identifiers of a Bidirectional's two
+    recurrent layers.
+
+    Module-level names: a layer's (first) matrix is `_IDENT`; anything else it owns is
+    `_IDENT__SUFFIX`, SUFFIX starting with a letter. A sanitised identifier never holds
+    `__` followed by a letter (`lstmgen.naming`), so no name of one layer can be a name
+    of another.
+    """
+    upper = f"_{ident.upper()}"
     ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": layer.name,
                            "name_doc": doc_text(layer.name),
                            "name_comment": comment_text(layer.name),
-                           "matrix": f"_{ident.upper()}", "summary": "", "details": "",
-                           "input_size": layer.input_size, "output_size": layer.output_size}
-    if isinstance(layer, LSTM):
+                           "matrix": upper, "summary": "", "details": "",
+                           "input_size": layer.input_size, "output_size": layer.output_size,
+                           "matrices": [], "h0": None, "projection": None}
+    if layer.kind in KIND_TITLES:
         h = layer.units
+        ctx.update(units=h, go_backwards=layer.go_backwards,
+                   return_sequences=layer.return_sequences,
+                   summary=f"{KIND_TITLES[layer.kind]} {layer.input_size} -> {h}")
+    named = f'Layer "{ctx["name_comment"]}"'
+    if isinstance(layer, LSTM):
         gate, cell, out = layer.gate_activation, layer.cell_activation, layer.output_activation
+        p = layer.output_size
         ctx.update(
-            units=h, rows=4 * h, go_backwards=layer.go_backwards,
-            return_sequences=layer.return_sequences,
-            blocks=[f"{k * h}:{(k + 1) * h}" for k in range(4)],
+            rows=4 * h, blocks=_blocks(h, 4),
             parts=[_part(layer.input_size, layer.input_weights,
                          f"input weights [{4 * h}][{layer.input_size}]"),
-                   _part(h, layer.recurrent_weights, f"recurrent weights [{4 * h}][{h}]"),
-                   _part(1, layer.bias, f"bias [{4 * h}]" if layer.bias is not None
-                         else f"no bias: a zero column [{4 * h}]")],
+                   _part(p, layer.recurrent_weights, f"recurrent weights [{4 * h}][{p}]"),
+                   _bias_part(layer.bias, 4 * h)],
             formula_c=f"c = {gate}(f) * c + {gate}(i) * {cell}(g)",
             formula_h=f"h = {gate}(o) * {out}(c)",
             forget_term=f"{expression(gate, 'zf')} * cj",
             input_term=f"{expression(gate, 'zi')} * {expression(cell, 'zg')}",
             h_update=f"{expression(gate, 'zo')} * {expression(out, 'cj')}",
-            summary=f"LSTM {layer.input_size} -> {h}",
             details=f"gate {gate}, cell {cell}, output {out}")
-        ctx.update(_lstm_features(layer))
+        ctx["matrices"].append(_matrix(upper, 4 * h, ctx["parts"],
+                                       f"{named} ({ctx['summary']})"))
+        if layer.projection is not None:
+            ctx["summary"] += f", projected to {p}"
+            ctx["formula_h"] = f"h = projection @ ({gate}(o) * {out}(c))"
+            ctx["projection"] = f"{upper}__PROJ"
+            ctx["matrices"].append(_matrix(
+                ctx["projection"], p,
+                [_part(h, layer.projection, f"projection [{p}][{h}]"),
+                 _part(1, None, f"a zero column [{p}] (for the 1.0 appended to h)")],
+                f"{named}: its projection"))
+        ctx.update(_lstm_features(layer, upper))
+    elif isinstance(layer, GRU):
+        gate, cell = layer.gate_activation, layer.cell_activation
+        d = layer.input_size
+        w, u, b = layer.input_weights, layer.recurrent_weights, layer.bias
+        ctx.update(rows=3 * h, blocks=_blocks(h, 3), reset_after=layer.reset_after,
+                   details=f"gate {gate}, cell {cell}",
+                   gate=gate, cell=cell)
+        if layer.reset_after:
+            ctx["summary"] += ", reset after"
+            ctx["second"] = f"{upper}__R"
+            ctx["matrices"] += [
+                _matrix(upper, 3 * h, [_part(d, w, f"input weights [{3 * h}][{d}]"),
+                                       _bias_part(b, 3 * h)],
+                        f"{named} ({ctx['summary']}): W x + b, blocks z, r, n"),
+                _matrix(ctx["second"], 3 * h,
+                        [_part(h, u, f"recurrent weights [{3 * h}][{h}]"),
+                         _bias_part(layer.recurrent_bias, 3 * h, "recurrent bias")],
+                        f"{named}: U h + recurrent bias, blocks z, r, n")]
+            ctx.update(z_expr=apply(gate, "az + uz"), r_expr=apply(gate, "ar + ur"),
+                       n_expr=apply(cell, "an + r * un"))
+        else:
+            ctx["summary"] += ", reset before"
+            ctx["second"] = f"{upper}__N"
+            cut = 2 * h
+            ctx["matrices"] += [
+                _matrix(upper, 2 * h,
+                        [_part(d, w[:cut], f"input weights, blocks z, r [{2 * h}][{d}]"),
+                         _part(h, u[:cut], f"recurrent weights, blocks z, r [{2 * h}][{h}]"),
+                         _bias_part(None if b is None else b[:cut], 2 * h)],
+                        f"{named} ({ctx['summary']}): W x + U h + b, blocks z, r"),
+                _matrix(ctx["second"], h,
+                        [_part(d, w[cut:], f"input weights, block n [{h}][{d}]"),
+                         _part(h, u[cut:], f"recurrent weights, block n [{h}][{h}]"),
+                         _bias_part(None if b is None else b[cut:], h)],
+                        f"{named}: W_n x + U_n (r * h) + b_n, block n")]
+            ctx.update(z_expr=expression(gate, "az"), r_expr=expression(gate, "ar"),
+                       n_expr=expression(cell, "an"))
+    elif isinstance(layer, SimpleRNN):
+        d = layer.input_size
+        ctx.update(rows=h, activation=layer.activation, details=layer.activation,
+                   expr=None if layer.activation == "linear"
+                   else expression(layer.activation, "v"))
+        ctx["matrices"].append(_matrix(
+            upper, h, [_part(d, layer.input_weights, f"input weights [{h}][{d}]"),
+                       _part(h, layer.recurrent_weights, f"recurrent weights [{h}][{h}]"),
+                       _bias_part(layer.bias, h)],
+            f"{named} ({ctx['summary']}, {layer.activation})"))
+    elif isinstance(layer, Bidirectional):
+        forward = _layer_context(layer.forward, inner[0])
+        backward = _layer_context(layer.backward, inner[1])
+        ctx.update(forward=forward, backward=backward, merge_mode=layer.merge_mode,
+                   merge=MERGES[layer.merge_mode], return_sequences=layer.return_sequences,
+                   units=layer.forward.output_size,
+                   summary=f"Bidirectional {KIND_TITLES[layer.forward.kind]} "
+                           f"{layer.input_size} -> {layer.output_size}, "
+                           f"merge {layer.merge_mode}")
     elif isinstance(layer, Dense):
         o, i = layer.output_size, layer.input_size
         ctx.update(
             rows=o, activation=layer.activation,
             expr=None if layer.activation in ("linear", "softmax")
             else expression(layer.activation, "v"),
-            parts=[_part(i, layer.weights, f"weights [{o}][{i}]"),
-                   _part(1, layer.bias, f"bias [{o}]" if layer.bias is not None
-                         else f"no bias: a zero column [{o}]")],
+            parts=[_part(i, layer.weights, f"weights [{o}][{i}]"), _bias_part(layer.bias, o)],
             summary=f"Dense {i} -> {o}, {layer.activation}")
+        ctx["matrices"].append(_matrix(upper, o, ctx["parts"], f"{named} ({ctx['summary']})"))
     elif isinstance(layer, Activation):
         ctx.update(activation=layer.activation,
                    expr=None if layer.activation in ("linear", "softmax")
@@ -164,7 +291,7 @@ def _literals(values: Optional[np.ndarray]) -> Optional[str]:
     return "array('f', (" + ", ".join(float_literal(v) for v in values) + ",))"
 
 
-def _lstm_features(layer: LSTM) -> dict[str, Any]:
+def _lstm_features(layer: LSTM, upper: str) -> dict[str, Any]:
     """Template facts for the general LSTM step (peephole, clip, input_forget, h0/c0)."""
     gate, cell, out = layer.gate_activation, layer.cell_activation, layer.output_activation
     peephole = layer.peephole
@@ -188,34 +315,77 @@ def _lstm_features(layer: LSTM) -> dict[str, Any]:
     body.append(f"cj = f * cj + i * {expression(cell, 'a')}")
     body += pre("zo + po * cj" if peephole is not None else "zo")
     body.append(f"h_new.append({expression(gate, 'a')} * {expression(out, 'cj')})")
+    h0 = c0 = None
+    if "initial_state" in layer.features():
+        h0 = (_literals(layer.initial_h) if layer.initial_h is not None
+              else f"[0.0] * {layer.output_size}")
+        c0 = (_literals(layer.initial_c) if layer.initial_c is not None
+              else f"[0.0] * {layer.units}")
     return {
-        "general": bool(layer.features() - {"initial_state"}), "body": body,
+        "general": bool(layer.features() - {"initial_state", "projection"}), "body": body,
         "peephole": None if peephole is None else [_literals(row) for row in peephole],
+        "peephole_names": [f"{upper}__PEEP_{g}" for g in "IFO"],
         "clip": clip,
         "input_forget": layer.input_forget,
-        "h0": _literals(layer.initial_h), "c0": _literals(layer.initial_c),
+        "h0": h0, "c0": c0, "h0_name": f"{upper}__H0", "c0_name": f"{upper}__C0",
     }
+
+
+def _activations(layer: Any) -> set[str]:
+    """The activation names `layer` uses (a Bidirectional's: its inner layers')."""
+    if isinstance(layer, Bidirectional):
+        return _activations(layer.forward) | _activations(layer.backward)
+    if isinstance(layer, LSTM):
+        return {layer.gate_activation, layer.cell_activation, layer.output_activation}
+    if isinstance(layer, GRU):
+        return {layer.gate_activation, layer.cell_activation}
+    return {layer.activation}
+
+
+def _identifiers(model: Model) -> tuple[list[str], list[tuple[str, str]]]:
+    """Identifiers of the layers, and of each Bidirectional's forward and backward layer.
+
+    The inner layers are named after all top-level layers, so that the top-level
+    identifiers do not depend on whether a model has a Bidirectional layer.
+    """
+    names = [l.name for l in model.layers]
+    bidirectional = [l for l in model.layers if isinstance(l, Bidirectional)]
+    for layer in bidirectional:
+        names += [layer.forward.name, layer.backward.name]
+    idents = unique_identifiers(names)
+    top, rest = idents[:len(model.layers)], idents[len(model.layers):]
+    inner = []
+    for layer in model.layers:
+        if isinstance(layer, Bidirectional):
+            inner.append((rest[0], rest[1]))
+            rest = rest[2:]
+        else:
+            inner.append(("", ""))
+    return top, inner
 
 
 def render_context(model: Model, name: str) -> dict[str, Any]:
     """Everything the template needs (also used by tests to find the generated names)."""
     validate_model_name(name)
     model.validate()
-    idents = unique_identifiers([l.name for l in model.layers])
-    layers = [_layer_context(l, i) for l, i in zip(model.layers, idents)]
+    idents, inner = _identifiers(model)
+    layers = [_layer_context(l, i, n) for l, i, n in zip(model.layers, idents, inner)]
     math_names: set[str] = set()
     used: set[str] = set()
     for layer in model.layers:
-        if isinstance(layer, LSTM):
-            used.update((layer.gate_activation, layer.cell_activation, layer.output_activation))
-        else:
-            used.add(layer.activation)
+        used |= _activations(layer)
     for act in used:
         math_names.update(_needs(act))
     # Which layers see (and return) a sequence of rows rather than one vector.
     n_seq = model.sequence_layer_count()
     for k, ctx in enumerate(layers):
         ctx["sees_sequence"] = k < n_seq
+    matrices = []
+    for ctx in layers:
+        for part in (ctx["forward"], ctx["backward"]) if ctx["kind"] == "bidirectional" \
+                else (ctx,):
+            matrices += part["matrices"]
+    kinds = model.kinds()
     facts = banner_facts(model)
     for key in ("source", "model_name"):
         facts[key] = doc_text(facts[key])
@@ -224,9 +394,14 @@ def render_context(model: Model, name: str) -> dict[str, Any]:
     return {
         **facts,
         "name": name, "layers": layers,
-        "lstm_layers": [c for c in layers if c["kind"] == "lstm"],
+        "title": "/".join(title for kind, title in KIND_TITLES.items() if kind in kinds),
+        "state_layers": [c for c in layers if c["kind"] in KIND_TITLES],
         "matrix_layers": [c for c in layers if c["kind"] in ("lstm", "dense")],
+        "matrices": matrices,
         "returns_sequences": model.returns_sequences, "streamable": model.streamable,
+        "has_go_backwards": any(l.recurrent and l.go_backwards for l in model.layers),
+        "has_bidirectional": "bidirectional" in kinds,
+        "has_two_matrices": "gru" in kinds or "projection" in model.features(),
         "input_size": model.input_size, "output_size": model.output_size,
         "math_names": sorted(math_names - {"log1p", "expm1"}),
         "uses_log1p": "log1p" in math_names, "uses_expm1": "expm1" in math_names,
@@ -244,6 +419,11 @@ def render(model: Model, name: str, **options: Any) -> dict[str, str]:
         raise LstmgenError(f"option '{sorted(options)[0]}' does not apply to target 'python'; "
                            "it takes no options")
     for layer in model.layers:
+        kinds = {layer.kind} | ({layer.forward.kind} if isinstance(layer, Bidirectional)
+                                else set())
+        if kinds - LAYERS:
+            raise LstmgenError(f"target 'python' does not implement {sorted(kinds - LAYERS)[0]} "
+                               f"layers (layer '{layer.name}')")
         used = sorted(getattr(layer, "features", set)() - FEATURES)
         if used:
             raise LstmgenError(f"target 'python' does not implement LSTM {used[0]} (used by "
