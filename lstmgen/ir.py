@@ -116,8 +116,43 @@ ALL_ACTIVATIONS: dict[str, str] = {**ELEMENTWISE_ACTIVATIONS, **VECTOR_ACTIVATIO
 GATES = ("i", "f", "g", "o")
 
 
+class _Layer:
+    """What every layer shares: its parameter count is the size of its arrays."""
+
+    recurrent = False
+
+    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+        return {}
+
+    def parameter_count(self) -> int:
+        return sum(a.size for a in self.arrays().values() if a is not None)
+
+
+class _Recurrent(_Layer):
+    """LSTM, GRU and SimpleRNN: `gates` row blocks of H rows in input_weights (D columns)."""
+
+    recurrent = True
+    gates = 1
+
+    @property
+    def units(self) -> int:
+        """H, the size of the state (the cell state c of an LSTM)."""
+        return int(self.input_weights.shape[0]) // self.gates
+
+    @property
+    def input_size(self) -> int:
+        return int(self.input_weights.shape[1])
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def features(self) -> set[str]:
+        return set()
+
+
 @dataclass
-class LSTM:
+class LSTM(_Recurrent):
     """A unidirectional LSTM layer in the canonical layout (see the module docstring)."""
 
     name: str
@@ -141,22 +176,9 @@ class LSTM:
     gates = 4
 
     @property
-    def units(self) -> int:
-        """H, the size of the cell state c (and of h without a projection)."""
-        return int(self.input_weights.shape[0]) // 4
-
-    @property
-    def input_size(self) -> int:
-        return int(self.input_weights.shape[1])
-
-    @property
     def output_size(self) -> int:
         """The size of h: P with a projection, else H."""
         return self.units if self.projection is None else int(self.projection.shape[0])
-
-    @property
-    def recurrent(self) -> bool:
-        return True
 
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"input_weights": self.input_weights,
@@ -179,8 +201,6 @@ class LSTM:
             used.add("projection")
         return used
 
-    def parameter_count(self) -> int:
-        return sum(a.size for a in self.arrays().values() if a is not None)
 
     def gate_rows(self, gate: str) -> slice:
         """Rows of the weight matrices that belong to `gate` (one of i, f, g, o)."""
@@ -189,7 +209,7 @@ class LSTM:
 
 
 @dataclass
-class GRU:
+class GRU(_Recurrent):
     """A unidirectional GRU layer (row blocks z, r, n; see the module docstring)."""
 
     name: str
@@ -207,36 +227,14 @@ class GRU:
     kind = "gru"
     gates = 3
 
-    @property
-    def units(self) -> int:
-        return int(self.input_weights.shape[0]) // 3
-
-    @property
-    def input_size(self) -> int:
-        return int(self.input_weights.shape[1])
-
-    @property
-    def output_size(self) -> int:
-        return self.units
-
-    @property
-    def recurrent(self) -> bool:
-        return True
-
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"input_weights": self.input_weights,
                 "recurrent_weights": self.recurrent_weights, "bias": self.bias,
                 "recurrent_bias": self.recurrent_bias}
 
-    def parameter_count(self) -> int:
-        return sum(a.size for a in self.arrays().values() if a is not None)
-
-    def features(self) -> set[str]:
-        return set()
-
 
 @dataclass
-class SimpleRNN:
+class SimpleRNN(_Recurrent):
     """A fully recurrent layer: h' = activation(W x + U h + b)."""
 
     name: str
@@ -249,33 +247,10 @@ class SimpleRNN:
     origin: str = ""
 
     kind = "simple_rnn"
-    gates = 1
-
-    @property
-    def units(self) -> int:
-        return int(self.input_weights.shape[0])
-
-    @property
-    def input_size(self) -> int:
-        return int(self.input_weights.shape[1])
-
-    @property
-    def output_size(self) -> int:
-        return self.units
-
-    @property
-    def recurrent(self) -> bool:
-        return True
 
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"input_weights": self.input_weights,
                 "recurrent_weights": self.recurrent_weights, "bias": self.bias}
-
-    def parameter_count(self) -> int:
-        return sum(a.size for a in self.arrays().values() if a is not None)
-
-    def features(self) -> set[str]:
-        return set()
 
 
 Recurrent = Union[LSTM, GRU, SimpleRNN]
@@ -283,7 +258,7 @@ MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
 @dataclass
-class Bidirectional:
+class Bidirectional(_Layer):
     """Two recurrent layers over one sequence, the backward one reading it reversed."""
 
     name: str
@@ -293,6 +268,7 @@ class Bidirectional:
     origin: str = ""
 
     kind = "bidirectional"
+    recurrent = True
 
     @property
     def return_sequences(self) -> bool:
@@ -311,13 +287,6 @@ class Bidirectional:
         size = self.forward.output_size
         return 2 * size if self.merge_mode == "concat" else size
 
-    @property
-    def recurrent(self) -> bool:
-        return True
-
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {}
-
     def parameter_count(self) -> int:
         return self.forward.parameter_count() + self.backward.parameter_count()
 
@@ -326,7 +295,7 @@ class Bidirectional:
 
 
 @dataclass
-class Masking:
+class Masking(_Layer):
     """Skip timesteps whose features all equal `mask_value` (see the module docstring)."""
 
     name: str
@@ -335,8 +304,6 @@ class Masking:
     origin: str = ""
 
     kind = "masking"
-    recurrent = False
-
     @property
     def input_size(self) -> int:
         return self.size
@@ -345,15 +312,10 @@ class Masking:
     def output_size(self) -> int:
         return self.size
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {}
-
-    def parameter_count(self) -> int:
-        return 0
 
 
 @dataclass
-class Normalize:
+class Normalize(_Layer):
     """y = (x - mean) / std, per feature."""
 
     name: str
@@ -362,8 +324,6 @@ class Normalize:
     origin: str = ""
 
     kind = "normalize"
-    recurrent = False
-
     @property
     def input_size(self) -> int:
         return int(self.mean.shape[0])
@@ -375,12 +335,10 @@ class Normalize:
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"mean": self.mean, "std": self.std}
 
-    def parameter_count(self) -> int:
-        return 2 * self.input_size
 
 
 @dataclass
-class LayerNorm:
+class LayerNorm(_Layer):
     """Normalization over the features of each timestep, then gamma * y + beta."""
 
     name: str
@@ -391,8 +349,6 @@ class LayerNorm:
     origin: str = ""
 
     kind = "layer_norm"
-    recurrent = False
-
     @property
     def input_size(self) -> int:
         return self.size
@@ -404,12 +360,10 @@ class LayerNorm:
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"gamma": self.gamma, "beta": self.beta}
 
-    def parameter_count(self) -> int:
-        return sum(a.size for a in self.arrays().values() if a is not None)
 
 
 @dataclass
-class Flatten:
+class Flatten(_Layer):
     """A sequence of `timesteps` rows of `size` features -> one vector, timestep-major."""
 
     name: str
@@ -418,8 +372,6 @@ class Flatten:
     origin: str = ""
 
     kind = "flatten"
-    recurrent = False
-
     @property
     def input_size(self) -> int:
         return self.size
@@ -428,18 +380,13 @@ class Flatten:
     def output_size(self) -> int:
         return self.timesteps * self.size
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {}
-
-    def parameter_count(self) -> int:
-        return 0
 
 
 PADDINGS = ("valid", "same", "causal")
 
 
 @dataclass
-class Conv1D:
+class Conv1D(_Layer):
     """A 1-D convolution over time (see the module docstring)."""
 
     name: str
@@ -452,8 +399,6 @@ class Conv1D:
     origin: str = ""
 
     kind = "conv1d"
-    recurrent = False
-
     @property
     def kernel_size(self) -> int:
         return int(self.weights.shape[1])
@@ -469,8 +414,6 @@ class Conv1D:
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"weights": self.weights, "bias": self.bias}
 
-    def parameter_count(self) -> int:
-        return sum(a.size for a in self.arrays().values() if a is not None)
 
     def padding_left(self, t_len: int) -> int:
         span = self.dilation * (self.kernel_size - 1) + 1
@@ -482,7 +425,7 @@ class Conv1D:
 
 
 @dataclass
-class Pool1D:
+class Pool1D(_Layer):
     """Max or average pooling over time."""
 
     name: str
@@ -494,8 +437,6 @@ class Pool1D:
     origin: str = ""
 
     kind = "pool1d"
-    recurrent = False
-
     @property
     def input_size(self) -> int:
         return self.size
@@ -504,11 +445,6 @@ class Pool1D:
     def output_size(self) -> int:
         return self.size
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {}
-
-    def parameter_count(self) -> int:
-        return 0
 
     def padding_left(self, t_len: int) -> int:
         return window_padding(t_len, self.pool_size, self.stride, self.padding)[0]
@@ -529,7 +465,7 @@ def window_padding(t_len: int, span: int, stride: int, padding: str) -> tuple[in
 
 
 @dataclass
-class Dense:
+class Dense(_Layer):
     """A fully connected layer: y = activation(weights @ x + bias)."""
 
     name: str
@@ -548,19 +484,14 @@ class Dense:
     def output_size(self) -> int:
         return int(self.weights.shape[0])
 
-    @property
-    def recurrent(self) -> bool:
-        return False
 
     def arrays(self) -> dict[str, Optional[np.ndarray]]:
         return {"weights": self.weights, "bias": self.bias}
 
-    def parameter_count(self) -> int:
-        return sum(a.size for a in self.arrays().values() if a is not None)
 
 
 @dataclass
-class Activation:
+class Activation(_Layer):
     """A standalone activation over the last axis (size unchanged)."""
 
     name: str
@@ -578,15 +509,7 @@ class Activation:
     def output_size(self) -> int:
         return self.size
 
-    @property
-    def recurrent(self) -> bool:
-        return False
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {}
-
-    def parameter_count(self) -> int:
-        return 0
 
 
 Layer = Union[LSTM, GRU, SimpleRNN, Bidirectional, Dense, Activation, Masking, Normalize,

@@ -30,3 +30,24 @@ def require_tool(name: str) -> str:
     if path is None:
         missing(f"tool '{name}'")
     return path
+
+
+def backend_matches_or_refuses(target: str, cases: dict, tmp_path, tolerance: float = 1e-5):
+    """For each case (ir, x, expected): the target's generated code matches `expected`
+    when the backend declares every layer kind the IR uses; otherwise rendering refuses
+    the model with an error naming what is missing."""
+    from lstmgen.backends import BASIC_LAYERS, get_backend, render
+    from lstmgen.errors import LstmgenError
+    from lstmgen.runners import get_runner
+    from lstmgen.verify import error_metrics
+    kinds = set(getattr(get_backend(target), "LAYERS", BASIC_LAYERS))
+    for key, (ir, x, expected) in cases.items():
+        if not ir.kinds() <= kinds:
+            with pytest.raises(LstmgenError, match="does not implement"):
+                render(target, ir, "net")
+            continue
+        workdir = tmp_path / key
+        workdir.mkdir()
+        got = get_runner(target).run(ir, render(target, ir, "net"), "net", x, workdir)
+        _, rel = error_metrics(got, expected)
+        assert rel.max() <= tolerance, (target, key, float(rel.max()))

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmgen.backends import BASIC_LAYERS, TARGETS, get_backend, render
-from lstmgen.errors import LstmgenError
+from lstmgen.backends import TARGETS
 from lstmgen.reference import forward
-from lstmgen.runners import get_runner
 from lstmgen.verify import error_metrics
+from support import backend_matches_or_refuses
 
 TOLERANCE = 1e-5
 SEQUENCES = 4
@@ -68,15 +67,4 @@ def test_reference_matches_keras(cases):
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_backend_matches_keras_or_refuses(target, cases, tmp_path):
-    kinds = getattr(get_backend(target), "LAYERS", BASIC_LAYERS)
-    runner = get_runner(target)
-    for key, (ir, x, expected) in cases.items():
-        if not ir.kinds() <= set(kinds):
-            with pytest.raises(LstmgenError, match="does not implement"):
-                render(target, ir, "net")
-            continue
-        workdir = tmp_path / key
-        workdir.mkdir()
-        got = runner.run(ir, render(target, ir, "net"), "net", x, workdir)
-        _, rel = error_metrics(got, expected)
-        assert rel.max() <= TOLERANCE, (target, key, float(rel.max()))
+    backend_matches_or_refuses(target, cases, tmp_path, TOLERANCE)

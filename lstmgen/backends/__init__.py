@@ -21,15 +21,20 @@ TARGETS: dict[str, str] = {
 }
 
 
-def get_backend(target: str) -> ModuleType:
-    if target not in TARGETS:
-        raise LstmgenError(f"unknown target '{target}'; targets: {', '.join(TARGETS)}")
+def import_target(table: dict[str, str], target: str, what: str) -> ModuleType:
+    """The module `table` names for `target` (a backend or a runner), or a clear error."""
+    if target not in table:
+        raise LstmgenError(f"unknown target '{target}'; targets: {', '.join(table)}")
     try:
-        return importlib.import_module(TARGETS[target])
+        return importlib.import_module(table[target])
     except ModuleNotFoundError as exc:
-        if exc.name == TARGETS[target]:
-            raise LstmgenError(f"target '{target}' is not available in this version") from None
+        if exc.name == table[target]:
+            raise LstmgenError(f"target '{target}' has no {what} in this version") from None
         raise
+
+
+def get_backend(target: str) -> ModuleType:
+    return import_target(TARGETS, target, "backend")
 
 
 #: The layer kinds a backend implements unless it declares `LAYERS` itself.

@@ -8,10 +8,9 @@ the output of every step, [N, T, O].
 """
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from ..errors import LstmgenError
+from ..backends import import_target
 
 RUNNERS: dict[str, str] = {
     "c": "lstmgen.runners.c",
@@ -21,11 +20,4 @@ RUNNERS: dict[str, str] = {
 
 
 def get_runner(target: str) -> ModuleType:
-    if target not in RUNNERS:
-        raise LstmgenError(f"no runner for target '{target}'; targets: {', '.join(RUNNERS)}")
-    try:
-        return importlib.import_module(RUNNERS[target])
-    except ModuleNotFoundError as exc:
-        if exc.name == RUNNERS[target]:
-            raise LstmgenError(f"target '{target}' cannot be verified in this version") from None
-        raise
+    return import_target(RUNNERS, target, "runner (it cannot be verified)")
