@@ -430,7 +430,8 @@ def _bidirectional(layer: Any) -> Bidirectional:
 
 
 def _masking(layer: Any, width: int, steps: Optional[int]) -> Masking:
-    return Masking(layer.name, width, float(layer.mask_value),
+    # Keras compares float32 inputs with the mask value as a float32 (0.1 is 0.100000001)
+    return Masking(layer.name, width, float(np.float32(layer.mask_value)),
                    origin="Keras Masking: steps whose features all equal mask_value are "
                           "zeroed and skipped by the recurrent layers")
 
