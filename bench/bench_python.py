@@ -18,8 +18,9 @@ timed: the best of a few repeats of as many calls as fit in about 0.3 s. Prints
 microseconds per sequence and each one's time relative to the generated module.
 
 A second table times the other layer kinds (GRU both ways, SimpleRNN, Bidirectional, an
-LSTM with a projection) the same way, against Keras (or, for the projection, which Keras
-lacks, the float64 numpy reference `lstmgen.reference.forward`, also timed as `numpy`).
+LSTM with a projection, Masking, LayerNorm, Conv1D with pooling, Flatten) the same way,
+against Keras (or, for the projection, which Keras lacks, the float64 numpy reference
+`lstmgen.reference.forward`, also timed as `numpy`).
 """
 from __future__ import annotations
 
@@ -228,6 +229,15 @@ KINDS = [
     ("Bi-LSTM(32) concat", 15, 20, lambda L: [L.Bidirectional(L.LSTM(32)),
                                               L.Dense(OUTPUTS)]),
     ("LSTM(32) proj 16", 15, 20, None),
+    # the sequence-shaping layers (the Masking input ends in 5 masked rows)
+    ("Masking+LSTM(32)", 15, 20, lambda L: [L.Masking(0.0), L.LSTM(32), L.Dense(OUTPUTS)]),
+    ("LayerNorm+LSTM(32)", 15, 20, lambda L: [L.LayerNormalization(), L.LSTM(32),
+                                              L.Dense(OUTPUTS)]),
+    ("Conv1D+MaxPool+LSTM(32)", 15, 20, lambda L: [L.Conv1D(32, 5, activation="relu"),
+                                                   L.MaxPooling1D(2), L.LSTM(32),
+                                                   L.Dense(OUTPUTS)]),
+    ("LSTM(16)+Flatten", 15, 20, lambda L: [L.LSTM(16, return_sequences=True), L.Flatten(),
+                                            L.Dense(OUTPUTS)]),
 ]
 
 
@@ -273,6 +283,8 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
             keras_model = build_kind(layers, d, t_len, seed=10 + k)
             ir = lstmgen.load(keras_model)
         x = np.random.default_rng(k).standard_normal((t_len, d)).astype(np.float32)
+        if ir.layers[0].kind == "masking":
+            x[-5:] = ir.layers[0].mask_value
         expected = (forward(ir, x[None])[0] if keras_model is None
                     else keras_model.predict(x[None], verbose=0)[0])
         module, path = generated_module(ir, f"kind{k}", folder)

@@ -26,6 +26,24 @@ calls of small helper functions. The other recurrent layouts, two matrices a ste
 A Bidirectional layer is its two recurrent layers (the backward one reading the sequence
 from its last row to its first) and a merge of their outputs.
 
+The sequence-shaping layers:
+
+* Masking (first layer only): predict() computes one flag per timestep (some feature
+  differs from MASK_VALUE) and hands it to every recurrent layer, which skips a masked
+  step (state unchanged, the previous output repeated; zeros before any real step).
+  Stream.step() of a masked row returns the previous output and changes no state.
+* Normalize and LayerNorm: per-vector functions, their float32 vectors parsed from
+  strings like the matrices' (`_vector`).
+* Conv1D: one matrix of F rows [W[f] flattened (K x D), bias[f]] times the window
+  [x[t0], x[t0 + dilation], ..., 1.0]; the padding (valid, same, causal) is computed
+  from the sequence length at run time, zero rows outside the sequence.
+* Pool1D: max or mean over the rows of each window that exist (padding never counts).
+* Flatten: the rows joined, timestep-major; the module then takes exactly the model's T.
+
+Conv1D and Pool1D change the number of timesteps; an input too short to give one output
+step is refused with a ValueError naming MIN_TIMESTEPS. Models with Conv1D, Pool1D or
+Flatten have no Stream class.
+
 The matrix-vector product picks its kernel at import time: on CPython (which has
 `math.dist`) the rows are stored as unit vectors and each dot product is one C-level
 `math.dist` call (see the generated `_matvec`); MicroPython keeps the float32 rows (4 bytes
@@ -34,12 +52,14 @@ a weight) and runs a plain loop.
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
+from ..ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, LayerNorm,
+                  Masking, Model, Normalize, Pool1D, SimpleRNN)
 from ..literals import float_literal
 from ..naming import unique_identifiers, validate_model_name
 from .common import banner_facts, display_text, render_template
@@ -47,7 +67,8 @@ from .common import banner_facts, display_text, render_template
 OPTIONS: tuple[str, ...] = ()
 #: Layer kinds (see lstmgen.ir) this backend implements.
 LAYERS: frozenset[str] = frozenset({"lstm", "gru", "simple_rnn", "bidirectional", "dense",
-                                    "activation"})
+                                    "activation", "masking", "normalize", "layer_norm",
+                                    "flatten", "conv1d", "pool1d"})
 #: Optional IR features (see lstmgen.ir) this backend implements.
 FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state",
                                       "projection"})
@@ -281,7 +302,86 @@ def _layer_context(layer: Any, ident: str, inner: tuple[str, str] = ("", "")) ->
                    expr=None if layer.activation in ("linear", "softmax")
                    else expression(layer.activation, "v"),
                    summary=f"Activation {layer.activation} over {layer.size}")
+    else:
+        ctx.update(_shaping_context(layer, upper, named))
     return ctx
+
+
+def _vector(name: str, values: np.ndarray, comment: str) -> dict:
+    """A float32 vector of the generated module: `name = _vector(strings)`."""
+    return {"name": name, "vector": True, "source": weight_source(values),
+            "comment": comment}
+
+
+def _windows_code(padding: str, span: int, stride: int) -> list[str]:
+    """Source lines setting `pad` (rows of padding before the sequence) and `t_out` (output
+    steps) from `t_len`: `lstmgen.ir.window_padding` written out for one layer."""
+    if padding == "valid":
+        return ["# valid padding: none; an output step for every full window",
+                "pad = 0",
+                f"t_out = max(0, (t_len - {span}) // {stride} + 1)"]
+    if padding == "causal":
+        return [f"# causal padding: {span - 1} zero row(s) before the sequence",
+                f"pad = {span - 1}",
+                f"t_out = (t_len - 1) // {stride} + 1"]
+    return ["# same padding (TensorFlow's rule): ceil(T / stride) output steps, the left",
+            "# padding half the total (rounded down)",
+            f"t_out = -(-t_len // {stride})",
+            f"pad = max((t_out - 1) * {stride} + {span} - t_len, 0) // 2"]
+
+
+def _shaping_context(layer: Any, upper: str, named: str) -> dict[str, Any]:
+    """Template facts of a Masking, Normalize, LayerNorm, Flatten, Conv1D or Pool1D layer."""
+    if isinstance(layer, Masking):
+        return {"mask_value": repr(float(layer.mask_value)),
+                "summary": f"Masking over {layer.size}, mask_value {float(layer.mask_value)!r}"}
+    if isinstance(layer, Normalize):
+        d = layer.input_size
+        return {"mean": f"{upper}__MEAN", "std": f"{upper}__STD",
+                "summary": f"Normalize (x - mean) / std over {d}",
+                "vectors": [_vector(f"{upper}__MEAN", layer.mean, f"{named}: mean [{d}]"),
+                            _vector(f"{upper}__STD", layer.std, f"{named}: std [{d}]")]}
+    if isinstance(layer, LayerNorm):
+        eps = repr(float(layer.epsilon))
+        ctx: dict[str, Any] = {"epsilon": eps, "gamma": None, "beta": None, "vectors": [],
+                               "summary": f"LayerNorm over {layer.size}, epsilon {eps}"}
+        for what in ("gamma", "beta"):
+            if getattr(layer, what) is not None:
+                ctx[what] = f"{upper}__{what.upper()}"
+                ctx["vectors"].append(_vector(ctx[what], getattr(layer, what),
+                                              f"{named}: {what} [{layer.size}]"))
+        ctx["formula_doc"] = ("(x - mean(x)) / sqrt(var(x) + epsilon)"
+                              + (" * gamma" if ctx["gamma"] else "")
+                              + (" + beta" if ctx["beta"] else ""))
+        return ctx
+    if isinstance(layer, Flatten):
+        return {"timesteps": layer.timesteps,
+                "summary": f"Flatten [{layer.timesteps}][{layer.size}] -> {layer.output_size}"}
+    if isinstance(layer, Conv1D):
+        f, k, d = layer.weights.shape
+        span = layer.dilation * (k - 1) + 1
+        ctx = {"rows": f, "kernel": k, "span": span, "stride": layer.stride,
+               "dilation": layer.dilation, "padding": layer.padding,
+               "activation": layer.activation, "windows": _windows_code(
+                   layer.padding, span, layer.stride),
+               "expr": None if layer.activation == "linear"
+               else expression(layer.activation, "v"),
+               "summary": f"Conv1D {d} -> {f}, kernel {k}, stride {layer.stride}, "
+                          f"dilation {layer.dilation}, {layer.padding} padding, "
+                          f"{layer.activation}"}
+        ctx["matrices"] = [_matrix(upper, f, [
+            _part(k * d, layer.weights.reshape(f, k * d),
+                  f"weights [{f}][{k}][{d}]: filter f, then tap k, then input feature"),
+            _bias_part(layer.bias, f)], f"{named} ({ctx['summary']})")]
+        return ctx
+    if isinstance(layer, Pool1D):
+        title = f"{layer.pool_type.capitalize()}Pool1D"
+        return {"pool_type": layer.pool_type, "pool_size": layer.pool_size,
+                "stride": layer.stride, "padding": layer.padding,
+                "windows": _windows_code(layer.padding, layer.pool_size, layer.stride),
+                "summary": f"{title} size {layer.pool_size}, stride {layer.stride}, "
+                           f"{layer.padding} padding, over {layer.size}"}
+    raise LstmgenError(f"target 'python' does not implement {layer.kind} layers")
 
 
 def _literals(values: Optional[np.ndarray]) -> Optional[str]:
@@ -339,7 +439,9 @@ def _activations(layer: Any) -> set[str]:
         return {layer.gate_activation, layer.cell_activation, layer.output_activation}
     if isinstance(layer, GRU):
         return {layer.gate_activation, layer.cell_activation}
-    return {layer.activation}
+    if isinstance(layer, (Dense, Activation, SimpleRNN, Conv1D)):
+        return {layer.activation}
+    return set()
 
 
 def _identifiers(model: Model) -> tuple[list[str], list[tuple[str, str]]]:
@@ -376,6 +478,8 @@ def render_context(model: Model, name: str) -> dict[str, Any]:
         used |= _activations(layer)
     for act in used:
         math_names.update(_needs(act))
+    if "layer_norm" in model.kinds():
+        math_names.add("sqrt")
     # Which layers see (and return) a sequence of rows rather than one vector.
     n_seq = model.sequence_layer_count()
     for k, ctx in enumerate(layers):
@@ -385,6 +489,7 @@ def render_context(model: Model, name: str) -> dict[str, Any]:
         for part in (ctx["forward"], ctx["backward"]) if ctx["kind"] == "bidirectional" \
                 else (ctx,):
             matrices += part["matrices"]
+        matrices += ctx.get("vectors", [])
     kinds = model.kinds()
     facts = banner_facts(model)
     for key in ("source", "model_name"):
@@ -409,7 +514,75 @@ def render_context(model: Model, name: str) -> dict[str, Any]:
                           if a in EXPRESSIONS and EXPRESSIONS[a][0].startswith("_")),
         "uses_softmax": "softmax" in used,
         "per_line": PER_LINE, "lines_per_string": LINES_PER_STRING,
+        "has_vectors": any(ctx.get("vectors") for ctx in layers), "kinds": sorted(kinds),
+        **_shaping_facts(model, layers),
     }
+
+
+def min_timesteps(model: Model) -> int:
+    """The fewest input timesteps for which the model's Conv1D/Pool1D layers leave at
+    least one step (1 without such layers)."""
+    t_len = 1
+    while model.output_timesteps(t_len) < 1:
+        t_len += 1
+    return t_len
+
+
+def _timesteps_doc(model: Model) -> list[str]:
+    """How each Conv1D/Pool1D layer changes the number of timesteps, one line each."""
+    lines = []
+    for layer in model.layers:
+        if layer.kind not in ("conv1d", "pool1d"):
+            continue
+        if layer.kind == "conv1d":
+            span = layer.dilation * (layer.kernel_size - 1) + 1
+            what = f"Conv1D \"{doc_text(layer.name)}\" (window of {span} steps)"
+        else:
+            span = layer.pool_size
+            what = f"{layer.pool_type.capitalize()}Pool1D \"{doc_text(layer.name)}\""
+        rule = {"valid": f"max(0, (T - {span}) // {layer.stride} + 1)",
+                "same": f"ceil(T / {layer.stride})",
+                "causal": f"ceil(T / {layer.stride})"}[layer.padding]
+        lines.append(f"{what}, {layer.padding} padding: T -> {rule}")
+    return lines
+
+
+def _shaping_facts(model: Model, layers: list[dict]) -> dict[str, Any]:
+    """Template facts of the model's sequence-shaping layers as a whole."""
+    kinds = model.kinds()
+    facts: dict[str, Any] = {"has_masking": "masking" in kinds, "mask_value": None,
+                             "mask_tail": [], "mask_zeros": 0, "min_timesteps": 1,
+                             "fixed_timesteps": None, "timesteps_doc": _timesteps_doc(model),
+                             "no_stream_lines": None}
+    if facts["has_masking"]:
+        facts["mask_value"] = layers[0]["mask_value"]
+        last = max(k for k, l in enumerate(model.layers) if l.recurrent)
+        facts["mask_tail"] = layers[last + 1:]
+        facts["mask_zeros"] = model.layers[last].output_size
+    if kinds & {"conv1d", "pool1d"}:
+        facts["min_timesteps"] = min_timesteps(model)
+    if "flatten" in kinds:
+        facts["fixed_timesteps"] = model.timesteps
+    if not model.streamable and kinds & {"conv1d", "pool1d", "flatten"}:
+        reasons = []
+        if kinds >= {"conv1d", "pool1d"}:
+            reasons.append("Conv1D and pooling layers need a window of timesteps for each "
+                           "output")
+        elif kinds & {"conv1d", "pool1d"}:
+            reasons.append(f"a {'Conv1D' if 'conv1d' in kinds else 'pooling'} layer needs a "
+                           "window of timesteps for each output")
+        if "flatten" in kinds:
+            reasons.append("Flatten needs the whole sequence")
+        if any(l.recurrent and l.go_backwards for l in model.layers):
+            reasons.append("a go_backwards layer reads the sequence from its last timestep "
+                           "to its first")
+        if "bidirectional" in kinds:
+            reasons.append("the backward half of a Bidirectional layer reads the sequence "
+                           "from its last timestep to its first")
+        facts["no_stream_lines"] = textwrap.wrap(
+            "There is no streaming class: " + "; ".join(reasons) + "; so no output exists "
+            "before the whole sequence is known.", 88)
+    return facts
 
 
 def render(model: Model, name: str, **options: Any) -> dict[str, str]:

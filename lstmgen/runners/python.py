@@ -123,8 +123,9 @@ def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence
     shapes = []
     for k, job in enumerate(jobs):
         if job.steps and not job.model.streamable:
-            raise LstmgenError(f"model '{job.name}' reads its sequence backwards: it has no "
-                               "Stream class to step through")
+            raise LstmgenError(f"model '{job.name}' is not streamable (it reads its sequence "
+                               "backwards, or needs windows of timesteps or the whole "
+                               "sequence): it has no Stream class to step through")
         x = np.ascontiguousarray(job.x, dtype="<f4")
         if x.ndim != 3 or x.shape[2] != job.model.input_size or min(x.shape) < 1:
             raise LstmgenError(f"inputs must be [N, T, {job.model.input_size}], got {x.shape}")
@@ -139,7 +140,9 @@ def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence
                          "x": str(folder / "x.bin"), "y": str(folder / "y.bin"),
                          "steps": job.steps, "sequences": job.model.returns_sequences})
         o = job.model.output_size
-        shapes.append((n, t_len, o) if sequences else (n, o))
+        # Conv1D/pooling layers change the number of timesteps of a sequence output
+        t_out = t_len if job.steps else job.model.output_timesteps(t_len)
+        shapes.append((n, t_out, o) if sequences else (n, o))
     (workdir / "driver.py").write_text(DRIVER, encoding="utf-8")
     manifest_path = workdir / "jobs.json"
     manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
@@ -169,7 +172,8 @@ def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence
 
 def run(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
         interpreter: Optional[Sequence[str]] = None) -> np.ndarray:
-    """predict() on every sequence of x [N, T, D]: [N, T, O] or [N, O]."""
+    """predict() on every sequence of x [N, T, D]: [N, T_out, O] or [N, O] (T_out = T but
+    for Conv1D/pooling layers: `Model.output_timesteps`)."""
     return run_batch([Job(model, files, name, x)], workdir, interpreter).outputs[0]
 
 
