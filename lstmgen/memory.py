@@ -7,9 +7,12 @@ Estimates (`estimate`), per layer and in total, for each `--quantize` mode:
   per unit, or int16 + shifts for fixed16; biases float32, or int32 for fixed16) + the
   fixed16 activation tables + code (a per-feature size calibrated on arm-none-eabi-gcc 12
   -Os for Cortex-M4F; `measure` replaces it with the real number);
-* RAM = the recurrent state (h and c of every LSTM, `NAME_state`) + the stack scratch of
-  one call: one LSTM's gate pre-activations (4H values; fixed16 needs only H new h values)
-  and the layer buffers. No weight is ever copied to RAM or the stack.
+* RAM = the recurrent state (h and c of every LSTM, h of every GRU/SimpleRNN, both
+  directions of a Bidirectional: `NAME_state`) + the stack scratch of one call: one
+  recurrent kernel's scratch (4H values for an LSTM or GRU, fixed16 needs only H new h
+  values; H for a SimpleRNN) and the layer buffers, + the sequence buffers of
+  `NAME_predict` where a layer needs a whole sequence (go_backwards after another
+  recurrent layer, Bidirectional). No weight is ever copied to RAM or the stack.
 
 `measure` compiles NAME.c with arm-none-eabi-gcc -Os -fstack-usage -fcallgraph-info=su and
 reads the sections (`arm-none-eabi-size -A`) and the worst-case stack of `NAME_step` and
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .ir import Bidirectional, LSTM, Activation, Dense, Model
+from .ir import GRU, LSTM, Activation, Bidirectional, Dense, Model
 from .plan import make_plan
 
 FLOAT_BYTES = 4
@@ -41,6 +44,9 @@ ARM_GCC = "arm-none-eabi-gcc"
 CODE_BASE = {"float": 100, "int8": 130, "int16": 130, "fixed16": 300}
 CODE_PER_LSTM_KERNEL = {"float": 200, "int8": 250, "int16": 250, "fixed16": 300}
 CODE_PER_LAYER_CALL = 50
+CODE_PER_OTHER_KERNEL = {"gru": 330, "simple_rnn": 110}  # float only
+CODE_PER_LSTM_FEATURE = 60   # peephole, clip, input_forget or projection in a kernel
+CODE_MERGE = 40              # one Bidirectional merge function
 CODE_PER_EXTRA_STAGE = 120
 CODE_DENSE = {"float": 70, "int8": 80, "int16": 80, "fixed16": 90}
 CODE_ACTIVATION = {"tanh": 120, "sigmoid": 30, "softsign": 30, "softplus": 200, "elu": 150,
@@ -91,12 +97,14 @@ def max_timesteps(model: Model) -> int:
 
 
 def _weight_bytes(layer, mode: str) -> int:
+    if isinstance(layer, Bidirectional):
+        return _weight_bytes(layer.forward, mode) + _weight_bytes(layer.backward, mode)
     if isinstance(layer, LSTM):
         h, d = layer.units, layer.input_size
         n = 4 * h * (d + h)
         bias = 4 * h if layer.bias is not None else 0
-        if mode == "float":
-            return FLOAT_BYTES * (n + bias)
+        if mode == "float":  # every array as stored (peephole, projection, initial state)
+            return FLOAT_BYTES * _values(layer)
         if mode in ("int8", "int16"):
             return n * (1 if mode == "int8" else 2) + FLOAT_BYTES * (2 * 4 * h + bias)
         return 2 * n + 2 * 4 * h + 4 * bias  # int16 weights, int8 shifts, int32 bias
@@ -108,12 +116,28 @@ def _weight_bytes(layer, mode: str) -> int:
         if mode in ("int8", "int16"):
             return o * i * (1 if mode == "int8" else 2) + FLOAT_BYTES * (o + bias)
         return 2 * o * i + o + 4 * bias
-    # other recurrent kinds: float weights (their C kernels do not exist yet)
-    return FLOAT_BYTES * layer.parameter_count()
+    if isinstance(layer, GRU):  # the recurrent biases of z and r are folded into the bias
+        h = layer.units
+        rb = layer.reset_after and layer.recurrent_bias is not None
+        bias = 3 * h if (layer.bias is not None or rb) else 0
+        return FLOAT_BYTES * (3 * h * (layer.input_size + h) + bias + (h if rb else 0))
+    return FLOAT_BYTES * _values(layer)  # SimpleRNN (float only)
+
+
+def _values(layer) -> int:
+    return sum(int(a.size) for a in layer.arrays().values() if a is not None)
+
+
+def _cells(layer) -> list:
+    """The unidirectional recurrent layers inside `layer` (both directions of a
+    Bidirectional), each with its own state and kernel."""
+    if isinstance(layer, Bidirectional):
+        return [layer.forward, layer.backward]
+    return [layer] if layer.recurrent else []
 
 
 def _state_values(layer) -> int:
-    """Floats of recurrent state a layer keeps (h and c of an LSTM; h of a GRU/RNN)."""
+    """Values of recurrent state a layer keeps (h and c of an LSTM; h of a GRU/RNN)."""
     if isinstance(layer, LSTM):
         return layer.output_size + layer.units
     if isinstance(layer, Bidirectional):
@@ -121,21 +145,51 @@ def _state_values(layer) -> int:
     return layer.units if layer.recurrent else 0
 
 
-def _gate_values(layer) -> int:
-    """Pre-activations one step of a recurrent layer keeps (4H for an LSTM)."""
+def _gate_values(layer, mode: str = "float") -> int:
+    """Scratch values one step of a recurrent kernel keeps: 4H for an LSTM (fixed16: the H
+    new h values) and a GRU (3H pre-activations + H for the recurrent part of n), H for
+    a SimpleRNN."""
     if isinstance(layer, Bidirectional):
-        return _gate_values(layer.forward)
-    return getattr(layer, "gates", 0) * getattr(layer, "units", 0)
+        return _gate_values(layer.forward, mode)
+    if isinstance(layer, LSTM):
+        return layer.units if mode == "fixed16" else 4 * layer.units
+    if isinstance(layer, GRU):
+        return 4 * layer.units
+    return layer.units if layer.recurrent else 0
 
 
 def _activations(model: Model) -> set[str]:
     used: set[str] = set()
     for layer in model.layers:
-        if isinstance(layer, LSTM):
-            used |= {layer.gate_activation, layer.cell_activation, layer.output_activation}
-        elif isinstance(layer, (Dense, Activation)):
+        for cell in _cells(layer):
+            if isinstance(cell, LSTM):
+                used |= {cell.gate_activation, cell.cell_activation, cell.output_activation}
+            elif isinstance(cell, GRU):
+                used |= {cell.gate_activation, cell.cell_activation}
+            else:
+                used.add(cell.activation)
+        if isinstance(layer, (Dense, Activation)):
             used.add(layer.activation)
     return used
+
+
+def _kernels(model: Model) -> tuple[int, int, int]:
+    """(distinct LSTM kernels, LSTM optional step features over those kernels, code of
+    the distinct GRU and SimpleRNN kernels)."""
+    keys = set()
+    for layer in model.layers:
+        for cell in _cells(layer):
+            if isinstance(cell, LSTM):
+                keys.add(("lstm", cell.gate_activation, cell.cell_activation,
+                          cell.output_activation,
+                          tuple(sorted(cell.features() - {"initial_state"}))))
+            elif isinstance(cell, GRU):
+                keys.add(("gru", cell.gate_activation, cell.cell_activation, cell.reset_after))
+            else:
+                keys.add(("simple_rnn", cell.activation))
+    lstm = [k for k in keys if k[0] == "lstm"]
+    return (len(lstm), sum(len(k[4]) for k in lstm),
+            sum(CODE_PER_OTHER_KERNEL[k[0]] for k in keys if k[0] != "lstm"))
 
 
 def estimate(model: Model, quantize: Optional[str] = None,
@@ -144,31 +198,25 @@ def estimate(model: Model, quantize: Optional[str] = None,
     mode = quantize or "float"
     value = 2 if mode == "fixed16" else FLOAT_BYTES
     plan = make_plan(model)
-    lstms = [l for l in model.layers if isinstance(l, LSTM)]
     width = max_width(model)
-    # fixed16 keeps H new h values (int16) where the float kernels keep 4H pre-activations
-    gates = max([(l.units if mode == "fixed16" else 4 * l.units) for l in lstms]
-                + [_gate_values(l) for l in model.layers if not isinstance(l, LSTM)])
+    gates = max(_gate_values(l, mode) for l in model.layers)
     layers = []
     for layer in model.layers:
-        if isinstance(layer, LSTM):
-            state = 2 * layer.units * value
-            scratch = (layer.units if mode == "fixed16" else 4 * layer.units) * value
-        elif layer.recurrent:
-            state, scratch = _state_values(layer) * value, _gate_values(layer) * value
+        if layer.recurrent:
+            state, scratch = _state_values(layer) * value, _gate_values(layer, mode) * value
         else:
             state, scratch = 0, layer.output_size * value
         layers.append(LayerMemory(layer.name, layer.kind, _weight_bytes(layer, mode), state,
                                   scratch))
-    # one LSTM's gate scratch, two layer buffers in a step, and the sequence part's last
-    # output when the tail cannot read it from the state (it can after an LSTM)
-    tail_reads_state = bool(plan.tail) and isinstance(
-        model.layers[plan.stages[-1].layers[-1]], LSTM)
+    # one recurrent kernel's scratch, two layer buffers in a step, and the sequence part's
+    # last output when the tail cannot read it from the state (it can after a
+    # unidirectional recurrent layer)
+    last = plan.stages[-1].ops[-1]
+    tail_reads_state = bool(plan.tail) and plan.final_merge is None and last.part is None \
+        and model.layers[last.layer].recurrent
     scratch = (gates + (2 if tail_reads_state else 3) * width) * value
-    buffers = 0
-    if plan.needs_buffer:
-        widths = [s.output_size(model) for s in plan.stages[:-1]]
-        buffers = min(2, len(widths)) * max(widths) * max_timesteps(model) * value
+    # whole sequences on the stack: one slot of T x the widest vector per live buffer
+    buffers = plan.slots * width * max_timesteps(model) * value
     acts = _activations(model)
     tables = 0
     if mode == "fixed16":
@@ -176,11 +224,14 @@ def estimate(model: Model, quantize: Optional[str] = None,
             tables += FIXED_TABLE_BYTES["sigmoid"]
         if "softplus" in acts:
             tables += FIXED_TABLE_BYTES["softplus"]
-    kernels = {(l.gate_activation, l.cell_activation, l.output_activation) for l in lstms}
+    kernels, lstm_features, other_kernels = _kernels(model)
+    bidirectional = [l for l in model.layers if isinstance(l, Bidirectional)]
     act_code = CODE_FIXED_ACTIVATION if mode == "fixed16" else CODE_ACTIVATION
-    code = (CODE_BASE[mode] + CODE_PER_LSTM_KERNEL[mode] * len(kernels)
-            + CODE_PER_LAYER_CALL * len(model.layers)
+    code = (CODE_BASE[mode] + CODE_PER_LSTM_KERNEL[mode] * kernels
+            + CODE_PER_LSTM_FEATURE * lstm_features + other_kernels
+            + CODE_PER_LAYER_CALL * (len(model.layers) + len(bidirectional))
             + CODE_PER_EXTRA_STAGE * (len(plan.stages) - 1)
+            + CODE_MERGE * len({l.merge_mode for l in bidirectional})
             + (CODE_DENSE[mode] if any(isinstance(l, Dense) for l in model.layers) else 0)
             + sum(act_code.get(a, 60) for a in acts)
             + (CODE_BUILTIN_EXP if math == "builtin" and mode != "fixed16"

@@ -3,7 +3,15 @@
 C weight layout (chosen for the inner loop): an LSTM's weights are stored transposed,
 `*_Wt` [D][4H] and `*_Ut` [H][4H], so that row k holds input k's weights into all 4H gate
 pre-activations (blocks i, f, g, o). The step accumulates z += x[k] * row k: contiguous,
-unit-stride, and vectorisable by the compiler without reordering any float sum.
+unit-stride, and vectorisable by the compiler without reordering any float sum. A GRU is
+stored the same way ([D][3H] input weights; the recurrent weights split into [H][2H] for z
+and r and [H][H] for n, which reset_before multiplies by r * h), a SimpleRNN as [D][H] and
+[H][H]. A Bidirectional layer is two such layers with their own state; `lstmgen.plan`
+decides the loops (and the sequence buffers) that feed its backward direction.
+
+Layer kinds: every kind of the IR in the float build (`LAYERS`, `FEATURES`); the quantized
+builds implement LSTM without optional features (int8 / int16 also Bidirectional LSTM),
+Dense and Activation (`check_quantizable` refuses anything else by name).
 
 Options (see docs/microcontroller.md):
 
@@ -22,15 +30,22 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import LSTM, Activation, Dense, Model
+from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
 from ..literals import c_float, wrap_values
 from ..memory import estimate, max_timesteps, max_width
 from ..naming import unique_identifiers, validate_model_name
-from ..plan import make_plan
+from ..plan import Op, Plan, make_plan
 from . import c_quant
 from .common import array_text, banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ("quantize", "math", "selftest", "arduino")
+#: The IR layer kinds and optional LSTM features this backend implements (float build).
+LAYERS: frozenset[str] = frozenset({"lstm", "gru", "simple_rnn", "bidirectional", "dense",
+                                    "activation"})
+FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state",
+                                      "projection"})
+#: What --quantize int8 / int16 / fixed16 implement (LSTMs without optional features).
+QUANTIZED_LAYERS: frozenset[str] = frozenset({"lstm", "dense", "activation"})
 QUANTIZE_MODES = (None, "int8", "int16", "fixed16")
 MATH_MODES = (None, "libm", "builtin")
 
@@ -87,6 +102,30 @@ def memory_report(model: Model, quantize: Optional[str] = None, math: Optional[s
 
 # ------------------------------------------------------------------------ contexts --
 
+def check_quantizable(model: Model, quantize: Optional[str]) -> None:
+    """The quantized builds implement LSTMs without optional features (int8 / int16 also
+    inside a Bidirectional), Dense and Activation layers; refuse anything else by layer
+    name and mode."""
+    if quantize is None:
+        return
+    for layer in model.layers:
+        if isinstance(layer, Bidirectional) and quantize in ("int8", "int16") and \
+                isinstance(layer.forward, LSTM):
+            continue  # two LSTMs: the int8/int16 kernel runs each direction (features below)
+        if layer.kind not in QUANTIZED_LAYERS:
+            inner = f" of {layer.forward.kind}" if isinstance(layer, Bidirectional) else ""
+            raise LstmgenError(
+                f"--quantize {quantize} does not implement {layer.kind}{inner} layers (layer "
+                f"'{layer.name}'); it implements LSTM (without optional features"
+                + ("; also in a Bidirectional" if quantize != "fixed16" else "")
+                + "), Dense and Activation layers. Generate the float build instead (no "
+                "--quantize; --math builtin also works without libm)")
+        for feature in sorted(getattr(layer, "features", lambda: set())()):
+            raise LstmgenError(
+                f"--quantize {quantize} does not implement LSTM {feature} (layer "
+                f"'{layer.name}'); generate the float build instead (no --quantize)")
+
+
 def _array(ident: str, values: Optional[np.ndarray], comment: str,
            ctype: str = "float") -> Optional[dict]:
     if values is None:
@@ -110,35 +149,64 @@ def _kernel_name(layer: LSTM) -> str:
             f"{_act_ident(layer.cell_activation)}_{_act_ident(layer.output_activation)}")
 
 
-def _layer_context(layer: Any, ident: str, prefix: str, quantize: Optional[str],
-                   fixed: Optional[c_quant.FixedLayer]) -> dict:
-    base = f"{prefix}_{ident}"
-    ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident,
-                           "name": display_text(layer.name),
-                           "input_size": layer.input_size, "output_size": layer.output_size}
+def _lstm_flags(layer: LSTM) -> list[str]:
+    """The optional features that change an LSTM's step (initial_state only its reset)."""
+    return [flag for flag, used in (("peephole", layer.peephole is not None),
+                                    ("clip", layer.clip is not None),
+                                    ("input_forget", layer.input_forget),
+                                    ("proj", layer.projection is not None)) if used]
+
+
+def _transposed(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a).T)
+
+
+def _recurrent_context(layer: Any, ident: str, base: str, name: str,
+                       direction: Optional[str], quantize: Optional[str],
+                       fixed: Optional[c_quant.FixedLayer]) -> dict:
+    """One unidirectional recurrent layer (or one direction of a Bidirectional)."""
+    ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": name,
+                           "direction": direction, "input_size": layer.input_size,
+                           "output_size": layer.output_size, "units": layer.units,
+                           "h0": None, "c0": None}
+    of = f"{direction}: " if direction else ""
+    ctx.update(activations=_activations_of(layer),
+               acts=tuple(map(_act_ident, _activations_of(layer))))
+    h, d = layer.units, layer.input_size
     if isinstance(layer, LSTM):
-        h, d = layer.units, layer.input_size
-        ctx.update(units=h, kernel=_kernel_name(layer))
+        flags = _lstm_flags(layer)
+        p = layer.output_size
+        ctx.update(kernel=_kernel_name(layer) + "".join(f"_{f}" for f in flags),
+                   general=bool(flags), peephole="peephole" in flags,
+                   clip=c_float(layer.clip) if layer.clip is not None else None,
+                   input_forget=layer.input_forget, proj="proj" in flags)
         if quantize is None:
             ctx.update(
-                W=_array(f"{base}_Wt", np.ascontiguousarray(layer.input_weights.T),
-                         f"input weights, transposed: [{d}][{4 * h}]"),
-                U=_array(f"{base}_Ut", np.ascontiguousarray(layer.recurrent_weights.T),
-                         f"recurrent weights, transposed: [{h}][{4 * h}]"),
-                b=_array(f"{base}_b", layer.bias, f"bias [{4 * h}], blocks i, f, g, o"))
+                W=_array(f"{base}_Wt", _transposed(layer.input_weights),
+                         f"{of}input weights, transposed: [{d}][{4 * h}]"),
+                U=_array(f"{base}_Ut", _transposed(layer.recurrent_weights),
+                         f"{of}recurrent weights, transposed: [{p}][{4 * h}]"),
+                b=_array(f"{base}_b", layer.bias, f"{of}bias [{4 * h}], blocks i, f, g, o"),
+                peep=_array(f"{base}_peep", layer.peephole,
+                            f"{of}peephole weights [3][{h}], rows i, f, o"),
+                proj=_array(f"{base}_Pt", None if layer.projection is None
+                            else _transposed(layer.projection),
+                            f"{of}projection, transposed: [{h}][{p}]"),
+                h0=_array(f"{base}_h0", layer.initial_h, f"{of}initial h [{p}]"),
+                c0=_array(f"{base}_c0", layer.initial_c, f"{of}initial c [{h}]"))
         elif quantize in ("int8", "int16"):
             q = c_quant.quantize_lstm(layer, quantize)
             ct = c_quant.CTYPE[quantize]
             ctx.update(
-                W=_array(f"{base}_Wt", q.Wt, f"input weights / scale, transposed: "
+                W=_array(f"{base}_Wt", q.Wt, f"{of}input weights / scale, transposed: "
                          f"[{d}][{4 * h}] ({quantize})", ct),
-                U=_array(f"{base}_Ut", q.Ut, f"recurrent weights / scale, transposed: "
-                         f"[{h}][{4 * h}] ({quantize})", ct),
-                ratio=_array(f"{base}_ratio", q.ratio, f"[{4 * h}] input scale / recurrent "
-                             "scale, per gate unit"),
-                scale=_array(f"{base}_scale", q.scale, f"[{4 * h}] recurrent scale, per "
-                             "gate unit: w = q * scale"),
-                b=_array(f"{base}_b", layer.bias, f"bias [{4 * h}], blocks i, f, g, o"))
+                U=_array(f"{base}_Ut", q.Ut, f"{of}recurrent weights / scale, "
+                         f"transposed: [{h}][{4 * h}] ({quantize})", ct),
+                ratio=_array(f"{base}_ratio", q.ratio, f"{of}[{4 * h}] input scale / "
+                             "recurrent scale, per gate unit"),
+                scale=_array(f"{base}_scale", q.scale, f"{of}[{4 * h}] recurrent scale, "
+                             "per gate unit: w = q * scale"),
+                b=_array(f"{base}_b", layer.bias, f"{of}bias [{4 * h}], blocks i, f, g, o"))
         else:
             assert fixed is not None and fixed.W is not None and fixed.U is not None
             ctx.update(
@@ -151,7 +219,73 @@ def _layer_context(layer: Any, ident: str, prefix: str, quantize: Optional[str],
                 Ushift=_array(f"{base}_Ushift", fixed.U.shift, f"[{4 * h}] right shift of "
                               "row r's sum to Q16.16", "int8_t"),
                 b=_array(f"{base}_b", fixed.bias, f"bias [{4 * h}], Q16.16", "int32_t"))
-    elif isinstance(layer, Dense):
+    elif isinstance(layer, GRU):
+        bias, bn = layer.bias, None
+        if layer.reset_after and layer.recurrent_bias is not None:
+            # the recurrent biases of z and r are plain sums: fold them into the bias
+            rb = layer.recurrent_bias
+            bias = np.zeros(3 * h, np.float32) if bias is None else bias.copy()
+            bias[:2 * h] = bias[:2 * h] + rb[:2 * h]
+            bn = rb[2 * h:]
+        mode = "after" if layer.reset_after else "before"
+        ctx.update(kernel=f"gru_step_{_act_ident(layer.gate_activation)}_"
+                          f"{_act_ident(layer.cell_activation)}_{mode}",
+                   reset_after=layer.reset_after,
+                   W=_array(f"{base}_Wt", _transposed(layer.input_weights),
+                            f"{of}input weights, transposed: [{d}][{3 * h}], blocks z, r, n"),
+                   U=_array(f"{base}_Ut", _transposed(layer.recurrent_weights[:2 * h]),
+                            f"{of}recurrent weights of z and r, transposed: [{h}][{2 * h}]"),
+                   Un=_array(f"{base}_Unt", _transposed(layer.recurrent_weights[2 * h:]),
+                             f"{of}recurrent weights of n, transposed: [{h}][{h}]"),
+                   b=_array(f"{base}_b", bias, f"{of}bias [{3 * h}], blocks z, r, n" + (
+                       " (input bias + recurrent bias for z and r)" if bn is not None else "")),
+                   bn=_array(f"{base}_bn", bn, f"{of}recurrent bias of n [{h}] (inside r * "
+                             "(Un h + bn))"))
+    else:
+        assert isinstance(layer, SimpleRNN)
+        ctx.update(kernel=f"rnn_step_{_act_ident(layer.activation)}",
+                   W=_array(f"{base}_Wt", _transposed(layer.input_weights),
+                            f"{of}input weights, transposed: [{d}][{h}]"),
+                   U=_array(f"{base}_Ut", _transposed(layer.recurrent_weights),
+                            f"{of}recurrent weights, transposed: [{h}][{h}]"),
+                   b=_array(f"{base}_b", layer.bias, f"{of}bias [{h}]"))
+    return ctx
+
+
+def _activations_of(layer: Any) -> tuple[str, ...]:
+    if isinstance(layer, LSTM):
+        return (layer.gate_activation, layer.cell_activation, layer.output_activation)
+    if isinstance(layer, GRU):
+        return (layer.gate_activation, layer.cell_activation)
+    return (layer.activation,)
+
+
+ARRAY_ORDER = ("W", "Wshift", "U", "Un", "Ushift", "ratio", "scale", "b", "bn", "peep", "proj",
+               "h0", "c0")
+
+
+def _layer_context(layer: Any, ident: str, prefix: str, quantize: Optional[str],
+                   fixed: Optional[c_quant.FixedLayer],
+                   directions: Optional[tuple[str, str]] = None) -> dict:
+    base = f"{prefix}_{ident}"
+    name = display_text(layer.name)
+    if isinstance(layer, Bidirectional):
+        assert directions is not None
+        fw, bw = (_recurrent_context(part, d, f"{prefix}_{d}", name, direction, quantize, None)
+                  for part, d, direction in zip((layer.forward, layer.backward), directions,
+                                                ("forward", "backward")))
+        for cell in (fw, bw):
+            cell["arrays"] = [cell[k] for k in ARRAY_ORDER if cell.get(k)]
+        return {"kind": layer.kind, "ident": ident, "name": name,
+                "input_size": layer.input_size, "output_size": layer.output_size,
+                "merge_mode": layer.merge_mode, "fw": fw, "bw": bw,
+                "arrays": fw["arrays"] + bw["arrays"]}
+    if layer.recurrent:
+        ctx = _recurrent_context(layer, ident, base, name, None, quantize, fixed)
+    else:
+        ctx = {"kind": layer.kind, "ident": ident, "name": name,
+               "input_size": layer.input_size, "output_size": layer.output_size}
+    if isinstance(layer, Dense):
         o, i = layer.output_size, layer.input_size
         ctx.update(activation=_act_ident(layer.activation))
         if quantize is None:
@@ -176,25 +310,26 @@ def _layer_context(layer: Any, ident: str, prefix: str, quantize: Optional[str],
     if fixed is not None:
         ctx.update(in_frac=fixed.in_frac, out_frac=fixed.out_frac, c_frac=fixed.c_frac,
                    logits_frac=fixed.logits_frac)
-    ctx["arrays"] = [ctx[k] for k in ("W", "Wshift", "U", "Ushift", "ratio", "scale", "b")
-                     if ctx.get(k)]
+    ctx["arrays"] = [ctx[k] for k in ARRAY_ORDER if ctx.get(k)]
     return ctx
 
 
-def _chain(model: Model, layer_indices: list[int], idents: list[str], src: str,
-           dst: str) -> list[dict]:
-    """How `layer_indices` run in order from `src` into `dst`: each step's input and
-    output buffer. An LSTM's output is its state h (copied out only when it is last)."""
+def _chain(ops: list[Op], layers: list[dict], src: str, dst: str) -> list[dict]:
+    """How `ops` run in order from `src` into `dst`: each step's input and output buffer.
+    A recurrent layer's output is its state h (copied out only when it is last)."""
     steps = []
-    for n, k in enumerate(layer_indices):
-        last = n == len(layer_indices) - 1
-        if isinstance(model.layers[k], LSTM):
-            steps.append({"layer": k, "src": src, "dst": dst if last else "none",
-                          "lstm_scratch": True})
-            src = f"s->{idents[k]}_h"
-        else:
+    for n, op in enumerate(ops):
+        last = n == len(ops) - 1
+        ctx = layers[op.layer]
+        cell = ctx[op.part] if op.part in ("fw", "bw") else ctx
+        if "units" in cell:  # a recurrent layer or one direction of a Bidirectional
+            steps.append({"op": "recurrent", "l": cell, "src": src,
+                          "dst": dst if last else "none", "scratch": True})
+            src = f"s->{cell['ident']}_h"
+        else:  # Dense, Activation, or a Bidirectional's merge with the stored bw output
             out = dst if last else ("buf_b" if src == "buf_a" else "buf_a")
-            steps.append({"layer": k, "src": src, "dst": out, "lstm_scratch": False})
+            steps.append({"op": op.part or "layer", "l": ctx, "src": src, "dst": out,
+                          "scratch": False})
             src = out
     return steps
 
@@ -219,6 +354,42 @@ def _selftest_data(model: Model, selftest: Any) -> Any:
     return selftest
 
 
+def _stage_contexts(model: Model, plan: Plan, layers: list[dict], name: str,
+                    width: int) -> list[dict]:
+    """Each stage's step function and the pointers its loop in NAME_predict passes."""
+    slot_names = [f"seq_{chr(ord('a') + k)}" for k in range(plan.slots)]
+    stages = []
+    for s, stage in enumerate(plan.stages):
+        main_line = s == len(plan.stages) - 1 and plan.final_merge is None
+        if stage.sink is not None:
+            index = "src_t" if stage.by_source_time else "(size_t)t"
+            dst: Optional[str] = f"{slot_names[plan.slot(stage.sink)]} + {index} * {width}"
+        elif main_line:
+            dst = (f"y + (size_t)t * {model.output_size}" if model.returns_sequences
+                   else ("last" if plan.tail else "y"))
+        else:
+            dst = None  # a Bidirectional's direction: its final state is merged afterwards
+        src = "x" if stage.source is None else slot_names[plan.slot(stage.source)]
+        stride = model.input_size if stage.source is None else width
+        ctx = {"index": s, "reverse": stage.reverse,
+               "input_size": stage.input_size(model), "output_size": stage.output_size(model),
+               "chain": _chain(stage.ops, layers, "x", "y" if dst else "none"),
+               "state_out": None, "src": f"{src} + src_t * {stride}",
+               "side": (f"{slot_names[plan.slot(stage.side)]} + src_t * {width}"
+                        if stage.side is not None else None), "dst": dst,
+               "fn": f"{name}_sequence_step" + (str(s) if len(plan.stages) > 1 else ""),
+               "bidirectional": any(op.part for op in stage.ops),
+               "by_source_time": stage.by_source_time}
+        stages.append(ctx)
+    # The tail reads the last recurrent layer's h straight from the state: no copy, no buffer.
+    last = stages[-1]["chain"][-1]
+    if plan.tail and plan.final_merge is None and last["op"] == "recurrent":
+        last["dst"] = "none"
+        stages[-1]["state_out"] = last["l"]["ident"]
+        stages[-1]["dst"] = None
+    return stages
+
+
 def render(model: Model, name: str, quantize: Optional[str] = None,
            math: Optional[str] = None, selftest: Any = None, arduino: Any = None,
            **unknown: Any) -> dict[str, str]:
@@ -228,61 +399,78 @@ def render(model: Model, name: str, quantize: Optional[str] = None,
     check_backend_options(quantize, math, selftest, arduino)
     validate_model_name(name)
     model.validate()
+    check_quantizable(model, quantize)
     builtin = math == "builtin"
     plan = make_plan(model)
-    idents = unique_identifiers([l.name for l in model.layers])
+    bidirectional = [l for l in model.layers if isinstance(l, Bidirectional)]
+    # layer identifiers first (unchanged by the rest), then one per Bidirectional direction
+    idents = unique_identifiers([l.name for l in model.layers] + [
+        f"{l.name} {d}" for l in bidirectional for d in ("fw", "bw")])
+    directions = iter(zip(idents[len(model.layers)::2], idents[len(model.layers) + 1::2]))
     fixed = c_quant.fixed_plan(model) if quantize == "fixed16" else None
-    layers = [_layer_context(l, i, name, quantize, fixed.layers[k] if fixed else None)
+    layers = [_layer_context(l, i, name, quantize, fixed.layers[k] if fixed else None,
+                             next(directions) if isinstance(l, Bidirectional) else None)
               for k, (l, i) in enumerate(zip(model.layers, idents))]
+    cells = [c for ctx in layers for c in ((ctx["fw"], ctx["bw"]) if "fw" in ctx
+                                           else (ctx,) if "units" in ctx else ())]
     mem = estimate(model, quantize=quantize, math=math)
     elementwise: set[str] = set()
     applied: set[str] = set()  # activations applied to whole vectors (Dense, Activation)
-    kernels: dict[str, tuple[str, ...]] = {}
-    for layer, ctx in zip(model.layers, layers):
-        if isinstance(layer, LSTM):
-            acts = (layer.gate_activation, layer.cell_activation, layer.output_activation)
-            elementwise.update(acts)
-            kernels[ctx["kernel"]] = tuple(map(_act_ident, acts))
-        elif isinstance(layer, Activation) or layer.activation != "linear":
+    kernels: dict[str, tuple[str, ...]] = {}  # LSTMs without optional step features
+    extra_kernels: dict[str, dict] = {}       # the other recurrent kernels
+    for cell in cells:
+        elementwise.update(cell["activations"])
+        if cell["kind"] == "lstm" and not cell["general"]:
+            kernels[cell["kernel"]] = cell["acts"]
+        else:
+            extra_kernels[cell["kernel"]] = cell
+    for layer in model.layers:
+        if isinstance(layer, Activation) or (isinstance(layer, Dense)
+                                             and layer.activation != "linear"):
             applied.add(layer.activation)
     elementwise.update(applied - {"softmax"})
     if fixed is not None:  # dense_forward takes its activation as a function
         elementwise.update("linear" if l.activation == "softmax" else l.activation
                            for l in model.layers if isinstance(l, Dense))
-    stages = []
-    for s, stage in enumerate(plan.stages):
-        stages.append({"index": s, "reverse": stage.reverse, "buffered": stage.buffered,
-                       "input_size": stage.input_size(model),
-                       "output_size": stage.output_size(model),
-                       "chain": _chain(model, stage.layers, idents, "x", "y"),
-                       "state_out": None})
-    # The tail reads the last LSTM's h straight from the state: no copy, no buffer.
-    last_seq = plan.stages[-1].layers[-1]
-    if plan.tail and isinstance(model.layers[last_seq], LSTM):
-        stages[-1]["chain"][-1]["dst"] = "none"
-        stages[-1]["state_out"] = idents[last_seq]
+    width = max_width(model)
+    stages = _stage_contexts(model, plan, layers, name, width)
+    final_merge = None
+    if plan.final_merge is not None:
+        bi = layers[plan.final_merge]
+        final_merge = {"mode": bi["merge_mode"], "a": f"s.{bi['fw']['ident']}_h",
+                       "b": f"s.{bi['bw']['ident']}_h", "n": bi["fw"]["output_size"],
+                       "dst": "last" if plan.tail else "y"}
     acts_ident = sorted(map(_act_ident, elementwise))
+    only_lstm = model.kinds() <= QUANTIZED_LAYERS
+    features = {f for layer in model.layers for f in getattr(layer, "features", set)()}
     context = {
         **banner_facts(model),
         "name": name, "NAME": name.upper(), "layers": layers, "stages": stages,
-        "tail": _chain(model, plan.tail, idents, "x", "y") if plan.tail else [],
+        "tail": _chain([Op(k) for k in plan.tail], layers, "x", "y") if plan.tail else [],
         "tail_input_size": model.layers[plan.tail[0]].input_size if plan.tail else 0,
         "returns_sequences": model.returns_sequences, "streamable": model.streamable,
         "input_size": model.input_size, "output_size": model.output_size,
-        "max_width": max_width(model), "max_timesteps": max_timesteps(model),
-        "lstm_layers": [c for c in layers if c["kind"] == "lstm"],
+        "max_width": width, "max_timesteps": max_timesteps(model),
+        "cells": cells, "only_lstm": only_lstm, "kinds": model.kinds(),
+        "initial_state": "initial_state" in features,
+        "go_backwards": any(l.recurrent and l.go_backwards for l in model.layers),
+        "slots": [f"seq_{chr(ord('a') + k)}" for k in range(plan.slots)],
+        "final_merge": final_merge,
+        "merge_modes": sorted({l.merge_mode for l in bidirectional}),
+        "uses_clip": any(c.get("clip") for c in cells),
         "elementwise": acts_ident,
         "vector_acts": sorted(map(_act_ident, applied)), "kernels": sorted(kernels.items()),
+        "extra_kernels": [extra_kernels[k] for k in sorted(extra_kernels)],
         # fixed16: a Dense layer applies its activation itself (softmax excepted)
         "fixed_vector_acts": sorted(map(_act_ident, {
             l.activation for l in model.layers if isinstance(l, Activation)} | (
             {"softmax"} if any(isinstance(l, Dense) and l.activation == "softmax"
                                for l in model.layers) else set()))),
         "uses_dense": any(isinstance(l, Dense) for l in model.layers),
-        "uses_copy": any(step["lstm_scratch"] and step["dst"] != "none"
+        "uses_copy": any(step["op"] == "recurrent" and step["dst"] != "none"
                          for stage in stages for step in stage["chain"]),
-        "max_gates": max(4 * l.units for l in model.layers if isinstance(l, LSTM)),
-        "max_units": max(l.units for l in model.layers if isinstance(l, LSTM)),
+        "max_gates": max(_scratch_values(c) for c in cells),
+        "max_units": max([c["units"] for c in cells if c["kind"] == "lstm"], default=0),
         "memory": mem, "needs_buffer": plan.needs_buffer,
         "quantize": quantize, "builtin_math": builtin, "m": _math_names(builtin),
         "wtype": c_quant.CTYPE.get(quantize or "", "float"),
@@ -310,6 +498,11 @@ def render(model: Model, name: str, quantize: Optional[str] = None,
     if arduino:
         files["library.properties"] = render_template("c/library.properties.j2", **context)
     return files
+
+
+def _scratch_values(cell: dict) -> int:
+    """Floats of gate scratch (z) one step of a recurrent kernel uses."""
+    return cell["units"] if cell["kind"] == "simple_rnn" else 4 * cell["units"]
 
 
 def _selftest_context(model: Model, data: Any, quantize: Optional[str],

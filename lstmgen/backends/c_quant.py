@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import LSTM, Activation, Dense, Model
+from ..ir import LSTM, Activation, Bidirectional, Dense, Model
 
 QMAX = {"int8": 127, "int16": 32767}
 CTYPE = {"int8": "int8_t", "int16": "int16_t"}
@@ -74,7 +74,9 @@ def dequantized_model(model: Model, mode: str) -> Model:
     float rounding. Lets tests separate kernel bugs from quantization error."""
     import copy
     out = copy.deepcopy(model)
-    for layer in out.layers:
+    cells = [part for layer in out.layers for part in (
+        (layer.forward, layer.backward) if isinstance(layer, Bidirectional) else (layer,))]
+    for layer in cells:
         if isinstance(layer, LSTM):
             q = quantize_lstm(layer, mode)
             su = q.scale.astype(np.float64)
