@@ -116,6 +116,12 @@ def run_c(ir, x, tmp_path):
     return c_runner.run(ir, files, "net", x, tmp_path)
 
 
+def run_python(ir, x, tmp_path):
+    from lstmgen.backends import render
+    from lstmgen.runners import python as python_runner
+    return python_runner.run(ir, render("python", ir, "net"), "net", x, tmp_path)
+
+
 @pytest.mark.parametrize("norm", ["none", "zscore", "center"])
 @pytest.mark.parametrize("hs,mode", [([5], "last"), ([8, 3], "sequence"), ([1], "last")])
 def test_mat_files_match_pytorch(tmp_path, norm, hs, mode):
@@ -125,7 +131,7 @@ def test_mat_files_match_pytorch(tmp_path, norm, hs, mode):
     ir = lstmgen.load(tmp_path / "net.mat")
     x = rng.standard_normal((5, 9, 4)).astype(np.float32)
     expected = torch_oracle(layers, x)
-    for got in (forward(ir, x), run_c(ir, x, tmp_path)):
+    for got in (forward(ir, x), run_c(ir, x, tmp_path), run_python(ir, x, tmp_path)):
         _, rel = error_metrics(got, expected)
         assert rel.max() <= TOLERANCE
     assert ir.layers[-1].kind == "activation" and not any(l.name == "drop" for l in ir.layers)
@@ -143,8 +149,9 @@ def test_matlab_activations_match_documented_equations(tmp_path, state, gate):
                                             "hard-sigmoid": "hard_sigmoid_0.2"}[gate]
     x = rng.standard_normal((4, 7, 3)).astype(np.float32) * 3
     expected = matlab_equations(layers, x)
-    _, rel = error_metrics(run_c(ir, x, tmp_path), expected)
-    assert rel.max() <= TOLERANCE
+    for got in (run_c(ir, x, tmp_path), run_python(ir, x, tmp_path)):
+        _, rel = error_metrics(got, expected)
+        assert rel.max() <= TOLERANCE
 
 
 def test_inspect_names_matlab_fields(tmp_path, capsys):
