@@ -17,6 +17,11 @@ Error bounds (max relative error, |got - ref| / max(|ref|, 1)):
 GRU, SimpleRNN, Bidirectional and LSTM projection are checked here on hand-built IR models
 against the reference with the same bounds (measured 1.4e-7 single, 4.4e-16 double); the
 Keras grid of those kinds is tests/test_recurrent_layers.py.
+
+Masking, Normalize, LayerNorm, Flatten, Conv1D and pooling likewise (measured 2.4e-7
+single, 3.9e-16 double), at several T per model including the shortest T that gives one
+output timestep; a shorter input is refused by an assert (tests/test_shaping_layers.py
+checks the same kinds against Keras).
 """
 from __future__ import annotations
 
@@ -31,8 +36,9 @@ import lstmgen
 from lstmgen.backends import matlab as backend
 from lstmgen.backends.common import GENERATED_MARK
 from lstmgen.errors import LstmgenError, MissingDependencyError
-from lstmgen.ir import (ELEMENTWISE_ACTIVATIONS, GRU, LSTM, Activation, Bidirectional, Dense,
-                        Model, SimpleRNN)
+from lstmgen.ir import (ELEMENTWISE_ACTIVATIONS, GRU, LSTM, Activation, Bidirectional, Conv1D,
+                        Dense, Flatten, LayerNorm, Masking, Model, Normalize, Pool1D,
+                        SimpleRNN)
 from lstmgen.naming import unique_identifiers
 from lstmgen.reference import forward
 from lstmgen.runners import matlab as runner
@@ -50,6 +56,8 @@ LARGE = dict(input_size=9, units=256, timesteps=50, sequences=2)
 # Functions the generated code may call: MATLAB built-ins that MATLAB Coder supports.
 ALLOWED_CALLS = {"single", "double", "zeros", "assert", "size", "exp", "abs", "tanh", "max",
                  "min", "log1p", "expm1", "bsxfun", "sum", "isempty"}
+# ... and those that Masking, LayerNorm, Flatten, Conv1D and pooling add
+SHAPING_CALLS = {"false", "all", "sqrt", "reshape", "floor", "ceil"}
 FORBIDDEN = {
     "cell array braces": r"[{}]",
     "growth with end+1": r"\bend\s*\+",
@@ -185,8 +193,10 @@ def _code_lines(text: str) -> list[str]:
     return out
 
 
-def _check_codegen_friendly(where: str, filename: str, text: str, precision: str) -> None:
-    """%#codegen, help block first, no forbidden construct, only allowed calls."""
+def _check_codegen_friendly(where: str, filename: str, text: str, precision: str,
+                            extra_calls: frozenset = frozenset()) -> None:
+    """%#codegen, help block first, no forbidden construct, only allowed calls (and
+    `extra_calls`)."""
     lines = text.splitlines()
     function = filename[:-2]
     assert lines[0].startswith(f"function y = {function}("), where
@@ -207,7 +217,7 @@ def _check_codegen_friendly(where: str, filename: str, text: str, precision: str
     local = set(re.findall(r"^function \w+ = (\w+)\(", joined, re.M))
     params = {"x", "reset"}
     called = set(re.findall(r"\b([A-Za-z]\w*)\s*\(", joined)) - {"function"}
-    unknown = called - assigned - local - params - ALLOWED_CALLS
+    unknown = called - assigned - local - params - ALLOWED_CALLS - extra_calls
     assert not unknown, f"{where}: calls {sorted(unknown)}"
 
 
@@ -693,3 +703,263 @@ def test_new_kinds_state_size_in_help():
     step = backend.render(models["projection"], NAME, precision="double")[f"{NAME}_step.m"]
     assert f"{(4 + 6 + 1 + 5) * 8} bytes of LSTM state (h and c)" in step
     assert "persistent h_p1 c_p1" in step and "h_p2 = zeros(1, 1, 'double');" in step
+
+
+# ---- Masking, Normalize, LayerNorm, Flatten, Conv1D, Pool1D (hand-built IR) ----------------
+
+SHAPING_SEQUENCES = 3
+
+
+def _shaping_models() -> dict[str, tuple[Model, tuple[int, ...]]]:
+    """{key: (model, the sequence lengths T it runs with)}: Masking in front of every
+    recurrent kind, go_backwards and Bidirectional (both merges that reorder), and an LSTM
+    with an initial state (whose output is zero, not h0, before the first real step);
+    Normalize and LayerNorm over sequences and single vectors, with and without gamma and
+    beta; Conv1D with every padding, strides, dilation, no bias and a kernel of 1; max and
+    average pooling with both paddings and strides; Flatten alone and after a Conv1D;
+    Bidirectional after Conv1D. T = the minimum for the Conv1D/pooling layers (one output
+    step) is always among the lengths."""
+    rng = np.random.default_rng(31)
+
+    def draw(*shape):
+        return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
+
+    def lstm(name, d, h, projection=None, **kw):
+        return LSTM(name, draw(4 * h, d), draw(4 * h, projection or h), draw(4 * h),
+                    projection=draw(projection, h) if projection else None, **kw)
+
+    def gru(name, d, h, **kw):
+        return GRU(name, draw(3 * h, d), draw(3 * h, h), draw(3 * h), draw(3 * h), **kw)
+
+    def rnn(name, d, h, **kw):
+        return SimpleRNN(name, draw(h, d), draw(h, h), draw(h), **kw)
+
+    def bi(name, make, d, h, merge, sequences):
+        return Bidirectional(name, make(name + "_f", d, h, return_sequences=sequences),
+                             make(name + "_b", d, h, return_sequences=sequences,
+                                  go_backwards=True), merge_mode=merge)
+
+    def conv(name, filters, kernel, d, bias=True, **kw):
+        return Conv1D(name, draw(filters, kernel, d), draw(filters) if bias else None, **kw)
+
+    def normalize(name, n):
+        return Normalize(name, draw(n), rng.uniform(0.5, 2.0, n).astype(np.float32))
+
+    masked = (8,)
+    models = {
+        "mask_stack": ([Masking("mask", 3, 0.0), lstm("l", 3, 4, return_sequences=True),
+                        Dense("d", draw(3, 4), draw(3)), gru("g", 3, 3, return_sequences=True),
+                        rnn("r", 3, 2)], masked),
+        "mask_backwards": ([Masking("mask", 3, -1.0),
+                            lstm("l", 3, 3, return_sequences=True, go_backwards=True),
+                            bi("b", gru, 3, 2, "concat", True),
+                            bi("b2", rnn, 4, 2, "ave", False)], masked),
+        "mask_initial_state": ([Masking("mask", 3, 2.5),
+                                lstm("l", 3, 4, projection=2, initial_h=draw(2),
+                                     initial_c=draw(4), return_sequences=True),
+                                lstm("l2", 2, 3, initial_h=draw(3))], masked),
+        "mask_norms": ([Masking("mask", 3, 0.0), normalize("n", 3),
+                        LayerNorm("ln", 3, draw(3), draw(3), 1e-3),
+                        gru("g", 3, 4, return_sequences=True),
+                        LayerNorm("ln2", 4, None, None, 1e-5)], masked),
+        "norms": ([normalize("n", 3), lstm("l", 3, 5), LayerNorm("ln", 5, draw(5), None, 1e-3),
+                   normalize("n2", 5), LayerNorm("ln3", 5, None, draw(5), 0.25),
+                   Dense("d", draw(2, 5), draw(2))], (7,)),
+        "conv_valid": ([conv("c", 4, 3, 3, activation="relu"), lstm("l", 4, 3)], (3, 9)),
+        "conv_strided_dilated": ([conv("c", 4, 3, 3, stride=2, dilation=2, activation="tanh"),
+                                  Pool1D("p", 4, "max", 3, 1, "valid"),
+                                  gru("g", 4, 3, return_sequences=True)], (9, 10, 14)),
+        "conv_same": ([conv("c", 3, 4, 3, padding="same"), Pool1D("p", 3, "avg", 2, 1, "same"),
+                       lstm("l", 3, 3, return_sequences=True)], (1, 2, 7)),
+        "conv_same_strided": ([conv("c", 3, 2, 3, bias=False, stride=3, dilation=2,
+                                    padding="same", activation="elu"),
+                               Pool1D("p", 3, "max", 3, 2, "same"),
+                               rnn("r", 3, 2, return_sequences=True)], (1, 5, 10, 11)),
+        "conv_causal": ([conv("c", 3, 3, 3, dilation=2, padding="causal", activation="tanh"),
+                         conv("c2", 4, 2, 3, stride=2, padding="causal"),
+                         Pool1D("p", 4, "avg", 2, 2, "valid"), lstm("l", 4, 3)], (3, 8)),
+        "conv_bidirectional": ([conv("c", 3, 1, 3), Pool1D("p", 3, "avg", 1, 1, "valid"),
+                                bi("b", lstm, 3, 2, "concat", True),
+                                bi("b2", gru, 4, 2, "sum", True)], (1, 6)),
+        "flatten": ([normalize("n", 3), lstm("l", 3, 4, return_sequences=True),
+                     Flatten("f", 6, 4), Dense("d", draw(2, 24), draw(2), activation="softmax")],
+                    (6,)),
+        "conv_flatten": ([conv("c", 3, 3, 3, stride=2), lstm("l", 3, 2, return_sequences=True),
+                          Flatten("f", 3, 2), Dense("d", draw(2, 6), draw(2))], (7,)),
+    }
+    timesteps = {"flatten": 6, "conv_flatten": 7}
+    return {key: (Model(3, layers, name=key, source="random weights",
+                        timesteps=timesteps.get(key)).validate(), lengths)
+            for key, (layers, lengths) in models.items()}
+
+
+def _shaping_input(model: Model, t_len: int, seed: int) -> np.ndarray:
+    """Random sequences; behind a Masking layer 5 of them: masked at the end, at the start,
+    in the middle (twice), fully masked, and one timestep equal to the mask value in one
+    feature only (not masked)."""
+    rng = np.random.default_rng(seed)
+    first = model.layers[0]
+    n = 5 if isinstance(first, Masking) else SHAPING_SEQUENCES
+    x = rng.standard_normal((n, t_len, model.input_size)).astype(np.float32)
+    if isinstance(first, Masking):
+        v = first.mask_value
+        x[0, 5:] = v
+        x[1, :3] = v
+        x[2, 2] = v
+        x[2, 4] = v
+        x[3] = v
+        x[4, 3, 0] = v
+    return x
+
+
+def _shaping_arrays(model: Model) -> dict[str, np.ndarray]:
+    """`_expected_arrays` and the literals of the shaping layers."""
+    expected = _expected_arrays(model)
+    for layer, ident in zip(model.layers, unique_identifiers([l.name for l in model.layers])):
+        if isinstance(layer, Normalize):
+            expected.update({f"mean_{ident}": layer.mean, f"std_{ident}": layer.std})
+        elif isinstance(layer, LayerNorm):
+            for key in ("gamma", "beta"):
+                if getattr(layer, key) is not None:
+                    expected[f"{key}_{ident}"] = getattr(layer, key)
+        elif isinstance(layer, Conv1D):
+            f, k, d = layer.weights.shape  # W is F x K*D: one block of D columns per tap
+            expected[f"W_{ident}"] = layer.weights.reshape(f, k * d)
+            if layer.bias is not None:
+                expected[f"b_{ident}"] = layer.bias
+    return expected
+
+
+@pytest.fixture(scope="module")
+def shaping(octave, tmp_path_factory):
+    """Every shaping model, both precisions, every T of its list, in one Octave batch:
+    predict, and step for the streamable ones; plus inputs that are too short (Conv1D /
+    pooling without an output step) or of the wrong length (Flatten)."""
+    root = tmp_path_factory.mktemp("matlab_shaping")
+    jobs, refused = [], []
+    for k, (key, (model, lengths)) in enumerate(_shaping_models().items()):
+        for p in PRECISIONS:
+            files = backend.render(model, NAME, precision=p)
+            for t_len in lengths:
+                x = _shaping_input(model, t_len, seed=k * 100 + t_len)
+                jobs.append(runner.Job(model, files, NAME, x, root / f"{key}_{p}_{t_len}",
+                                       steps=model.streamable))
+            short = backend.min_timesteps(model) - 1
+            if model.timesteps is not None:
+                short = model.timesteps - 1
+            if short >= 1 and p == "single":
+                x = _shaping_input(model, short, seed=k)
+                refused.append(runner.Job(model, files, NAME, x, root / f"{key}_short"))
+    start = time.perf_counter()
+    results = runner.run_batch(jobs + refused, processes=2)
+    print(f"\nOctave ran {len(jobs) + len(refused)} shaping jobs in "
+          f"{time.perf_counter() - start:.1f} s")
+    done = [(job, result.check(job)) for job, result in zip(jobs, results)]
+    return done, list(zip(refused, results[len(jobs):]))
+
+
+def test_shaping_layers_match_reference(shaping):
+    """Masking, Normalize, LayerNorm, Flatten, Conv1D and pooling against the float64
+    reference, at every T (the minimum included), in both precisions."""
+    worst: dict[tuple[str, str], float] = {}
+    for job, result in shaping[0]:
+        precision = result.output_class
+        assert result.predict.dtype == (np.float32 if precision == "single" else np.float64)
+        ref = forward(job.model, job.x)
+        assert result.predict.shape == ref.shape, job.workdir.name
+        _, rel = error_metrics(result.predict, ref)
+        key = (job.model.name, precision)
+        worst[key] = max(worst.get(key, 0.0), float(rel.max()))
+        bound = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
+        assert rel.max() <= bound, (job.workdir.name, float(rel.max()))
+    print("\nmax rel error vs reference: " + ", ".join(
+        f"{key}/{p} {err:.1e}" for (key, p), err in sorted(worst.items())))
+    assert {k for k, _ in worst} == set(_shaping_models())
+
+
+def test_shaping_step_gives_predict_outputs(shaping):
+    """Masking / Normalize / LayerNorm models stream: NAME_step from a reset gives the
+    model's output on the prefix so far at every step; a masked step keeps the state and
+    repeats the previous output (zero right after a reset, also with an initial state)."""
+    streamed = set()
+    for job, result in shaping[0]:
+        model = job.model
+        if not model.streamable:
+            assert set(job.files) == {f"{NAME}_predict.m"}, model.name
+            assert result.steps is None
+            continue
+        tolerance = (SINGLE_TOLERANCE if result.output_class == "single"
+                     else DOUBLE_REFERENCE_TOLERANCE)
+        for t in range(1, job.x.shape[1] + 1):
+            ref = forward(model, job.x[:, :t])
+            got = result.steps[:, :t] if model.returns_sequences else result.steps[:, t - 1]
+            _, rel = error_metrics(got, ref)
+            assert rel.max() <= tolerance, (model.name, result.output_class, t)
+        if isinstance(model.layers[0], Masking):
+            assert not np.any(result.steps[3]), model.name  # a fully masked sequence: 0
+            # masked at the end: the output stays what it was at the last real step
+            assert np.array_equal(result.steps[0, 5:], np.repeat(result.steps[0, 4:5], 3, 0))
+        streamed.add(model.name)
+    assert streamed == {"mask_stack", "mask_initial_state", "mask_norms", "norms"}
+
+
+def test_too_short_input_is_refused(shaping):
+    """An input with fewer timesteps than the Conv1D/pooling layers need for one output
+    step, or with another T than a Flatten model's, stops NAME_predict at an assert that
+    says what T it needs."""
+    refused = shaping[1]
+    assert {job.model.name for job, _ in refused} >= {"conv_valid", "conv_strided_dilated",
+                                                      "conv_causal", "flatten", "conv_flatten"}
+    for job, result in refused:
+        assert result.error is not None, job.model.name
+        model = job.model
+        if model.timesteps is not None:
+            assert f"x must have T = {model.timesteps} timesteps" in result.error
+        else:
+            need = backend.min_timesteps(model)
+            assert model.output_timesteps(need) == 1 and model.output_timesteps(need - 1) == 0
+            assert f"x needs T >= {need} timesteps" in result.error, result.error
+
+
+def test_shaping_code_and_literals():
+    """The shaping layers keep the %#codegen rules, render deterministically and leave
+    every weight (mean, std, gamma, beta, the Conv1D's F x K*D weights and bias) parse
+    back bit-exactly; help texts state the masking, the minimum T and the fixed T."""
+    for key, (model, _) in _shaping_models().items():
+        expected = _shaping_arrays(model)
+        for precision in PRECISIONS:
+            files = backend.render(model, NAME, precision=precision)
+            assert files == backend.render(model, NAME, precision=precision)
+            assert (f"{NAME}_step.m" in files) == model.streamable, key
+            for filename, text in files.items():
+                where = f"{key}/{precision}/{filename}"
+                assert text.isascii(), where
+                _check_codegen_friendly(where, filename, text, precision,
+                                        frozenset(SHAPING_CALLS))
+                found = _literals(text)
+                assert set(found) == set(expected), where
+                for ident, (_, values) in found.items():
+                    got = values.astype(np.float32)
+                    assert np.array_equal(got.view(np.uint32),
+                                          expected[ident].ravel().view(np.uint32)), ident
+    models = {key: model for key, (model, _) in _shaping_models().items()}
+    files = backend.render(models["mask_stack"], NAME)
+    assert "whose 3 features all equal 0.0 is masked" in files[f"{NAME}_predict.m"]
+    assert "equal 0.0 the step is masked" in files[f"{NAME}_step.m"]
+    predict = backend.render(models["conv_strided_dilated"], NAME)[f"{NAME}_predict.m"]
+    assert "assert(T >= 9, " in predict and "fewer than 9 timesteps" in predict
+    assert "reads windows of timesteps\n%   (Conv1D and pooling)" in predict
+    predict = backend.render(models["flatten"], NAME)[f"{NAME}_predict.m"]
+    assert "zeros(3, 6, 'single')" in predict and "flattens all its timesteps" in predict
+
+
+def test_masked_step_state_in_help_and_persistent():
+    """An LSTM with an initial state behind a Masking layer keeps its output in o (part of
+    the stated persistent state); other layers need no extra state."""
+    models = {key: model for key, (model, _) in _shaping_models().items()}
+    step = backend.render(models["mask_initial_state"], NAME)[f"{NAME}_step.m"]
+    assert "persistent h_l c_l o_l" in step and "persistent h_l2 c_l2 o_l2" in step
+    assert f"{(2 + 4 + 2 + 3 + 3 + 3) * 4} bytes of LSTM state (h and c) and held outputs (o)" \
+        in step
+    step = backend.render(models["mask_stack"], NAME)[f"{NAME}_step.m"]
+    assert "persistent h_l c_l\n" in step and "o_" not in step

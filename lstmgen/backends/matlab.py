@@ -2,9 +2,23 @@
 
 `NAME_predict(x)` runs a whole sequence, x being D x T (features by time, MATLAB's
 `sequenceInputLayer` convention), layer by layer over whole D x T arrays; the output is
-O x 1, or O x T when the model returns sequences. `NAME_step(x, reset)` runs one timestep
-with the recurrent state in `persistent` variables, for a Simulink MATLAB Function block;
-it exists only for streamable models (no go_backwards or Bidirectional layer).
+O x 1, or O x T when the model returns sequences (O x T' after Conv1D/pooling layers, which
+change the number of timesteps). `NAME_step(x, reset)` runs one timestep with the recurrent
+state in `persistent` variables, for a Simulink MATLAB Function block; it exists only for
+streamable models (no go_backwards, Bidirectional, Conv1D, pooling or Flatten layer).
+
+Masking (the first layer only) computes `masked(t)` = all features of timestep t equal the
+mask value; every recurrent layer then skips the state update at a masked timestep and
+repeats its previous output (h, which is the previous output; a layer with an initial state
+keeps its output in an extra `o_NAME`, zero before the first real step). In NAME_step the
+same holds for one step: the persistent state stays as it is.
+
+Conv1D and pooling loop over their output timesteps `T_NAME` (computed from the input's
+number of timesteps as `lstmgen.ir.window_padding` does); their zero padding is an explicit
+zero-padded copy `xp_NAME` of the input (Conv1D) or a window clipped to the real timesteps
+(pooling, where padding never counts). An input too short for any output timestep is
+refused by an assert at the top of NAME_predict that names the minimum T; a model with
+Flatten asserts the model's fixed T.
 
 Both files use only fixed-size arrays (in predict only T varies), built-in functions that
 MATLAB Coder supports, no toolbox and no `coder.*` call, so Octave runs them as they are.
@@ -23,12 +37,14 @@ back to the model's exact float32 values; with `precision="double"` they are wra
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
+from ..ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, LayerNorm,
+                  Masking, Model, Normalize, Pool1D, SimpleRNN)
 from ..literals import float_literal
 from ..naming import MAX_LENGTH, unique_identifiers, validate_model_name
 from .common import banner_facts, display_text, render_template
@@ -36,7 +52,8 @@ from .common import banner_facts, display_text, render_template
 OPTIONS: tuple[str, ...] = ("precision",)
 #: Layer kinds (see lstmgen.ir) this backend implements.
 LAYERS: frozenset[str] = frozenset({"lstm", "gru", "simple_rnn", "bidirectional", "dense",
-                                    "activation"})
+                                    "activation", "masking", "normalize", "layer_norm",
+                                    "flatten", "conv1d", "pool1d"})
 #: Optional IR features (see lstmgen.ir) this backend implements.
 FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state",
                                       "projection"})
@@ -177,6 +194,27 @@ def _describe(layer: Any) -> str:
                 f"({layer.activation}{', no bias' if layer.bias is None else ''})")
     elif isinstance(layer, Activation):
         return f"Activation {layer.activation} over {layer.output_size}"
+    elif isinstance(layer, Masking):
+        return (f"Masking over {layer.size} features (mask value "
+                f"{float_literal(layer.mask_value)})")
+    elif isinstance(layer, Normalize):
+        return f"Normalize (x - mean) ./ std over {layer.input_size} features"
+    elif isinstance(layer, LayerNorm):
+        parts = [p for p, a in (("gamma", layer.gamma), ("beta", layer.beta)) if a is not None]
+        return (f"LayerNorm over {layer.size} features (epsilon {_double_text(layer.epsilon)}"
+                f"{', ' + ' and '.join(parts) if parts else ', no gamma or beta'})")
+    elif isinstance(layer, Flatten):
+        return (f"Flatten {layer.size} x {layer.timesteps} -> {layer.output_size} "
+                "(timestep by timestep)")
+    elif isinstance(layer, Conv1D):
+        return (f"Conv1D {layer.input_size} -> {layer.output_size} (kernel "
+                f"{layer.kernel_size}, stride {layer.stride}, dilation {layer.dilation}, "
+                f"padding {layer.padding}, {layer.activation}"
+                f"{', no bias' if layer.bias is None else ''})")
+    elif isinstance(layer, Pool1D):
+        return (f"{'Max' if layer.pool_type == 'max' else 'Average'}Pool1D over {layer.size} "
+                f"features (size {layer.pool_size}, stride {layer.stride}, padding "
+                f"{layer.padding})")
     elif isinstance(layer, Bidirectional):
         inner = layer.forward
         return (f"Bidirectional {KIND_TITLES[inner.kind]} {layer.input_size} -> "
@@ -193,11 +231,13 @@ def _describe(layer: Any) -> str:
     return f"{KIND_TITLES[layer.kind]} {layer.input_size} -> {size} ({', '.join(flags)})"
 
 
-def _cell_context(layer: Any, ident: str) -> dict:
+def _cell_context(layer: Any, ident: str, tvar: str = "T", masked: bool = False) -> dict:
     """A unidirectional recurrent layer (LSTM, GRU or SimpleRNN): literals, state, one step.
 
     `predict_body` is the body of the time loop of NAME_predict (the input part of every
-    timestep precomputed in Zx) and `step_body` the same step in NAME_step.
+    timestep precomputed in Zx) and `step_body` the same step in NAME_step. `tvar` is the
+    variable holding the number of timesteps the layer sees; with `masked` (a Masking
+    layer in front) the step is skipped at masked timesteps.
     """
     kind, h, d = layer.kind, layer.units, layer.input_size
     blocks = BLOCKS[kind]
@@ -218,7 +258,7 @@ def _cell_context(layer: Any, ident: str) -> dict:
         ctx.update(gate=_act_ident(layer.gate_activation),
                    cell=_act_ident(layer.cell_activation),
                    output=_act_ident(layer.output_activation),
-                   zx_what=f"input part of z for all timesteps ({rows_total} x T)")
+                   zx_what=f"input part of z for all timesteps ({rows_total} x {tvar})")
     elif kind == "gru":
         w_what = f"three gate blocks of {h} rows (z, r, n)"
         u_cols = "one column per unit of h"
@@ -226,12 +266,12 @@ def _cell_context(layer: Any, ident: str) -> dict:
                    cell=_act_ident(layer.cell_activation),
                    zx=f"zx_{ident}", zh=f"zh_{ident}", u=f"u_{ident}", r=f"r_{ident}",
                    reset_after=layer.reset_after,
-                   zx_what=f"input part of z, r, n for all timesteps ({rows_total} x T)")
+                   zx_what=f"input part of z, r, n for all timesteps ({rows_total} x {tvar})")
     else:
         w_what = "one row per unit"
         u_cols = "one column per unit of h"
         ctx.update(activation=_act_ident(layer.activation),
-                   zx_what=f"input part for all timesteps ({h} x T)")
+                   zx_what=f"input part for all timesteps ({h} x {tvar})")
     ctx["W"] = _literal(f"W_{ident}", _matrix_lines(layer.input_weights, groups),
                         (rows_total, d), f"input weights W [{rows_total} x {d}]: {w_what}, "
                         "one column per input")
@@ -256,17 +296,28 @@ def _cell_context(layer: Any, ident: str) -> dict:
                          {"var": ctx["c"], "size": h, "init": ctx["c0"]}]
     else:
         ctx["states"] = [{"var": ctx["h"], "size": h, "init": None}]
+    # The output of a step is h; a masked step repeats the previous output, which is h
+    # too, except before the first real step of a layer with an initial state (the output
+    # is zero there): such a layer keeps its output in o.
+    ctx["emit"] = ctx["h"]
+    ctx["keep_output"] = None
+    if masked and ctx["h0"] is not None:
+        ctx["emit"] = ctx["keep_output"] = f"o_{ident}"
+        ctx["states"].append({"var": ctx["emit"], "size": ctx["hsize"], "init": None,
+                              "output": True})
     ctx["literals"] = [a for a in (ctx["W"], ctx["U"], ctx["b"], ctx["rb"], ctx["P"],
                                    ctx["Pr"]) if a]
     ctx["comment"] = _cell_comment(layer, ctx)
     # the time loop of NAME_predict: a go_backwards layer reads column T + 1 - t at step t
-    ctx["loop"] = "for t = 1:T"
+    ctx["T"] = tvar
+    ctx["masked"] = masked
+    ctx["loop"] = f"for t = 1:{tvar}"
     ctx["col"] = "t"
     if layer.go_backwards:
-        ctx["loop"] += ("  % go_backwards: step t reads input column T + 1 - t" +
+        ctx["loop"] += (f"  % go_backwards: step t reads input column {tvar} + 1 - t" +
                         (" and outputs are stored in processing order"
                          if layer.return_sequences else ""))
-        ctx["col"] = "T + 1 - t"
+        ctx["col"] = f"{tvar} + 1 - t"
     ctx["alloc"] = layer.return_sequences
     ctx["store"] = f"{ctx['out']}(:, t)" if layer.return_sequences else None
     ctx["final"] = None if layer.return_sequences else ctx["out"]
@@ -302,6 +353,14 @@ def _cell_comment(layer: Any, ctx: dict) -> list[str]:
 
 def _cell_body(cell: dict, xpart: str) -> list[str]:
     """The lines of one step of a recurrent layer whose input part W*x_t is `xpart`."""
+    lines = _cell_update(cell, xpart)
+    if cell["keep_output"]:
+        lines.append(f"{cell['keep_output']} = {cell['h']};  % the output of this step")
+    return lines
+
+
+def _cell_update(cell: dict, xpart: str) -> list[str]:
+    """The state update of one step of a recurrent layer (see `_cell_body`)."""
     bias = f" + {cell['b']['ident']}" if cell["b"] else ""
     h, u_mat = cell["h"], cell["U"]["ident"]
     if cell["kind"] == "lstm":
@@ -326,24 +385,29 @@ def _cell_body(cell: dict, xpart: str) -> list[str]:
 
 
 def _layer_context(layer: Any, ident: str, position: int, count: int,
-                   inner: tuple[str, str] = ("", "")) -> dict:
+                   inner: tuple[str, str] = ("", ""), tvar: str = "T",
+                   masked: bool = False) -> dict:
     """Everything the templates need about one layer (`inner`: a Bidirectional's parts'
-    identifiers)."""
+    identifiers; `tvar`: the variable holding the number of timesteps of its input;
+    `masked`: a Masking layer is in front)."""
     ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": display_text(layer.name),
                            "position": position, "count": count, "describe": _describe(layer),
                            "input_size": layer.input_size, "output_size": layer.output_size,
                            "out": f"y_{ident}", "literals": [], "recurrent": layer.recurrent,
-                           "return_sequences": getattr(layer, "return_sequences", True)}
+                           "return_sequences": getattr(layer, "return_sequences", True),
+                           "T": tvar}
     if isinstance(layer, (LSTM, GRU, SimpleRNN)):
-        ctx.update(_cell_context(layer, ident))
+        ctx.update(_cell_context(layer, ident, tvar, masked))
     elif isinstance(layer, Bidirectional):
         size = layer.forward.output_size
-        parts = [_cell_context(layer.forward, inner[0]), _cell_context(layer.backward, inner[1])]
+        parts = [_cell_context(layer.forward, inner[0], tvar, masked),
+                 _cell_context(layer.backward, inner[1], tvar, masked)]
         parts[0]["part"], parts[1]["part"] = "forward", "backward"
         backward = parts[1]
         # the backward layer runs t = T, ..., 1 and stores each output at its own timestep:
         # its outputs come out in input time order, as the merge needs them
-        backward["loop"] = "for t = T:-1:1  % backward: from the last timestep to the first"
+        backward["loop"] = (f"for t = {tvar}:-1:1  % backward: from the last timestep to "
+                            "the first")
         if layer.return_sequences:
             backward["loop"] += ", each output stored at its own timestep"
         backward["col"] = "t"
@@ -373,7 +437,153 @@ def _layer_context(layer: Any, ident: str, position: int, count: int,
         ctx["literals"] = [a for a in (ctx["W"], ctx["b"]) if a]
     elif isinstance(layer, Activation):
         ctx.update(activation=_act_ident(layer.activation), activation_name=layer.activation)
+    elif isinstance(layer, Masking):
+        ctx["mask_value"] = float_literal(layer.mask_value)
+    elif isinstance(layer, Normalize):
+        n = layer.input_size
+        ctx.update(
+            mean=_literal(f"mean_{ident}", _column_lines(layer.mean), (n, 1),
+                          f"mean [{n} x 1], one value per feature"),
+            std=_literal(f"std_{ident}", _column_lines(layer.std), (n, 1),
+                         f"standard deviation std [{n} x 1], one value per feature"))
+        ctx["literals"] = [ctx["mean"], ctx["std"]]
+    elif isinstance(layer, LayerNorm):
+        n = layer.size
+        ctx.update(
+            epsilon=_double_text(layer.epsilon),
+            gamma=None if layer.gamma is None else _literal(
+                f"gamma_{ident}", _column_lines(layer.gamma), (n, 1),
+                f"scale gamma [{n} x 1], one value per feature"),
+            beta=None if layer.beta is None else _literal(
+                f"beta_{ident}", _column_lines(layer.beta), (n, 1),
+                f"offset beta [{n} x 1], one value per feature"))
+        ctx["literals"] = [a for a in (ctx["gamma"], ctx["beta"]) if a]
+    elif isinstance(layer, Flatten):
+        ctx["timesteps"] = layer.timesteps
+    elif isinstance(layer, Conv1D):
+        f, k, d = layer.weights.shape
+        ctx.update(
+            activation=_act_ident(layer.activation), linear=layer.activation == "linear",
+            W=_literal(f"W_{ident}", _matrix_lines(layer.weights.reshape(f, k * d)),
+                       (f, k * d), f"weights W [{f} x {k * d}]: one row per filter, "
+                       f"{k} tap block{'s' if k > 1 else ''} of {d} columns (columns "
+                       f"(k - 1)*{d} + 1 to k*{d} multiply the input at tap k)"),
+            b=None if layer.bias is None else _literal(
+                f"b_{ident}", _column_lines(layer.bias), (f, 1), f"bias b [{f} x 1]"))
+        ctx["literals"] = [a for a in (ctx["W"], ctx["b"]) if a]
     return ctx
+
+
+def _double_text(value: float) -> str:
+    """The exact text of a Python float (a double) as a MATLAB literal."""
+    text = repr(float(value))
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text if any(ch in text for ch in ".e") else text + ".0"
+
+
+def _window_lines(layer: Any, ctx: dict, src: str, tin: str, precision: str) -> list[str]:
+    """The lines of a Conv1D or Pool1D layer in NAME_predict: its number of output
+    timesteps `T_NAME` (from `tin`, the number of input timesteps), its padding, and the
+    loop over the output timesteps (see `lstmgen.ir.window_padding`)."""
+    ident, out, tout = ctx["ident"], ctx["out"], ctx["T_out"]
+    conv = isinstance(layer, Conv1D)
+    span = layer.dilation * (layer.kernel_size - 1) + 1 if conv else layer.pool_size
+    stride, padding = layer.stride, layer.padding
+    what = "output timesteps"
+    if padding == "valid":
+        count = (f"{tin} - {span - 1}" if stride == 1 and span > 1 else tin if stride == 1
+                 else f"floor(({tin} - {span}) / {stride}) + 1")
+        lines = [f"{tout} = {count};  % {what}: every window of {span} input timesteps"
+                 f"{'' if stride == 1 else f' every {stride} steps'} (valid: no padding)"]
+        left, total = "0", "0"
+    elif padding == "causal":
+        count = tin if stride == 1 else f"floor(({tin} - 1) / {stride}) + 1"
+        lines = [f"{tout} = {count};  % {what} (causal: {span - 1} zero timesteps in front)"]
+        left = total = str(span - 1)
+    elif stride == 1:  # same, stride 1: the padding does not depend on T
+        lines = [f"{tout} = {tin};  % {what} (same: {span - 1} padded timesteps, "
+                 f"{(span - 1) // 2} in front)"]
+        left, total = str((span - 1) // 2), str(span - 1)
+    else:  # same: ceil(T / stride) outputs, the padding depends on T
+        left, total = f"padl_{ident}", f"pad_{ident}"
+        lines = [f"{tout} = ceil({tin} / {stride});  % {what} (same padding)",
+                 f"{total} = max(({tout} - 1) * {stride} + {span} - {tin}, 0);  % padded "
+                 "timesteps in total",
+                 f"{left} = floor({total} / 2);  % padded timesteps in front"]
+    lines.append(f"{out} = zeros({layer.output_size}, {tout}, '{precision}');")
+    first = "t" if stride == 1 else "s"
+    if conv:
+        data = src
+        if total != "0":  # a zero-padded copy of the input
+            data = f"xp_{ident}"
+            lines += [f"{data} = zeros({layer.input_size}, {tin} + {total}, '{precision}');"
+                      f"  % the input with zero padding",
+                      f"{data}(:, {left} + 1:{left} + {tin}) = {src};"]
+        d, dil = layer.input_size, layer.dilation
+        loop = [f"for t = 1:{tout}"]
+        if stride > 1:
+            loop.append(f"    s = (t - 1) * {stride} + 1;  % the first input column of "
+                        "output timestep t")
+        taps = []
+        for k in range(layer.kernel_size):
+            col = first if k == 0 else f"{first} + {k * dil}"
+            weights = ctx["W"]["ident"] if layer.kernel_size == 1 else \
+                f"{ctx['W']['ident']}(:, {k * d + 1}:{(k + 1) * d})"
+            taps.append(f"{weights} * {data}(:, {col})")
+        if ctx["b"]:
+            taps.append(ctx["b"]["ident"])
+        head = f"    {out}(:, t) = " + ("" if ctx["linear"] else f"{ctx['activation']}(")
+        close = "" if ctx["linear"] else ")"
+        if len(taps) == 1:
+            loop.append(f"{head}{taps[0]}{close};")
+        else:
+            loop.append(f"{head}{taps[0]} ...  % tap 1")
+            pad = " " * (len(head) - 2)
+            for k, tap in enumerate(taps[1:], start=2):
+                last = k == len(taps)
+                note = "bias" if ctx["b"] and last else f"tap {k}"
+                loop.append(f"{pad}+ {tap}{close + ';' if last else ' ...'}  % {note}")
+        return lines + loop + ["end"]
+    avg = layer.pool_type == "avg"
+    combine = (lambda acc, new: f"{acc} + {new}") if avg else \
+        (lambda acc, new: f"max({acc}, {new})")
+    acc = f"{out}(:, t)"
+    loop = [f"for t = 1:{tout}"]
+    if padding == "valid":
+        start = "t - 1" if stride == 1 else f"(t - 1) * {stride}"
+        loop += [f"    s = {start};  % the window is input timesteps s + 1 to s + {span}",
+                 f"    {acc} = {src}(:, s + 1);"]
+        if span > 1:
+            loop += [f"    for k = 2:{span}",
+                     f"        {acc} = {combine(acc, f'{src}(:, s + k)')};",
+                     "    end"]
+        if avg and span > 1:
+            loop.append(f"    {acc} = {acc} / {span};")
+        return lines + loop + ["end"]
+    start = "t - 1" if stride == 1 else f"(t - 1) * {stride}"
+    if left != "0":
+        start += f" - {left}"
+    loop += [f"    s = {start};  % the window is input timesteps s + 1 to s + {span}, "
+             "padding never counts:",
+             "    lo = max(s + 1, 1);  % its first real timestep",
+             f"    hi = min(s + {span}, {tin});  % its last real timestep",
+             f"    {acc} = {src}(:, lo);",
+             "    for k = lo + 1:hi",
+             f"        {acc} = {combine(acc, f'{src}(:, k)')};",
+             "    end"]
+    if avg:
+        loop.append(f"    {acc} = {acc} / (hi - lo + 1);")
+    return lines + loop + ["end"]
+
+
+def min_timesteps(model: Model) -> int:
+    """The fewest input timesteps for which every Conv1D / pooling layer has an output."""
+    t_len = 1
+    while model.output_timesteps(t_len) < 1:
+        t_len += 1
+    return t_len
 
 
 def _cells(layer: Any) -> list[Any]:
@@ -429,8 +639,13 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
     count = len(model.layers)
     outer = unique_identifiers([l.name for l in model.layers])
     inner = _part_identifiers(model, outer)
-    layers = [_layer_context(l, outer[k], k + 1, count, inner.get(k, ("", "")))
-              for k, l in enumerate(model.layers)]
+    masked = any(isinstance(l, Masking) for l in model.layers)
+    layers, tvar = [], "T"  # tvar: the variable holding the current number of timesteps
+    for k, layer in enumerate(model.layers):
+        layers.append(_layer_context(layer, outer[k], k + 1, count, inner.get(k, ("", "")),
+                                     tvar, masked))
+        if isinstance(layer, (Conv1D, Pool1D)):
+            layers[-1]["T_out"] = tvar = f"T_{outer[k]}"
     n_seq = model.sequence_layer_count()
     source = "x0"
     for k, ctx in enumerate(layers):
@@ -439,7 +654,11 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
             part["src"] = source
         ctx["sequence_in"] = k < n_seq  # in predict: input is D x T (else a column)
         ctx["sequence_out"] = k < n_seq and not (ctx["recurrent"]
-                                                 and not ctx["return_sequences"])
+                                                 and not ctx["return_sequences"]) and \
+            ctx["kind"] != "flatten"
+        if ctx["kind"] in ("conv1d", "pool1d"):
+            ctx["window_lines"] = _window_lines(model.layers[k], ctx, source, ctx["T"],
+                                                precision)
         source = ctx["out"]
     for ctx in layers:
         if ctx["kind"] in BLOCKS:
@@ -450,8 +669,8 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
     used: set[str] = set()
     cells = [c for layer in model.layers for c in _cells(layer)]
     for layer in model.layers:
-        if isinstance(layer, (Dense, Activation)) and (isinstance(layer, Activation)
-                                                       or layer.activation != "linear"):
+        if isinstance(layer, (Dense, Activation, Conv1D)) and (
+                isinstance(layer, Activation) or layer.activation != "linear"):
             used.add(layer.activation)
     for cell in cells:
         used.update(_act_names(cell))
@@ -460,10 +679,34 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
     state_values = sum(s["size"] for c in layers for s in c.get("states", []))
     kinds = {c.kind for c in cells}
     model_kind, state_what, state_whose = _state_words(kinds)
+    if any(s.get("output") for c in layers for s in c.get("states", [])):
+        state_what += " and held outputs (o)"
     backwards = [l for l in model.layers if l.recurrent and l.go_backwards]
     reasons = (["go_backwards"] if backwards else []) + \
         (["a Bidirectional layer"] if inner else [])
+    windows = [l for l in model.layers if l.kind in ("conv1d", "pool1d")]
+    flatten = any(l.kind == "flatten" for l in model.layers)
+    no_step = []
+    if windows or flatten:  # why there is no NAME_step (go_backwards alone: see the template)
+        what = []
+        if windows:
+            kinds_used = sorted({"Conv1D" if l.kind == "conv1d" else "pooling"
+                                 for l in windows})
+            what.append(f"reads windows of timesteps ({' and '.join(kinds_used)})")
+        if flatten:
+            what.append("flattens all its timesteps into one vector")
+        if reasons:
+            what.append(f"reads time backwards ({' or '.join(reasons)})")
+        no_step = textwrap.wrap(
+            f"There is no {name}_step for sample-by-sample use: the model "
+            f"{', '.join(what[:-1]) + ' and ' if len(what) > 1 else ''}{what[-1]}, so it "
+            "needs the whole sequence before its first output.", 87)
     o, d = model.output_size, model.input_size
+    min_t = min_timesteps(model)
+    example_t = model.timesteps or max(min_t, 10)
+    y_shape = f"{o} x 1"
+    if model.returns_sequences:
+        y_shape = f"{o} x T'" if windows else f"{o} x T"
     facts = banner_facts(model)
     context = {
         **facts,
@@ -475,7 +718,14 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
         "streamable": model.streamable, "final": layers[-1]["out"],
         "processing_order": bool(backwards), "backwards_reason": " or ".join(reasons),
         "model_kind": model_kind, "state_what": state_what, "state_whose": state_whose,
-        "x_shape": f"{d} x T", "y_shape": f"{o} x T" if model.returns_sequences else f"{o} x 1",
+        "x_shape": f"{d} x T", "y_shape": y_shape,
+        "masked": masked, "mask_value": next((c["mask_value"] for c in layers
+                                              if c["kind"] == "masking"), None),
+        "scalar_open": "single(" if precision == "single" else "double(single(",
+        "scalar_close": ")" if precision == "single" else "))",
+        "flatten": flatten, "windows": bool(windows), "min_t": min_t,
+        "fixed_t": model.timesteps if flatten else None, "no_step": no_step,
+        "example_t": example_t, "example_t_out": model.output_timesteps(example_t),
         "weight_bytes": model.parameter_count() * BYTES[precision],
         "state_values": state_values, "state_bytes": state_values * BYTES[precision],
     }

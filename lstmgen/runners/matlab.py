@@ -3,8 +3,9 @@
 Data goes through raw binary files: the input x [N, T, D] is written in C order, which
 Octave's column-major `fread` + `reshape(x, D, T, N)` turns into one D x T matrix per
 sequence, in float32 for `single` code and float64 for `double` code. Outputs come back
-the same way in the class the generated function returned (O x T x N or O x N in Octave,
-[N, T, O] or [N, O] in numpy), so nothing is rounded on the way.
+the same way in the class the generated function returned (O x T' x N or O x N in Octave,
+[N, T', O] or [N, O] in numpy, T' = `model.output_timesteps(T)`, which is T unless Conv1D or
+pooling layers change it), so nothing is rounded on the way.
 
 Octave takes about a second to start, so `run_batch` runs many jobs (models, each in its
 own folder) in one process; `run` and `run_steps` are one-job batches.
@@ -67,7 +68,7 @@ class Job:
 
 @dataclass
 class Result:
-    predict: Optional[np.ndarray] = None  # [N, T, O] or [N, O]
+    predict: Optional[np.ndarray] = None  # [N, T', O] or [N, O]
     steps: Optional[np.ndarray] = None    # [N, T, O], the output after every step
     output_class: str = ""                # what NAME_predict / NAME_step returned
     predict_seconds: float = float("nan")  # Octave time, the first call's parse included
@@ -91,7 +92,8 @@ def _prepare(job: Job) -> tuple[str, str]:
         raise LstmgenError(f"{job.name}: a job must run predict, steps or both")
     if job.steps and not job.model.streamable:
         raise LstmgenError(f"{job.name}: the model reads time backwards (go_backwards or "
-                           "Bidirectional), so there is no step function to run")
+                           "Bidirectional) or needs windows of timesteps (Conv1D, pooling, "
+                           "Flatten), so there is no step function to run")
     precision = precision_of(job.files, job.name)
     x = np.asarray(job.x)
     if x.ndim != 3 or x.shape[2] != job.model.input_size or min(x.shape) < 1:
@@ -105,7 +107,7 @@ def _prepare(job: Job) -> tuple[str, str]:
     np.ascontiguousarray(x, dtype=_NUMPY[precision]).tofile(workdir / "x.bin")
     n, t_len, d = x.shape
     o = job.model.output_size
-    t_out = t_len if job.model.returns_sequences else 1
+    t_out = job.model.output_timesteps(t_len) if job.model.returns_sequences else 1
     fmt = "float32=>single" if precision == "single" else "float64=>double"
     lines = [
         "try",
@@ -174,7 +176,8 @@ def _collect(job: Job) -> Result:
     result = Result(output_class=cls, predict_seconds=float(tp), steps_seconds=float(ts))
     if job.predict:
         y = np.fromfile(workdir / "y_predict.bin", dtype=_NUMPY[cls])
-        shape = (n, t_len, o) if job.model.returns_sequences else (n, o)
+        shape = (n, job.model.output_timesteps(t_len), o) if job.model.returns_sequences \
+            else (n, o)
         result.predict = y.reshape(shape)
     if job.steps:
         result.steps = np.fromfile(workdir / "y_steps.bin", dtype=_NUMPY[cls]).reshape(
@@ -255,7 +258,7 @@ def run_batch(jobs: Sequence[Job], processes: int = 1,
 
 def run(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
         **_: Any) -> np.ndarray:
-    """NAME_predict on every sequence of x [N, T, D]; [N, T, O] or [N, O]."""
+    """NAME_predict on every sequence of x [N, T, D]; [N, T', O] or [N, O]."""
     job = Job(model, files, name, x, Path(workdir))
     return run_batch([job])[0].check(job).predict
 
