@@ -1,6 +1,7 @@
-"""ONNX front end: LSTM graphs (hand-built, the onnx package's operator cases, torch and
-tf2onnx exports) against onnxruntime running the file, the float64 reference and every
-backend that implements the model's features."""
+"""ONNX front end: LSTM, GRU and RNN graphs, unidirectional and bidirectional (hand-built,
+the onnx package's operator cases, torch and tf2onnx exports) against onnxruntime running
+the file, the float64 reference and every backend that implements the model's layers and
+features."""
 from __future__ import annotations
 
 import copy
@@ -194,7 +195,6 @@ def build(onnx: Any, spec: dict) -> tuple[Any, Callable, Callable]:
         if beta:
             attrs["activation_beta"] = beta
         last = k == len(lstms) - 1
-        time_pos = 0 if layout == "tbd" else 1
         if last and spec["output"] == "yh":
             _, yh = g.node("LSTM", inputs, n_out=2, **attrs)
             glue = spec["yh_glue"]
@@ -212,28 +212,45 @@ def build(onnx: Any, spec: dict) -> tuple[Any, Callable, Callable]:
         y = g.node("LSTM", inputs, **attrs)
         cur = g.node("Squeeze", [y, g.ints([1 if ls["layout"] == 0 else 2])])
         flipped, width = ls["direction"] == "reverse", h
-        if ls["reverse_after"]:  # a time flip between layers: Slice with step -1
-            cur = g.node("Slice", [cur, g.ints([-1]), g.ints([INT_MIN]), g.ints([time_pos]),
-                                   g.ints([-1])])
-            flipped = not flipped
-        if last and spec["output"] in ("gather", "slice"):
-            step = 0 if flipped else -1
-            if spec["output"] == "gather":
-                cur = g.node("Gather", [cur, g.const(np.array(step, np.int64))],
-                             axis=time_pos)
-            else:
-                end = 1 if flipped else INT_MAX
-                cur = g.node("Slice", [cur, g.ints([step]), g.ints([end]),
-                                       g.ints([time_pos])])
-                cur = g.node("Squeeze", [cur, g.ints([time_pos])])
-            layout = "bd"
-        elif last and flipped:  # give the sequence back in the IR's order
-            lens_shape = g.node("Shape", [cur])
-            t_len = g.node("Gather", [lens_shape, g.const(np.array(time_pos, np.int64))])
-            b_len = g.node("Gather", [lens_shape, g.ints([1 - time_pos])])
-            lens = g.node("Expand", [t_len, b_len])
-            cur = g.node("ReverseSequence", [cur, lens], time_axis=time_pos,
-                         batch_axis=1 - time_pos)
+        cur, flipped, layout = step_glue(g, spec, cur, layout, flipped, ls["reverse_after"],
+                                         last)
+    return finish(g, spec, cur, width, layout, x_shape)
+
+
+def step_glue(g: GraphBuilder, spec: dict, cur: str, layout: str, flipped: bool,
+              reverse_after: bool, last: bool) -> tuple[str, bool, str]:
+    """After a recurrent layer's sequence [T, B, F] or [B, T, F]: an optional time flip,
+    then for the last layer the last processed step (Gather or Slice) or the sequence
+    back in the IR's order."""
+    time_pos = 0 if layout == "tbd" else 1
+    if reverse_after:  # a time flip between layers: Slice with step -1
+        cur = g.node("Slice", [cur, g.ints([-1]), g.ints([INT_MIN]), g.ints([time_pos]),
+                               g.ints([-1])])
+        flipped = not flipped
+    if last and spec["output"] in ("gather", "slice"):
+        step = 0 if flipped else -1
+        if spec["output"] == "gather":
+            cur = g.node("Gather", [cur, g.const(np.array(step, np.int64))],
+                         axis=time_pos)
+        else:
+            end = 1 if flipped else INT_MAX
+            cur = g.node("Slice", [cur, g.ints([step]), g.ints([end]),
+                                   g.ints([time_pos])])
+            cur = g.node("Squeeze", [cur, g.ints([time_pos])])
+        layout = "bd"
+    elif last and flipped:  # give the sequence back in the IR's order
+        lens_shape = g.node("Shape", [cur])
+        t_len = g.node("Gather", [lens_shape, g.const(np.array(time_pos, np.int64))])
+        b_len = g.node("Gather", [lens_shape, g.ints([1 - time_pos])])
+        lens = g.node("Expand", [t_len, b_len])
+        cur = g.node("ReverseSequence", [cur, lens], time_axis=time_pos,
+                     batch_axis=1 - time_pos)
+    return cur, flipped, layout
+
+
+def finish(g: GraphBuilder, spec: dict, cur: str, width: int, layout: str,
+           x_shape: list) -> tuple[Any, Callable, Callable]:
+    """The Dense head of `spec`, the model, and the IR-layout <-> graph layout maps."""
     for units, act in spec["head"]:
         if layout == "bd" and g.rng.random() < 0.7:
             trans_b = int(g.rng.integers(0, 2))
@@ -306,7 +323,9 @@ def check_backends(cases: list, tmp_path: Path,
                 files = render(target, ir, "m")
             except LstmgenError as exc:
                 used = sorted(ir.features())
-                assert used and any(f"does not implement LSTM {f}" in str(exc) for f in used), \
+                kinds = sorted(ir.kinds())
+                assert any(f"does not implement LSTM {f}" in str(exc) for f in used) or \
+                    any(f"does not implement {k} layers" in str(exc) for k in kinds), \
                     (target, label, str(exc))
                 continue
             assert not set(ir.features()) - set(getattr(get_backend(target), "FEATURES", ())), \
@@ -400,14 +419,242 @@ def test_random_graphs_match_onnxruntime(onnx, tmp_path):
     assert len(ran.get("c", [])) >= GRID // 3  # the plain third at least
 
 
+# ---- tests: random GRU, RNN and bidirectional graphs -------------------------------------
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+#: Per operator, activations of one direction: (ONNX names or None for the default,
+#: alpha, beta).
+RNN_ACTIVATIONS = {
+    "LSTM": [(None, [], []), (["HardSigmoid", "Tanh", "Softsign"], [0.2], [0.5])],
+    "GRU": [(None, [], []), (["Sigmoid", "Tanh"], [], []),
+            (["HardSigmoid", "Softsign"], [1.0 / 6.0], [0.5]), (["Sigmoid", "Relu"], [], [])],
+    "RNN": [(None, [], []), (["Relu"], [], []), (["Sigmoid"], [], []),
+            (["Softsign"], [], []), (["Elu"], [1.0], [])],
+}
+RNN_GRID = 18
+
+
+def random_rnn_spec(seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 4))
+    layers = []
+    for k in range(n):
+        op = ["GRU", "RNN", "LSTM"][k % 3 if seed % 4 == 3 else int(
+            rng.choice(3, p=[0.4, 0.35, 0.25]))]
+        layers.append(dict(
+            op=op, h=int(rng.integers(1, 6)),
+            direction=str(rng.choice(["forward", "reverse", "bidirectional"],
+                                     p=[0.3, 0.25, 0.45])),
+            layout=int(rng.integers(0, 2)), bias=bool(rng.random() < 0.7),
+            lbr=int(rng.integers(0, 2)),
+            acts=[int(rng.integers(0, len(RNN_ACTIVATIONS[op]))) for _ in range(2)],
+            init=str(rng.choice(["none", "zero", "fill", "const"] if op == "LSTM" else
+                                ["none", "zero", "fill"])),
+            reverse_after=False, explicit_width=bool(rng.random() < 0.3),
+            peephole=op == "LSTM" and bool(rng.random() < 0.5),
+            clip=2.0 if op == "LSTM" and rng.random() < 0.3 else None))
+    if seed % 6 == 5:  # a bidirectional LSTM with every per-direction array
+        layers[0].update(op="LSTM", direction="bidirectional", init="const", peephole=True,
+                         acts=[a % len(RNN_ACTIVATIONS["LSTM"]) for a in layers[0]["acts"]])
+    for k in range(n - 1):  # a bidirectional layer needs its input in time order
+        if layers[k + 1]["direction"] == "bidirectional":
+            layers[k]["reverse_after"] = layers[k]["direction"] == "reverse"
+        else:
+            layers[k]["reverse_after"] = bool(rng.random() < 0.25)
+    bidi_last = layers[-1]["direction"] == "bidirectional"
+    head = [(int(rng.integers(1, 5)), HEAD_ACTIVATIONS[int(rng.integers(0, 9))])
+            for _ in range(int(rng.integers(0, 3)))]
+    return dict(seed=seed, d=int(rng.integers(1, 5)),
+                t=None if rng.random() < 0.5 else int(rng.integers(1, 7)),
+                batch=None if rng.random() < 0.6 else int(rng.integers(1, 4)),
+                input_layout=str(rng.choice(["tbd", "btd"])), layers=layers,
+                output=str(rng.choice(["yh", "sequence"] if bidi_last else
+                                      ["yh", "gather", "slice", "sequence"])),
+                yh_glue=str(rng.choice(["reshape", "flatten", "cat"] if bidi_last else
+                                       ["squeeze", "flatten", "reshape"])),
+                head=head)
+
+
+def recurrent_attrs(ls: dict) -> dict:
+    op, nd = ls["op"], 2 if ls["direction"] == "bidirectional" else 1
+    attrs: dict = dict(hidden_size=ls["h"], direction=ls["direction"])
+    if ls["layout"]:
+        attrs["layout"] = 1
+    if op == "GRU" and (ls["lbr"] or ls["bias"]):
+        attrs["linear_before_reset"] = ls["lbr"]
+    if ls["clip"] is not None:
+        attrs["clip"] = ls["clip"]
+    chosen = [RNN_ACTIVATIONS[op][a] for a in ls["acts"][:nd]]
+    if any(names for names, _, _ in chosen):  # the defaults spelled out where not chosen
+        default = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"],
+                   "RNN": ["Tanh"]}[op]
+        attrs["activations"] = [a for names, _, _ in chosen for a in (names or default)]
+        alpha = [a for _, al, _ in chosen for a in al]
+        beta = [b for _, _, be in chosen for b in be]
+        if alpha:
+            attrs["activation_alpha"] = alpha
+        if beta:
+            attrs["activation_beta"] = beta
+    return attrs
+
+
+def build_rnn(onnx: Any, spec: dict) -> tuple[Any, Callable, Callable]:
+    """The ONNX graph of `random_rnn_spec`: stacked LSTM/GRU/RNN operators, bidirectional
+    ones with their directions concatenated the way torch.onnx does (or from Y_h)."""
+    g = GraphBuilder(onnx, np.random.default_rng(2000 + spec["seed"]))
+    d, t, batch = spec["d"], spec["t"], spec["batch"]
+    layout = spec["input_layout"]
+    x_shape = [t or "T", batch or "B", d] if layout == "tbd" else [batch or "B", t or "T", d]
+    cur, width, flipped = "x", d, False
+    layers = spec["layers"]
+    for k, ls in enumerate(layers):
+        op, h = ls["op"], ls["h"]
+        nd = 2 if ls["direction"] == "bidirectional" else 1
+        rows = GATES[op] * h
+        want = "tbd" if ls["layout"] == 0 else "btd"
+        if layout != want:
+            cur, layout = g.node("Transpose", [cur], perm=[1, 0, 2]), want
+        inputs = [cur, g.const(g.weights(nd, rows, width), "W"),
+                  g.const(g.weights(nd, rows, h), "R"),
+                  g.const(g.weights(nd, 2 * rows), "B") if ls["bias"] else "", ""]
+        n_states = 2 if op == "LSTM" else 1
+        state_shape = [nd, batch, h] if ls["layout"] == 0 else [batch, nd, h]
+        if ls["init"] in ("zero", "const") and batch is not None:
+            for _ in range(n_states):
+                rows_ = g.weights(nd, h) if ls["init"] == "const" else np.zeros((nd, h),
+                                                                                np.float32)
+                value = rows_[:, None, :] if ls["layout"] == 0 else rows_[None, :, :]
+                inputs.append(g.const(np.broadcast_to(value, state_shape).copy(), "S"))
+        elif ls["init"] != "none":  # shape from the input: one value
+            shape = g.node("Shape", [cur])
+            bdim = g.node("Gather", [shape, g.ints([1 if ls["layout"] == 0 else 0])])
+            parts = [g.ints([nd]), bdim] if ls["layout"] == 0 else [bdim, g.ints([nd])]
+            full = g.node("Concat", parts + [g.ints([h])], axis=0)
+            value = float(g.rng.uniform(-0.5, 0.5)) if ls["init"] == "const" else 0.0
+            state = g.node("ConstantOfShape", [full], value=onnx.helper.make_tensor(
+                "v", onnx.TensorProto.FLOAT, [1], [value]))
+            inputs += [state] * n_states
+        if ls["peephole"]:
+            inputs += [""] * (7 - len(inputs)) + [g.const(g.weights(nd, 3 * h), "P")]
+        while inputs and inputs[-1] == "":
+            inputs.pop()
+        attrs = recurrent_attrs(ls)
+        last = k == len(layers) - 1
+        if last and spec["output"] == "yh":
+            _, yh = g.node(op, inputs, n_out=2, **attrs)
+            glue = spec["yh_glue"]
+            nd_axis = 0 if ls["layout"] == 0 else 1
+            if glue == "cat":  # torch.cat([h_n[-2], h_n[-1]], -1)
+                parts = [g.node("Gather", [yh, g.const(np.array(i, np.int64))], axis=nd_axis)
+                         for i in (-2, -1)]
+                cur = g.node("Concat", parts, axis=-1)
+            elif glue == "squeeze":
+                cur = g.node("Squeeze", [yh, g.ints([nd_axis])])
+            elif glue == "flatten":
+                if ls["layout"] == 0:
+                    yh = g.node("Transpose", [yh], perm=[1, 0, 2])
+                cur = g.node("Flatten", [yh], axis=1)
+            else:
+                if ls["layout"] == 0 and nd == 2:
+                    yh = g.node("Transpose", [yh], perm=[1, 0, 2])
+                cur = g.node("Reshape", [yh, g.ints([-1, nd * h] if ls["explicit_width"]
+                                                    else [0, -1] if nd == 2 else [-1, h])])
+            width, layout = nd * h, "bd"
+            break
+        y = g.node(op, inputs, **attrs)
+        if nd == 1:
+            cur = g.node("Squeeze", [y, g.ints([1 if ls["layout"] == 0 else 2])])
+        else:  # torch.onnx: [T, 2, B, H] -> [T, B, 2, H] -> [T, B, 2H]
+            if ls["layout"] == 0:
+                y = g.node("Transpose", [y], perm=[0, 2, 1, 3])
+            cur = g.node("Reshape", [y, g.ints([0, 0, 2 * h] if ls["explicit_width"]
+                                               else [0, 0, -1])])
+        flipped, width = ls["direction"] == "reverse", nd * h
+        cur, flipped, layout = step_glue(g, spec, cur, layout, flipped, ls["reverse_after"],
+                                         last)
+    return finish(g, spec, cur, width, layout, x_shape)
+
+
+def test_random_gru_rnn_bidirectional_graphs(onnx, tmp_path):
+    """GRU (both linear_before_reset), RNN and bidirectional LSTM/GRU/RNN operators,
+    stacked, every direction and layout, against onnxruntime."""
+    specs = [random_rnn_spec(seed) for seed in range(RNN_GRID)]
+    layer_specs = [ls for s in specs for ls in s["layers"]]
+    for key, options in (("op", {"LSTM", "GRU", "RNN"}),
+                         ("direction", {"forward", "reverse", "bidirectional"}),
+                         ("layout", {0, 1}), ("bias", {True, False}),
+                         ("init", {"none", "zero", "fill", "const"})):
+        assert {ls[key] for ls in layer_specs} >= options, key
+    grus = [ls for ls in layer_specs if ls["op"] == "GRU"]
+    assert {(ls["lbr"], ls["bias"]) for ls in grus} == {(0, True), (1, True), (0, False),
+                                                         (1, False)}
+    assert {(ls["op"], ls["layout"]) for ls in layer_specs
+            if ls["direction"] == "bidirectional"} >= {("GRU", 0), ("GRU", 1), ("RNN", 0),
+                                                        ("RNN", 1), ("LSTM", 0)}
+    bidi_last = [s for s in specs if s["layers"][-1]["direction"] == "bidirectional"]
+    assert {s["output"] for s in bidi_last} == {"yh", "sequence"}
+    assert {s["yh_glue"] for s in bidi_last if s["output"] == "yh"} == {"reshape", "flatten",
+                                                                       "cat"}
+    assert {s["output"] for s in specs} == {"yh", "gather", "slice", "sequence"}
+    assert any(len(s["layers"]) > 1 for s in specs)
+    assert any(ls["reverse_after"] for ls in layer_specs)
+    assert any(ls["peephole"] and ls["direction"] == "bidirectional" for ls in layer_specs)
+    assert any(ls["init"] == "const" and ls["direction"] == "bidirectional"
+               for ls in layer_specs)
+    assert {a for ls in layer_specs if ls["op"] != "LSTM" for a in ls["acts"]} == \
+        set(range(5))
+    cases = []
+    for spec in specs:
+        model, to_input, from_output = build_rnn(onnx, spec)
+        path = tmp_path / f"r{spec['seed']}.onnx"
+        onnx.save(model, str(path))
+        loaded = open_model(path)
+        ir = loaded.ir
+        label = f"rnn graph {spec['seed']}"
+        recurrent = [l for l in ir.layers if l.recurrent]
+        assert len(recurrent) == len(spec["layers"]), label
+        for ls, layer in zip(spec["layers"], recurrent):
+            bidi = ls["direction"] == "bidirectional"
+            assert (layer.kind == "bidirectional") == bidi, label
+            parts = [layer.forward, layer.backward] if bidi else [layer]
+            kind = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}[ls["op"]]
+            assert [p.kind for p in parts] == [kind] * len(parts), label
+            if bidi:
+                assert not parts[0].go_backwards and parts[1].go_backwards, label
+            for part in parts:
+                assert (part.bias is not None) == ls["bias"], label
+                assert part.output_size == ls["h"], label
+                if ls["op"] == "GRU":
+                    assert part.reset_after == bool(ls["lbr"]), label
+                    assert (part.recurrent_bias is not None) == (ls["bias"] and
+                                                                 bool(ls["lbr"])), label
+                if ls["op"] == "LSTM":
+                    assert (part.initial_h is not None) == (ls["init"] == "const"), label
+                    assert (part.peephole is not None) == ls["peephole"], label
+                    assert part.clip == ls["clip"], label
+        t_len = spec["t"] or DYNAMIC_T
+        assert ir.timesteps == spec["t"]
+        x = np.random.default_rng(spec["seed"]).standard_normal(
+            (SEQUENCES, t_len, spec["d"])).astype(np.float32)
+        oracle = loaded.predict(x)
+        direct = run_graph(model, spec["batch"], to_input, from_output, x)
+        assert oracle.shape == direct.shape and np.array_equal(oracle, direct), label
+        record("rnn graphs: reference vs onnxruntime", forward(ir, x), oracle, label)
+        cases.append((label, ir, x, oracle))
+    ran = check_backends(cases, tmp_path, "onnxruntime (GRU/RNN/bidirectional graphs)")
+    assert len(ran.get("c", [])) == RNN_GRID
+
+
 # ---- tests: the onnx package's operator cases ------------------------------------------
 
-def lstm_testcases(onnx) -> list:
+def recurrent_testcases(onnx) -> list:
+    """The onnx package's LSTM, GRU and RNN operator cases."""
     from onnx.backend.test.case.node import collect_testcases
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [c for c in collect_testcases() if "lstm" in c.name]
+        return [c for c in collect_testcases()
+                if any(k in c.name for k in ("lstm", "gru", "rnn"))]
 
 
 def single_output_variant(onnx, case, output: str) -> tuple[Any, dict, np.ndarray]:
@@ -429,11 +676,67 @@ def single_output_variant(onnx, case, output: str) -> tuple[Any, dict, np.ndarra
     return model, feeds, expected
 
 
+def concatenated_variant(onnx, model: Any, output: str,
+                         expected: np.ndarray) -> tuple[Any, np.ndarray]:
+    """A bidirectional layout-0 case with its two directions concatenated along the
+    features, as torch.onnx exports them: Y [T, 2, B, H] -> [T, B, 2H], Y_h [2, B, H] ->
+    [B, 2H]; and the expected output rearranged the same way."""
+    helper = onnx.helper
+    model = copy.deepcopy(model)
+    graph = model.graph
+    perm = [0, 2, 1, 3] if output == "Y" else [1, 0, 2]
+    target = [0, 0, -1] if output == "Y" else [0, -1]
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array(target, np.int64),
+                                                          "cat_shape"))
+    graph.node.extend([helper.make_node("Transpose", [output], ["cat_t"], perm=perm),
+                       helper.make_node("Reshape", ["cat_t", "cat_shape"], ["cat"])])
+    moved = np.transpose(expected, perm)
+    moved = moved.reshape(moved.shape[:-2] + (-1,))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("cat", onnx.TensorProto.FLOAT,
+                                                      list(moved.shape)))
+    onnx.checker.check_model(model)
+    return model, moved
+
+
+def expected_refusal(case, output: str) -> Optional[str]:
+    """What the front end must refuse in a single-output variant of `case`, or None."""
+    node = case.model.graph.node[0]
+    attrs = {a.name: onnx_attr(a) for a in node.attribute}
+    inputs = dict(zip([i.name for i in case.model.graph.input], case.data_sets[0][0]))
+    if output == "Y_c":
+        return "Y_c"
+    if attrs.get("direction") == "bidirectional":
+        return "as a separate axis"
+    if attrs.get("direction") == "reverse" and output == "Y":
+        return "reverse operator's Y in the original time order"
+    if len(node.input) > 4 and node.input[4]:
+        x = inputs[node.input[0]]
+        t_len = x.shape[1 if attrs.get("layout", 0) else 0]
+        if np.any(np.asarray(inputs[node.input[4]]) != t_len):
+            return "sequence_lens"
+    if node.op_type != "LSTM" and len(node.input) > 5 and node.input[5] and \
+            np.any(inputs[node.input[5]]):
+        return "initial_h is not zero"
+    if node.op_type != "LSTM" and "clip" in attrs:
+        return "clip"
+    return None
+
+
+def onnx_attr(attr: Any) -> Any:
+    from onnx import helper
+    value = helper.get_attribute_value(attr)
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def test_onnx_operator_testcases(onnx, tmp_path):
-    cases = lstm_testcases(onnx)
+    cases = recurrent_testcases(onnx)
+    names = {c.name for c in cases}
     assert {"test_lstm_defaults", "test_lstm_with_initial_bias", "test_lstm_with_peepholes",
-            "test_lstm_batchwise", "test_lstm_reverse", "test_lstm_bidirectional"} <= \
-        {c.name for c in cases}
+            "test_lstm_batchwise", "test_lstm_reverse", "test_lstm_bidirectional",
+            "test_gru_defaults", "test_gru_with_initial_bias", "test_gru_batchwise",
+            "test_gru_bidirectional", "test_simple_rnn_defaults",
+            "test_simple_rnn_bidirectional", "test_rnn_seq_length"} <= names, names
     outcome, backend_cases = {}, []
     for case in cases:
         full_inputs, full_outputs = case.data_sets[0]
@@ -448,23 +751,29 @@ def test_onnx_operator_testcases(onnx, tmp_path):
             model, feeds, expected = single_output_variant(onnx, case, output)
             path = tmp_path / f"{case.name}_{output}.onnx"
             onnx.save(model, str(path))
-            if "bidirectional" in case.name:
-                with pytest.raises(UnsupportedLayerError, match="bidirectional.*not "
-                                                                "supported"):
+            refusal = expected_refusal(case, output)
+            if refusal is not None:
+                with pytest.raises(UnsupportedLayerError, match=re.escape(refusal)):
                     open_model(path)
-                outcome[label] = "refused (bidirectional)"
-                continue
-            if output == "Y_c":
-                with pytest.raises(UnsupportedLayerError, match="Y_c"):
-                    open_model(path)
-                outcome[label] = "refused (Y_c is the cell state)"
-                continue
+                outcome[label] = f"refused ({refusal})"
+                if refusal != "as a separate axis":
+                    continue
+                assert layout == 0, label  # the operator cases' bidirectional ones
+                model, expected = concatenated_variant(onnx, model, output, expected)
+                label += " concatenated"
+                path = tmp_path / f"{case.name}_{output}_cat.onnx"
+                onnx.save(model, str(path))
             loaded = open_model(path)
             x = feeds["X"] if layout else np.swapaxes(feeds["X"], 0, 1)
-            if output == "Y_h":
-                want = expected[:, 0] if layout else expected[0]
+            sequence = output == "Y"
+            if sequence:  # [T, (nd,) B, H] or [B, T, nd, H] -> [B, T, O]
+                want = (expected[:, :, 0] if layout else np.swapaxes(
+                    expected[:, 0] if expected.ndim == 4 else expected, 0, 1))
             else:
-                want = expected[:, :, 0] if layout else np.swapaxes(expected[:, 0], 0, 1)
+                want = expected[:, 0] if layout else (expected[0] if expected.ndim == 3
+                                                      else expected)
+            kinds = {"LSTM": "lstm", "GRU": "gru", "RNN": "simple_rnn"}
+            assert loaded.ir.kinds() >= {kinds[node.op_type]}, label
             ref = forward(loaded.ir, x)
             record("onnx cases: reference vs expected", ref, want, label)
             record("onnx cases: reference vs onnxruntime", ref, loaded.predict(x), label)
@@ -478,6 +787,12 @@ def test_onnx_operator_testcases(onnx, tmp_path):
           sep="\n")
     assert "test_lstm_defaults:Y_h" in ran.get("c", [])
     assert outcome["test_lstm_with_peepholes:Y_h"].startswith("reference")
+    for label in ("test_gru_defaults:Y_h", "test_gru_batchwise:Y", "test_simple_rnn_reverse:Y_h",
+                  "test_gru_bidirectional:Y concatenated",
+                  "test_simple_rnn_bidirectional:Y_h concatenated",
+                  "test_lstm_bidirectional:Y_h concatenated"):
+        assert outcome[label].startswith("reference"), (label, outcome.get(label))
+    assert outcome["test_lstm_bidirectional:Y_h"] == "refused (as a separate axis)"
 
 
 # ---- tests: exporters --------------------------------------------------------------------
@@ -547,6 +862,109 @@ def test_torch_onnx_exports(onnx, tmp_path):
         cases.append((label, ir, x, expected))
     ran = check_backends(cases, tmp_path, "torch")
     assert len(ran.get("c", [])) == len(cases)
+
+
+def torch_rnn_net(torch, kind: str, bidirectional: bool, batch_first: bool, output: str,
+                  nonlinearity: str = "tanh"):
+    """A 2-layer nn.GRU / nn.RNN / nn.LSTM and a Linear, on the whole sequence
+    ("sequence"), the last step ("last"), or h_n: the last layer's final state ("hn":
+    h_n[-1], or torch.cat([h_n[-2], h_n[-1]], -1) when bidirectional; "hn_t":
+    h_n[-2:].transpose(0, 1).reshape(B, -1))."""
+    extra = {"nonlinearity": nonlinearity} if kind == "RNN" else {}
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, kind)(3, 5, num_layers=2, batch_first=batch_first,
+                                               bidirectional=bidirectional, **extra)
+            self.fc = torch.nn.Linear(10 if bidirectional else 5, 4)
+
+        def forward(self, x):
+            y, h_n = self.rnn(x)
+            if kind == "LSTM":
+                h_n = h_n[0]
+            if output == "last":
+                y = y[:, -1] if batch_first else y[-1]
+            elif output == "hn":
+                y = torch.cat([h_n[-2], h_n[-1]], dim=-1) if bidirectional else h_n[-1]
+            elif output == "hn_t":
+                y = h_n[-2:].transpose(0, 1).reshape(h_n.shape[1], -1)
+            return self.fc(y)
+    torch.manual_seed(len(kind) + 2 * int(bidirectional) + 4 * int(batch_first))
+    net = Net().eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.uniform_(-0.5, 0.5)
+    return net
+
+
+TORCH_RNN_CASES = [  # kind, bidirectional, batch_first, output, dynamic axes, nonlinearity
+    ("GRU", False, True, "last", True, "tanh"),
+    ("GRU", False, False, "hn", True, "tanh"),
+    ("GRU", False, True, "sequence", False, "tanh"),
+    ("GRU", True, False, "sequence", True, "tanh"),
+    ("GRU", True, True, "hn", False, "tanh"),
+    ("RNN", False, True, "sequence", True, "tanh"),
+    ("RNN", False, False, "hn", True, "relu"),
+    ("RNN", True, True, "hn_t", True, "relu"),
+    ("LSTM", True, True, "sequence", True, "tanh"),
+    ("LSTM", True, False, "hn", True, "tanh"),
+    ("LSTM", True, True, "hn_t", False, "tanh"),
+]
+
+
+def test_torch_onnx_exports_gru_rnn_bidirectional(onnx, tmp_path):
+    from support import require_module
+    torch = require_module("torch")
+    import warnings
+    cases = []
+    kinds = {"GRU": "gru", "RNN": "simple_rnn", "LSTM": "lstm"}
+    for kind, bidi, batch_first, output, dynamic, act in TORCH_RNN_CASES:
+        net = torch_rnn_net(torch, kind, bidi, batch_first, output, act)
+        t_len = 6
+        example = torch.zeros((2, t_len, 3) if batch_first else (t_len, 2, 3))
+        axes = {0: "b", 1: "t"} if batch_first else {0: "t", 1: "b"}
+        sequence = output == "sequence"
+        out_axes = ({0: "b", 1: "t"} if batch_first else {0: "t", 1: "b"}) if sequence \
+            else {0: "b"}
+        path = tmp_path / (f"torch_{kind}_{'bi' if bidi else 'uni'}_{int(batch_first)}_"
+                           f"{output}_{int(dynamic)}_{act}.onnx")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (example,), str(path), input_names=["x"],
+                              output_names=["y"], dynamo=False,
+                              dynamic_axes={"x": axes, "y": out_axes} if dynamic else None)
+        loaded = open_model(path)
+        ir = loaded.ir
+        label = path.stem
+        want = ["bidirectional" if bidi else kinds[kind]] * 2 + ["dense"]
+        assert [l.kind for l in ir.layers] == want, label
+        assert ir.kinds() >= {kinds[kind]}, label
+        assert ir.returns_sequences == sequence, label
+        assert ir.timesteps == (None if dynamic else t_len), label
+        x = np.random.default_rng(len(cases)).standard_normal(
+            (SEQUENCES, t_len, 3)).astype(np.float32)
+        with torch.no_grad():
+            xt = torch.as_tensor(x if batch_first else np.swapaxes(x, 0, 1).copy())
+            expected = net(xt).numpy()
+        if sequence and not batch_first:
+            expected = np.swapaxes(expected, 0, 1)
+        record("torch GRU/RNN/bidirectional exports: onnxruntime vs torch", loaded.predict(x),
+               expected, label)
+        record("torch GRU/RNN/bidirectional exports: reference vs torch", forward(ir, x),
+               expected, label)
+        cases.append((label, ir, x, expected))
+    ran = check_backends(cases, tmp_path, "torch (GRU/RNN/bidirectional exports)")
+    assert len(ran.get("c", [])) == len(cases)
+    # a bidirectional module's y[:, -1] holds the backward direction after one step: refused
+    net = torch_rnn_net(torch, "GRU", True, True, "last")
+    path = tmp_path / "torch_bidirectional_last.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros((2, 6, 3)),), str(path), input_names=["x"],
+                          output_names=["y"], dynamo=False)
+    with pytest.raises(UnsupportedLayerError, match="backward direction after ONE step"):
+        open_model(path)
 
 
 def test_tf2onnx_keras_exports(onnx, tmp_path):
@@ -655,6 +1073,64 @@ def test_glue_patterns(onnx, tmp_path):
     check_backends(cases, tmp_path)
 
 
+def test_bidirectional_glue_variants(onnx, tmp_path):
+    """Ways of concatenating the two directions beyond torch.onnx's: H = 1 (the feature
+    axis is a singleton), an explicit 2H, a target shape built from the input's shape, a
+    Squeeze of Y_h, layout 1 without Transpose, and a time flip after a bidirectional."""
+    models = []
+    # H = 1: Y [T, 2, B, 1] -> [T, B, 2, 1] -> Reshape [0, 0, 2] -> MatMul
+    g = GraphBuilder(onnx, np.random.default_rng(11))
+    y = g.node("GRU", ["x", g.const(g.weights(2, 3, 2)), g.const(g.weights(2, 3, 1)),
+                       g.const(g.weights(2, 6))], hidden_size=1, direction="bidirectional",
+               linear_before_reset=1)
+    cat = g.node("Reshape", [g.node("Transpose", [y], perm=[0, 2, 1, 3]), g.ints([0, 0, 2])])
+    out = g.node("MatMul", [cat, g.const(g.weights(2, 3))])
+    models.append(("h1_sequence", g.model("x", ["T", "B", 2], out), "tbd"))
+    # H = 1: Y_h [2, B, 1] -> Squeeze -> [2, B] -> Transpose -> [B, 2]
+    g = GraphBuilder(onnx, np.random.default_rng(12))
+    _, yh = g.node("RNN", ["x", g.const(g.weights(2, 1, 3)), g.const(g.weights(2, 1, 1))],
+                   n_out=2, hidden_size=1, direction="bidirectional")
+    out = g.node("Transpose", [g.node("Squeeze", [yh, g.ints([2])])], perm=[1, 0])
+    models.append(("h1_squeeze", g.model("x", ["T", "B", 3], out), "tbd"))
+    # layout 1: Y [B, T, 2, H] -> Reshape to Concat(Shape(x)[0:2], [2H]) -> Tanh
+    g = GraphBuilder(onnx, np.random.default_rng(13))
+    y = g.node("LSTM", ["x", g.const(g.weights(2, 12, 2)), g.const(g.weights(2, 12, 3))],
+               hidden_size=3, direction="bidirectional", layout=1)
+    bt = g.node("Slice", [g.node("Shape", ["x"]), g.ints([0]), g.ints([2])])
+    target = g.node("Concat", [bt, g.ints([6])], axis=0)
+    out = g.node("Tanh", [g.node("Reshape", [y, target])])
+    models.append(("layout1_shape", g.model("x", ["B", "T", 2], out), "btd"))
+    # a time flip after a bidirectional GRU, then a forward RNN (-> go_backwards) and Y_h
+    g = GraphBuilder(onnx, np.random.default_rng(14))
+    y = g.node("GRU", ["x", g.const(g.weights(2, 6, 2)), g.const(g.weights(2, 6, 2))],
+               hidden_size=2, direction="bidirectional")
+    cat = g.node("Reshape", [g.node("Transpose", [y], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])])
+    rev = g.node("Slice", [cat, g.ints([-1]), g.ints([INT_MIN]), g.ints([0]), g.ints([-1])])
+    _, yh = g.node("RNN", [rev, g.const(g.weights(1, 3, 4)), g.const(g.weights(1, 3, 3))],
+                   n_out=2, hidden_size=3)
+    out = g.node("Squeeze", [yh, g.ints([0])])
+    models.append(("flip_after", g.model("x", ["T", "B", 2], out), "tbd"))
+    cases = []
+    for label, model, layout in models:
+        path = tmp_path / f"{label}.onnx"
+        onnx.save(model, str(path))
+        loaded = open_model(path)
+        ir = loaded.ir
+        assert ir.layers[0].kind == "bidirectional", label
+        x = np.random.default_rng(4).standard_normal(
+            (SEQUENCES, DYNAMIC_T, ir.input_size)).astype(np.float32)
+        oracle = loaded.predict(x)
+        direct = _session(model).run(None, {"x": np.ascontiguousarray(
+            np.swapaxes(x, 0, 1) if layout == "tbd" else x)})[0]
+        if ir.returns_sequences and layout == "tbd":
+            direct = np.swapaxes(direct, 0, 1)
+        assert np.array_equal(oracle, direct), label
+        record("bidirectional glue: reference vs onnxruntime", forward(ir, x), oracle, label)
+        cases.append((label, ir, x, oracle))
+    assert cases[3][1].layers[1].go_backwards
+    check_backends(cases, tmp_path, "onnxruntime (bidirectional glue)")
+
+
 # ---- tests: refusals ---------------------------------------------------------------------
 
 def simple_lstm(onnx, **lstm_attrs: Any) -> GraphBuilder:
@@ -683,12 +1159,13 @@ def test_clear_errors(onnx, tmp_path):
     text = refuse(onnx, tmp_path, g.model("x", [3, 1, 2], out), UnsupportedLayerError,
                   f"'{g.nodes[-1].name}' (LeakyRelu)", "supported:")
     assert "Gemm" in text
-    # bidirectional
+    # bidirectional with its directions axis kept in the output
     g = GraphBuilder(onnx, np.random.default_rng(0))
     y = g.node("LSTM", ["x", g.const(g.weights(2, 8, 2)), g.const(g.weights(2, 8, 2))],
                hidden_size=2, direction="bidirectional")
     refuse(onnx, tmp_path, g.model("x", [3, 1, 2], y), UnsupportedLayerError,
-           f"'{g.nodes[-1].name}' (LSTM)", "bidirectional", "not supported by the ONNX front end")
+           f"'{g.nodes[-1].name}' (LSTM)", "two directions", "as a separate axis",
+           "Reshape [T, B, 2H]")
     # sequence_lens: as a second graph input, and as a constant shorter than T
     g = GraphBuilder(onnx, np.random.default_rng(0))
     lens = g.const(np.array([2], np.int32))
@@ -719,7 +1196,7 @@ def test_clear_errors(onnx, tmp_path):
     refuse(onnx, tmp_path, g.model("x", [3, 1, 2], out), UnsupportedLayerError, "single chain")
     g = simple_lstm(onnx, direction="reverse")
     refuse(onnx, tmp_path, g.model("x", [3, 1, 2], g.node("Squeeze", [g.y[0], g.ints([1])])),
-           UnsupportedLayerError, "reverse LSTM's Y in the original time order",
+           UnsupportedLayerError, "reverse operator's Y in the original time order",
            "processing order")
     g = simple_lstm(onnx, direction="reverse")
     s = g.node("Squeeze", [g.y[0], g.ints([1])])
@@ -751,6 +1228,93 @@ def test_clear_errors(onnx, tmp_path):
         path.write_bytes(blob)
         with pytest.raises(ModelError, match=re.escape(str(path))):
             lstmgen.load(path)
+
+
+def bidirectional(onnx, op: str = "LSTM", h: int = 2, d: int = 2, **attrs: Any) -> GraphBuilder:
+    """x [T, B, D] -> a bidirectional operator; g.y holds its outputs."""
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    g = GraphBuilder(onnx, np.random.default_rng(0))
+    g.y = g.node(op, ["x", g.const(g.weights(2, gates * h, d)),
+                      g.const(g.weights(2, gates * h, h))],
+                 n_out=2, hidden_size=h, direction="bidirectional", **attrs)
+    return g
+
+
+def test_clear_errors_gru_rnn_bidirectional(onnx, tmp_path):
+    """What GRU, RNN and bidirectional operators cannot map to, named clearly."""
+    shape = [3, 2, 2]
+    # one direction of Y_h alone
+    g = bidirectional(onnx)
+    out = g.node("Gather", [g.y[1], g.const(np.array(0, np.int64))], axis=0)
+    refuse(onnx, tmp_path, g.model("x", shape, out), UnsupportedLayerError,
+           "(Gather)", "one of the two directions", "torch.cat([h_n[-2], h_n[-1]], -1)")
+    # the directions concatenated backward first (torch.cat([h_n[-1], h_n[-2]], -1))
+    g = bidirectional(onnx)
+    parts = [g.node("Gather", [g.y[1], g.const(np.array(k, np.int64))], axis=0)
+             for k in (1, 0)]
+    out = g.node("Concat", parts, axis=-1)
+    refuse(onnx, tmp_path, g.model("x", shape, out), UnsupportedLayerError,
+           "both directions", "used separately")
+    # feature-major interleaving: Y [T, 2, B, H] -> [T, B, H, 2] -> [T, B, 2H]
+    g = bidirectional(onnx)
+    t = g.node("Transpose", [g.y[0]], perm=[0, 2, 3, 1])
+    out = g.node("Reshape", [t, g.ints([0, 0, -1])])
+    refuse(onnx, tmp_path, g.model("x", shape, out), UnsupportedLayerError,
+           "(Reshape)", "feature-major")
+    # the directions merged with the batch: Y_h [2, B, H] -> Reshape [B, 2H] (no Transpose)
+    g = bidirectional(onnx)
+    out = g.node("Reshape", [g.y[1], g.ints([2, 4])])
+    refuse(onnx, tmp_path, g.model("x", shape, out), UnsupportedLayerError,
+           "(Reshape)", "two directions")
+    # a Dense applied to each direction separately
+    g = bidirectional(onnx)
+    out = g.node("MatMul", [g.y[0], g.const(g.weights(2, 3))])
+    refuse(onnx, tmp_path, g.model("x", shape, out), UnsupportedLayerError,
+           "(MatMul)", "as a separate axis")
+    # the last step of the concatenated Y: the backward half is after one step
+    g = bidirectional(onnx, "GRU", linear_before_reset=1)
+    t = g.node("Transpose", [g.y[0]], perm=[0, 2, 1, 3])
+    cat = g.node("Reshape", [t, g.ints([0, 0, -1])])
+    out = g.node("Gather", [cat, g.const(np.array(-1, np.int64))], axis=0)
+    refuse(onnx, tmp_path, g.model("x", shape, out), UnsupportedLayerError,
+           "(Gather)", "backward direction after ONE step", "use Y_h")
+    # a bidirectional operator over a time-reversed sequence
+    g = GraphBuilder(onnx, np.random.default_rng(0))
+    rev = g.node("ReverseSequence", ["x", g.ints([3, 3])], time_axis=0, batch_axis=1)
+    _, yh = g.node("RNN", [rev, g.const(g.weights(2, 2, 2)), g.const(g.weights(2, 2, 2))],
+                   n_out=2, hidden_size=2, direction="bidirectional")
+    out = g.node("Reshape", [g.node("Transpose", [yh], perm=[1, 0, 2]), g.ints([0, -1])])
+    refuse(onnx, tmp_path, g.model("x", shape, out), UnsupportedLayerError,
+           "(RNN)", "time-reversed sequence")
+    # activations: one per direction is required, and no IR equivalent
+    g = bidirectional(onnx, "RNN", activations=["Relu"])
+    refuse(onnx, tmp_path, g.model("x", shape, g.y[1]), UnsupportedLayerError,
+           "(RNN)", "1 activations given, expected 2")
+    g = GraphBuilder(onnx, np.random.default_rng(0))
+    _, yh = g.node("GRU", ["x", g.const(g.weights(1, 6, 2)), g.const(g.weights(1, 6, 2))],
+                   n_out=2, hidden_size=2, activations=["Sigmoid", "LeakyRelu"],
+                   activation_alpha=[0.1])
+    refuse(onnx, tmp_path, g.model("x", shape, yh), UnsupportedLayerError,
+           "(GRU)", "activation g is LeakyRelu(alpha=0.1)")
+    # GRU/RNN: clip, a non-zero initial state, a sequence_lens shorter than T
+    g = GraphBuilder(onnx, np.random.default_rng(0))
+    _, yh = g.node("GRU", ["x", g.const(g.weights(1, 6, 2)), g.const(g.weights(1, 6, 2))],
+                   n_out=2, hidden_size=2, clip=1.0)
+    refuse(onnx, tmp_path, g.model("x", shape, yh), UnsupportedLayerError,
+           "(GRU)", "clip = 1", "the IR's GRU has no clip")
+    for op, gates in (("GRU", 3), ("RNN", 1)):
+        g = GraphBuilder(onnx, np.random.default_rng(0))
+        _, yh = g.node(op, ["x", g.const(g.weights(1, 2 * gates, 2)),
+                            g.const(g.weights(1, 2 * gates, 2)), "", "",
+                            g.const(np.full((1, 2, 2), 0.5, np.float32))],
+                       n_out=2, hidden_size=2)
+        refuse(onnx, tmp_path, g.model("x", shape, yh), UnsupportedLayerError,
+               f"({op})", "initial_h is not zero", "always starts from zero")
+    g = GraphBuilder(onnx, np.random.default_rng(0))
+    _, yh = g.node("GRU", ["x", g.const(g.weights(1, 6, 2)), g.const(g.weights(1, 6, 2)), "",
+                           g.const(np.array([2, 2], np.int32))], n_out=2, hidden_size=2)
+    refuse(onnx, tmp_path, g.model("x", shape, yh), UnsupportedLayerError,
+           "(GRU)", "sequence_lens")
 
 
 def test_cli_inspect_verify_generate(onnx, tmp_path, capsys):

@@ -1,27 +1,51 @@
-"""ONNX extractor: `.onnx` files with the `LSTM` operator into the IR.
+"""ONNX extractor: `.onnx` files with the `LSTM`, `GRU` and `RNN` operators into the IR.
 
-Everything lstmgen knows about ONNX lives here. The ONNX `LSTM` operator stores
-W [num_directions, 4H, D], R [num_directions, 4H, H], B [num_directions, 8H] = [Wb, Rb] and
-peepholes P [num_directions, 3H], with gate blocks in the order **i, o, f, c** (peepholes
-i, o, f); the IR wants rows i, f, g, o, one summed bias and peephole rows i, f, o.
+Everything lstmgen knows about ONNX lives here. The recurrent operators store, per
+direction (num_directions = 1, or 2 with direction='bidirectional': forward first):
 
-An exporter (torch.onnx.export, tf2onnx, MATLAB's exportONNXNetwork) surrounds the LSTM
-nodes with glue: Transposes between layouts, Squeezes of the num_directions axis, a
-Gather or Slice of the last step, Gemm or MatMul + Add for Dense layers, activations, and
+* `LSTM`: W [nd, 4H, D], R [nd, 4H, H], B [nd, 8H] = [Wb, Rb] and peepholes P [nd, 3H],
+  with gate blocks in the order **i, o, f, c** (peepholes i, o, f); the IR wants rows
+  i, f, g, o, one summed bias and peephole rows i, f, o.
+* `GRU`: W [nd, 3H, D], R [nd, 3H, H], B [nd, 6H] = [Wb, Rb], blocks **z, r, h** (the IR's
+  z, r, n as they are). `linear_before_reset=1` computes h~ = g(Wh x + Wbh + r * (Rh h +
+  Rbh)): the IR's reset_after=True with bias Wb and recurrent_bias Rb;
+  `linear_before_reset=0` (the default) computes h~ = g(Wh x + Rh (r * h) + Rbh + Wbh): the
+  IR's reset_after=False with bias Wb + Rb. The IR GRU has no clip and no initial state:
+  both are refused (an all-zero initial_h is the IR's start and is dropped).
+* `RNN`: W [nd, H, D], R [nd, H, H], B [nd, 2H]: the IR's SimpleRNN with bias Wb + Rb
+  (no clip, no initial state, as for the GRU).
+
+A bidirectional operator becomes an IR `Bidirectional` (merge_mode concat) when the graph
+concatenates its two directions along the features, forward first: Y [T, 2, B, H]
+transposed to [T, B, 2, H] and reshaped to [T, B, 2H] (torch.onnx's pattern; the backward
+half of ONNX's Y is already in input time order, which is the IR's return_sequences
+semantics), or Y_h [2, B, H] transposed to [B, 2, H] and reshaped to [B, 2H] (the final
+states; also `torch.cat([h_n[-2], h_n[-1]], -1)`). Any other use of the two directions
+(one direction alone, the direction axis kept, the last step of Y, which holds the backward
+direction after one step) is refused.
+
+An exporter (torch.onnx.export, tf2onnx, MATLAB's exportONNXNetwork) surrounds the
+recurrent nodes with glue: Transposes between layouts, Squeezes of the num_directions axis,
+a Gather or Slice of the last step, Gemm or MatMul + Add for Dense layers, activations, and
 small computations on the input's shape that build zero initial states. lstmgen does not
 pattern-match exporters: it walks the graph symbolically from its single input to its
 single output, tracking for every tensor on the way
 
-* for the data path, which axis is time, batch, features or a singleton (the graph
-  input's axes get their roles from the first operator that reveals them: the LSTM's
-  `layout`, or the contraction axis of a MatMul), and whether the time axis runs in the
-  IR's order or reversed (a reverse LSTM returns Y in the original time order, the IR's
-  go_backwards emits it in processing order: the walk tracks the flip instead of
-  inserting one);
+* for the data path, which axis is time, batch, features, the two directions of a
+  bidirectional operator or a singleton (the graph input's axes get their roles from the
+  first operator that reveals them: the recurrent operator's `layout`, or the contraction
+  axis of a MatMul), and whether the time axis runs in the IR's order or reversed (a reverse
+  operator returns Y in the original time order, the IR's go_backwards emits it in
+  processing order: the walk tracks the flip instead of inserting one);
 * for everything else, its value: constants (initializers, Constant nodes, and whatever
   onnx's reference evaluator folds from them), vectors of symbolic axis sizes (from
   Shape), and tensors filled with one value whose shape depends on the input
   (ConstantOfShape, Expand).
+
+Before the walk, two exporter idioms are rewritten into their equivalent: a Gather or Slice
+of one part out of a Concat (PyTorch's `h_n[-1]` over every layer's Y_h), and a Concat along
+the last axis of the two items of a size-2 axis (`torch.cat([h_n[-2], h_n[-1]], -1)`) as a
+Transpose + Reshape.
 
 Anything the walk cannot prove equivalent to the IR is refused with an
 UnsupportedLayerError naming the node, its op_type and what is supported. The oracle for
@@ -36,28 +60,46 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
-from ..ir import LSTM, Activation, Dense, Layer, Model, float32
+from ..ir import (GRU, LSTM, Activation, Bidirectional, Dense, Layer, Model, SimpleRNN,
+                  float32)
 from . import Loaded
 
-SUPPORTED = ("LSTM (forward/reverse, constant weights and initial state), Transpose, "
-             "Squeeze, Unsqueeze, Reshape, Flatten (adding or dropping singleton axes), "
-             "Gather/Slice of the last step, Slice/ReverseSequence reversing time, Gemm, "
-             "MatMul (+ Add), Relu, Sigmoid, Tanh, Softmax, HardSigmoid, Softsign, Softplus, "
-             "Elu, Identity, Dropout, Cast")
-#: IR gate blocks i, f, g, o taken from ONNX blocks i, o, f, c.
+SUPPORTED = ("LSTM, GRU (linear_before_reset 0/1), RNN (forward/reverse/bidirectional with "
+             "the two directions concatenated along the features, constant weights; constant "
+             "initial state for LSTM only), Transpose, Squeeze, Unsqueeze, Reshape, Flatten "
+             "(adding or dropping singleton axes), Gather/Slice of the last step, "
+             "Slice/ReverseSequence reversing time, Gemm, MatMul (+ Add), Relu, Sigmoid, Tanh, "
+             "Softmax, HardSigmoid, Softsign, Softplus, Elu, Identity, Dropout, Cast")
 #: IR layer kind -> the ONNX operators that become it (for the README's support table).
-PRODUCES = {"lstm": "LSTM (forward, reverse)", "dense": "Gemm, MatMul+Add",
+PRODUCES = {"lstm": "LSTM (forward, reverse)",
+            "gru": "GRU (forward, reverse; linear_before_reset 0/1)",
+            "simple_rnn": "RNN (forward, reverse)",
+            "bidirectional": "LSTM/GRU/RNN direction=bidirectional (directions concatenated)",
+            "dense": "Gemm, MatMul+Add",
             "activation": "Relu, Sigmoid, Tanh, Softmax, HardSigmoid, ..."}
 FEATURES_PRODUCED = {"peephole": "P", "clip": "clip", "input_forget": "input_forget",
                      "initial_state": "initial_h/c (constants)"}
+#: The recurrent operators: gate blocks and activations per direction, IR kind.
+RECURRENT_OPS = {"LSTM": (4, 3, "lstm"), "GRU": (3, 2, "gru"), "RNN": (1, 1, "simple_rnn")}
+DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"],
+                       "RNN": ["Tanh"]}
+ACTIVATION_SLOTS = {"LSTM": ("f", "g", "h"), "GRU": ("f", "g"), "RNN": ("f",)}
+#: Inputs and outputs that carry a state (transposed with layout=1).
+STATE_INPUTS = {"LSTM": (0, 5, 6), "GRU": (0, 5), "RNN": (0, 5)}
+STATE_OUTPUTS = {"LSTM": (0, 1, 2), "GRU": (0, 1), "RNN": (0, 1)}
+#: IR gate blocks i, f, g, o taken from ONNX blocks i, o, f, c.
 ONNX_BLOCK_FOR_IR = (0, 2, 3, 1)
 #: IR peephole rows i, f, o taken from ONNX peephole blocks i, o, f.
 ONNX_PEEPHOLE_FOR_IR = (0, 2, 1)
+BIDIRECTIONAL_GLUE = ("lstmgen supports the two directions concatenated along the features, "
+                      "forward first: Y [T, 2, B, H] -> Transpose [T, B, 2, H] -> Reshape "
+                      "[T, B, 2H], or Y_h [2, B, H] -> Transpose [B, 2, H] -> Reshape [B, 2H] "
+                      "(torch: torch.cat([h_n[-2], h_n[-1]], -1))")
 #: Elementwise ONNX operators -> IR activation names (parameterised ones are checked).
 SIMPLE_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
                       "Softsign": "softsign", "Softplus": "softplus"}
-LSTM_ACTIVATIONS = ("Sigmoid, Tanh, Relu, Softsign, Softplus, Elu (alpha 1), HardSigmoid "
-                    "(alpha 0.2, beta 0.5; or alpha 1/6, beta 0.5)")
+RECURRENT_ACTIVATIONS = ("Sigmoid, Tanh, Relu, Softsign, Softplus, Elu (alpha 1), "
+                         "HardSigmoid (alpha 0.2, beta 0.5; or alpha 1/6, beta 0.5)")
 #: Activations of the RNN operators that take alpha / beta (onnxruntime consumes
 #: activation_alpha and activation_beta in order, only for these).
 USES_ALPHA = {"leakyrelu", "thresholdedrelu", "elu", "affine", "scaledtanh", "hardsigmoid"}
@@ -130,25 +172,28 @@ def _oracle_name(rewritten: bool) -> str:
         version = onnxruntime.__version__
     except ImportError:
         version = "(not installed)"
-    how = ("the ONNX file with its layout=1 LSTMs rewritten as Transpose + layout=0 LSTM "
-           "(onnxruntime's CPU LSTM has no layout=1)" if rewritten else "the ONNX file")
+    how = ("the ONNX file with its layout=1 recurrent operators rewritten as Transpose + "
+           "layout=0 operator (onnxruntime's CPU LSTM/GRU/RNN have no layout=1)"
+           if rewritten else "the ONNX file")
     return f"onnxruntime {version} running {how} (1 thread)"
 
 
 def runnable_by_onnxruntime(proto: Any) -> Optional[Any]:
-    """onnxruntime's CPU provider refuses LSTM layout=1: a copy of `proto` where every
-    such LSTM runs in layout 0 between Transposes (the same function), or None when no
-    LSTM needs it."""
+    """onnxruntime's CPU provider refuses LSTM, GRU and RNN with layout=1: a copy of
+    `proto` where every such operator runs in layout 0 between Transposes (the same
+    function), or None when none needs it."""
     from onnx import helper
-    if not any(n.op_type == "LSTM" and any(a.name == "layout" and a.i == 1
-                                           for a in n.attribute) for n in proto.graph.node):
+
+    def batchwise(n: Any) -> bool:
+        return n.op_type in RECURRENT_OPS and any(a.name == "layout" and a.i == 1
+                                                  for a in n.attribute)
+    if not any(batchwise(n) for n in proto.graph.node):
         return None
     out = type(proto)()
     out.CopyFrom(proto)
     nodes = []
     for k, node in enumerate(proto.graph.node):
-        if node.op_type != "LSTM" or not any(a.name == "layout" and a.i == 1
-                                             for a in node.attribute):
+        if not batchwise(node):
             nodes.append(node)
             continue
         prefix = f"lstmgen_layout0_{k}"
@@ -157,7 +202,8 @@ def runnable_by_onnxruntime(proto: Any) -> Optional[Any]:
         del new.attribute[:]
         new.attribute.extend(a for a in node.attribute if a.name != "layout")
         inputs = list(node.input)
-        for index, perm in ((0, [1, 0, 2]), (5, [1, 0, 2]), (6, [1, 0, 2])):
+        for index in STATE_INPUTS[node.op_type]:
+            perm = [1, 0, 2]
             if index < len(inputs) and inputs[index]:
                 moved = f"{prefix}_in{index}"
                 nodes.append(helper.make_node("Transpose", [inputs[index]], [moved],
@@ -167,7 +213,8 @@ def runnable_by_onnxruntime(proto: Any) -> Optional[Any]:
         new.input.extend(inputs)
         after = []
         outputs = list(node.output)
-        for index, perm in ((0, [2, 0, 1, 3]), (1, [1, 0, 2]), (2, [1, 0, 2])):
+        for index in STATE_OUTPUTS[node.op_type]:
+            perm = [2, 0, 1, 3] if index == 0 else [1, 0, 2]
             if index < len(outputs) and outputs[index]:
                 moved = f"{prefix}_out{index}"
                 after.append(helper.make_node("Transpose", [moved], [outputs[index]],
@@ -202,14 +249,20 @@ class Axis:
     permutes the same objects), so a role learnt late applies to every earlier tensor.
 
     role: 'T' time, 'B' batch, 'F' features (size = width), '1' a singleton, '?' a graph
-    input axis whose role is not known yet, 'M' batch and time folded into one (parts)."""
+    input axis whose role is not known yet, 'M' batch and time folded into one (parts),
+    'D' the two directions of a bidirectional operator (size 2; `pair` is its feature axis,
+    `owner` names the operator), 'S' an axis of a tensor that only feeds Shape (its size
+    is all that is known)."""
 
     def __init__(self, role: str, size: Optional[int] = None, parts: tuple = (),
-                 input_index: Optional[int] = None) -> None:
+                 input_index: Optional[int] = None, pair: Optional["Axis"] = None,
+                 owner: str = "") -> None:
         self.role = role
         self.size = size
         self.parts = parts
         self.input_index = input_index
+        self.pair = pair
+        self.owner = owner
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Axis({self.role}, {self.size})"
@@ -329,6 +382,7 @@ class _Walk:
                                  "control flow is not supported (an exporter that does not "
                                  "recognise an LSTM writes its recurrence as a Loop or Scan "
                                  "instead of an LSTM operator)")
+        self.shape_only = self._shape_only(live, graph_output)
         self.consumers = self._data_consumers(live, graph_output)
         readers = self.consumers.get(graph_input.name, [])
         if len(readers) > 1:
@@ -339,10 +393,10 @@ class _Walk:
         for index, node in live:
             self._node(index, node)
         out = self.values.get(graph_output)
-        if not any(isinstance(l, LSTM) for l in self.layers):
-            raise UnsupportedLayerError(f"{self.label}: the graph has no LSTM operator on the "
-                                        "path from its input to its output; lstmgen compiles "
-                                        "models with at least one LSTM")
+        if not any(l.recurrent for l in self.layers):
+            raise UnsupportedLayerError(f"{self.label}: the graph has no LSTM, GRU or RNN "
+                                        "operator on the path from its input to its output; "
+                                        "lstmgen compiles models with at least one")
         if not isinstance(out, Data):
             raise UnsupportedLayerError(f"{self.label}: the graph output '{graph_output}' does "
                                         "not depend on the graph input")
@@ -369,48 +423,135 @@ class _Walk:
         self.values[info.name] = Data(list(self.input_axes))
 
     def _pick_from_concat(self, nodes: list) -> list:
-        """Gather(Concat(a_0, ..., a_n-1, axis k), j, axis k) with every a_i of size 1
-        along k is a_j: PyTorch's `h_n[-1]` concatenates every layer's Y_h and picks the
-        last. Rewriting it before the walk leaves the other layers' Y_h unused."""
+        """Gather(Concat(a_0, ..., a_n-1, axis k), j, axis k) is an item of one a_i, and a
+        Slice of Concat along k covering exactly one a_i is that a_i: PyTorch's `h_n[-1]`
+        (or `h_n[-2:]`) concatenates every layer's Y_h and picks from the last. Rewriting
+        it before the walk leaves the other layers' Y_h unused."""
         producers = {o: node for node in nodes for o in node.output if o}
         out = []
-        for node in nodes:
-            concat = producers.get(node.input[0]) if node.op_type == "Gather" else None
+        for position, node in enumerate(nodes):
+            concat = producers.get(node.input[0]) if node.op_type in ("Gather", "Slice") \
+                and node.input else None
             if concat is None or concat.op_type != "Concat":
                 out.append(node)
                 continue
-            axis = int(next((a.i for a in node.attribute if a.name == "axis"), 0))
-            c_axis = int(next((a.i for a in concat.attribute if a.name == "axis"), 0))
-            index = self._static_value(node.input[1], producers)
-            parts = list(concat.input)
-            dims = [self.ranks.get(p) for p in parts]
-            rank = len(dims[0]) if dims[0] else 0
-            if index is None or index.size != 1 or index.ndim > 1 or rank == 0 or \
-                    (axis % rank) != (c_axis % rank) or \
-                    any(d is None or len(d) != rank or d[axis % rank] != 1 for d in dims):
-                out.append(node)
-                continue
-            j = int(index.ravel()[0])
-            if not -len(parts) <= j < len(parts):
-                out.append(node)
-                continue
-            picked = parts[j]
-            where = _describe(node, nodes.index(node))
-            self.notes.append(f"{where} picks '{picked}' out of the Concat "
-                              f"'{concat.name or concat.output[0]}'")
-            from onnx import helper
-            if index.ndim == 1:
-                out.append(helper.make_node("Identity", [picked], [node.output[0]],
-                                            name=node.name))
+            where = _describe(node, position)
+            replacement = self._part_of_concat(node, concat, producers, where)
+            out.extend(replacement if replacement is not None else [node])
+        return self._concat_of_pair(out)
+
+    def _part_of_concat(self, node: Any, concat: Any, producers: dict,
+                        where: str) -> Optional[list]:
+        from onnx import helper
+        c_axis = int(next((a.i for a in concat.attribute if a.name == "axis"), 0))
+        parts = list(concat.input)
+        dims = [self.ranks.get(p) for p in parts]
+        rank = len(dims[0]) if dims[0] else 0
+        if rank == 0 or any(d is None or len(d) != rank or not d[c_axis % rank]
+                            for d in dims):
+            return None
+        c_axis %= rank
+        sizes = [int(d[c_axis]) for d in dims]
+        offsets = [int(v) for v in np.cumsum([0] + sizes)]
+        total = offsets[-1]
+        note = f"{where} picks '{{}}' out of the Concat '{concat.name or concat.output[0]}'"
+        if node.op_type == "Slice":
+            if self.opset < 10:
+                attrs = {a.name: _attribute(a) for a in node.attribute}
+                starts, ends = attrs.get("starts"), attrs.get("ends")
+                axes, steps = attrs.get("axes", [0]), [1]
             else:
-                axes_name = f"{node.output[0]}__lstmgen_axes"
-                self.values[axes_name] = Const(np.array([axis % rank], np.int64))
-                squeeze = helper.make_node("Squeeze", [picked, axes_name], [node.output[0]],
-                                           name=node.name)
-                if self.opset < 13:
-                    squeeze = helper.make_node("Squeeze", [picked], [node.output[0]],
-                                               name=node.name, axes=[axis % rank])
-                out.append(squeeze)
+                got = [self._static_value(node.input[k], producers)
+                       if len(node.input) > k and node.input[k] else None
+                       for k in range(1, 5)]
+                starts, ends = got[0], got[1]
+                axes = [0] if got[2] is None else got[2]
+                steps = [1] if got[3] is None else got[3]
+            if starts is None or ends is None:
+                return None
+            starts, ends, axes, steps = (list(np.asarray(v).ravel())
+                                         for v in (starts, ends, axes, steps))
+            if not (len(starts) == len(ends) == len(axes) == 1 and len(steps) == 1) or \
+                    int(axes[0]) % rank != c_axis or int(steps[0]) != 1:
+                return None
+            picked = list(range(*slice(int(starts[0]), int(ends[0])).indices(total)))
+            for k, part in enumerate(parts):
+                if picked == list(range(offsets[k], offsets[k + 1])):
+                    self.notes.append(note.format(part))
+                    return [helper.make_node("Identity", [part], [node.output[0]],
+                                             name=node.name)]
+            return None
+        axis = int(next((a.i for a in node.attribute if a.name == "axis"), 0))
+        index = self._static_value(node.input[1], producers)
+        if index is None or index.size != 1 or index.ndim > 1 or axis % rank != c_axis:
+            return None
+        j = int(index.ravel()[0])
+        if not -total <= j < total:
+            return None
+        j %= total
+        k = int(np.searchsorted(offsets, j, side="right")) - 1
+        picked, offset = parts[k], j - offsets[k]
+        self.notes.append(note.format(picked))
+        if sizes[k] > 1:  # an item of a part: Gather from the part
+            index_name = f"{node.output[0]}__lstmgen_index"
+            self.values[index_name] = Const(np.array(offset, np.int64).reshape(index.shape))
+            return [helper.make_node("Gather", [picked, index_name], [node.output[0]],
+                                     name=node.name, axis=c_axis)]
+        if index.ndim == 1:
+            return [helper.make_node("Identity", [picked], [node.output[0]], name=node.name)]
+        if self.opset < 13:
+            return [helper.make_node("Squeeze", [picked], [node.output[0]], name=node.name,
+                                     axes=[c_axis])]
+        axes_name = f"{node.output[0]}__lstmgen_axes"
+        self.values[axes_name] = Const(np.array([c_axis], np.int64))
+        return [helper.make_node("Squeeze", [picked, axes_name], [node.output[0]],
+                                 name=node.name)]
+
+    def _concat_of_pair(self, nodes: list) -> list:
+        """Concat(Gather(X, 0, axis a), Gather(X, 1, axis a)) along the last axis, where
+        X's axis a has size 2, is X with axis a moved just before the last axis and the two
+        merged: `torch.cat([h_n[-2], h_n[-1]], -1)` over a bidirectional Y_h."""
+        from onnx import helper
+        producers = {o: node for node in nodes for o in node.output if o}
+        out = []
+        for position, node in enumerate(nodes):
+            gathers = [producers.get(i) for i in node.input] if node.op_type == "Concat" \
+                else []
+            if len(gathers) != 2 or any(g is None or g.op_type != "Gather" for g in gathers) \
+                    or gathers[0].input[0] != gathers[1].input[0]:
+                out.append(node)
+                continue
+            source = gathers[0].input[0]
+            dims = self.ranks.get(source)
+            rank = len(dims) if dims else 0
+            axes = {int(next((a.i for a in g.attribute if a.name == "axis"), 0)) % rank
+                    for g in gathers} if rank else set()
+            indices = [self._static_value(g.input[1], producers) for g in gathers]
+            c_axis = int(next((a.i for a in node.attribute if a.name == "axis"), 0))
+            if rank < 2 or len(axes) != 1 or dims[next(iter(axes))] != 2 or \
+                    any(i is None or i.ndim != 0 for i in indices) or \
+                    [int(i) % 2 for i in indices] != [0, 1] or c_axis % (rank - 1) != rank - 2:
+                out.append(node)
+                continue
+            a = next(iter(axes))
+            others = [k for k in range(rank) if k != a]
+            perm = others[:-1] + [a] + others[-1:]
+            moved = f"{node.output[0]}__lstmgen_moved"
+            out.append(helper.make_node("Transpose", [source], [moved],
+                                        name=f"{node.name or node.output[0]}_transpose",
+                                        perm=perm))
+            target = [0] * (rank - 2) + [-1]
+            if self.opset < 5:
+                out.append(helper.make_node("Reshape", [moved], [node.output[0]],
+                                            name=node.name, shape=target))
+            else:
+                shape_name = f"{node.output[0]}__lstmgen_shape"
+                self.values[shape_name] = Const(np.array(target, np.int64))
+                out.append(helper.make_node("Reshape", [moved, shape_name], [node.output[0]],
+                                            name=node.name))
+            self.notes.append(f"{_describe(node, position)} concatenates items 0 and 1 of "
+                              f"axis {a} of '{source}' along the last axis: rewritten as a "
+                              "Transpose + Reshape")
         return out
 
     def _static_value(self, name: str, producers: dict) -> Optional[np.ndarray]:
@@ -436,11 +577,22 @@ class _Walk:
                 needed.update(i for i in node.input if i)
         return live[::-1]
 
+    def _shape_only(self, live: list, output: str) -> set[int]:
+        """Indices of the live Concat nodes whose result only feeds Shape nodes (PyTorch's
+        `h_n.shape[1]` over every layer's Y_h): they need no values, only a shape."""
+        readers: dict[str, list] = {}
+        for _, node in live:
+            for name in node.input:
+                readers.setdefault(name, []).append(node)
+        return {index for index, node in live if node.op_type == "Concat" and
+                node.output[0] != output and
+                all(r.op_type == "Shape" for r in readers.get(node.output[0], []))}
+
     def _data_consumers(self, live: list, output: str) -> dict[str, list[str]]:
         """Per tensor, the live nodes that read its values (Shape only reads its shape)."""
         consumers: dict[str, list[str]] = {output: ["the graph output"]}
         for index, node in live:
-            if node.op_type == "Shape":
+            if node.op_type == "Shape" or index in self.shape_only:
                 continue
             for name in set(i for i in node.input if i):
                 consumers.setdefault(name, []).append(_describe(node, index))
@@ -455,11 +607,19 @@ class _Walk:
         if not name:
             return
         if isinstance(value, Data):
+            value = Data([Axis("F", 2 * int(a.pair.size))
+                          if a.role == "D" and self._is_singleton(a.pair) and
+                          not any(b is a.pair for b in value.axes) else a
+                          for a in value.axes], value.flipped)  # H = 1: nothing to merge
             users = self.consumers.get(name, [])
             if len(users) > 1:
+                owner = next((a.owner for a in value.axes if a.role == "D"), None)
+                hint = "" if owner is None else (
+                    f" (it holds both directions of bidirectional {owner}, used separately; "
+                    f"{BIDIRECTIONAL_GLUE})")
                 raise self._fail(where, f"its output '{name}' feeds {len(users)} consumers "
                                         f"({', '.join(users)}); lstmgen follows a single chain "
-                                        "from the input to the output (no branches)",
+                                        f"from the input to the output (no branches){hint}",
                                  supported=False)
             self._check_rank(name, value, where)
         self.values[name] = value
@@ -469,7 +629,8 @@ class _Walk:
         if dims is None:
             return
         if len(dims) != len(value.axes) or any(
-                d is not None and a.size is not None and a.role in ("F", "1") and d != a.size
+                d is not None and a.size is not None and a.role in ("F", "1", "D", "S") and
+                d != a.size
                 for d, a in zip(dims, value.axes)):
             raise ModelError(f"{self.label}: {where}: lstmgen tracked output '{name}' as "
                              f"{[a.size for a in value.axes]} but onnx shape inference says "
@@ -546,10 +707,19 @@ class _Walk:
         inputs = [self.values[i] if i else None for i in node.input]
         attrs = {a.name: _attribute(a) for a in node.attribute}
         if any(isinstance(v, Data) for v in inputs):
+            if index in self.shape_only:
+                _shape_only_concat(self, node, where, attrs, inputs)
+                return
             handler = DATA_OPS.get(node.op_type)
             if handler is None:
                 raise self._fail(where, "this operator is not supported on the path from the "
                                         "graph input to its output")
+            owner = next((a.owner for v in inputs if isinstance(v, Data) for a in v.axes
+                          if a.role == "D"), None)
+            if owner is not None and node.op_type not in DIRECTION_AXIS_OPS:
+                raise self._fail(where, f"it reads the two directions of bidirectional {owner} "
+                                        f"as a separate axis; {BIDIRECTIONAL_GLUE}",
+                                 supported=False)
             handler(self, index, node, where, attrs, inputs)
             return
         if node.op_type in ("If", "Loop", "Scan"):
@@ -584,7 +754,7 @@ class _Walk:
     # -- the plan -------------------------------------------------------------------
     def _plan(self, input_name: str, output_name: str, out: Data) -> Plan:
         where = f"graph output '{output_name}'"
-        sequence = all(l.return_sequences for l in self.layers if isinstance(l, LSTM))
+        sequence = all(l.return_sequences for l in self.layers if l.recurrent)
         input_roles = []
         for axis in self.input_axes:
             role = axis.role
@@ -597,8 +767,9 @@ class _Walk:
                                  "features")
             input_roles.append(role)
         if "T" not in input_roles:
-            raise self._fail(f"graph input '{input_name}'", "the LSTM's time axis is not an "
-                                                            "axis of the graph input")
+            raise self._fail(f"graph input '{input_name}'", "the recurrent operator's time "
+                                                            "axis is not an axis of the graph "
+                                                            "input")
         if "B" not in input_roles:
             self._fix_batch(1, f"graph input '{input_name}'", "an input without a batch axis")
         output_roles = []
@@ -611,6 +782,10 @@ class _Walk:
                 role = "1"
             elif axis.role == "M":
                 raise self._fail(where, "batch and time are still folded into one axis")
+            elif axis.role == "D":
+                raise self._fail(where, f"it keeps the two directions of bidirectional "
+                                        f"{axis.owner} as a separate axis; "
+                                        f"{BIDIRECTIONAL_GLUE}", supported=False)
             else:
                 raise self._fail(where, f"axis of role {_role_name(axis)} cannot be mapped")
             output_roles.append(role)
@@ -618,14 +793,15 @@ class _Walk:
             raise self._fail(where, "the output has no time axis although no step was "
                                     "selected")
         if sequence and out.flipped:
-            lstm = [l for l in self.layers if isinstance(l, LSTM)][-1]
+            last = [l for l in self.layers if l.recurrent][-1]
             raise self._fail(where, "the output sequence runs in reverse order relative to "
-                                    f"the IR's (after LSTM '{lstm.name}'): ONNX returns a reverse "
-                                    "LSTM's Y in the original time order, the IR emits a "
-                                    "go_backwards LSTM's sequence in processing order and has no "
-                                    "time flip, so this model cannot be represented (use the "
-                                    "last state Y_h, or reverse the sequence back in the graph)",
-                             supported=False)
+                                    f"the IR's (after {_kind_name(last)} '{last.name}'): ONNX "
+                                    "returns a reverse operator's Y in the original time order, "
+                                    "the IR emits a go_backwards layer's sequence in processing "
+                                    "order and has no time flip, so this model cannot be "
+                                    "represented "
+                                    "(use the last state Y_h, or reverse the sequence back in "
+                                    "the graph)", supported=False)
         if "B" not in output_roles:
             self._fix_batch(1, where, "an output without a batch axis")
         if "F" not in output_roles and self.width != 1:
@@ -653,6 +829,23 @@ def _data_input(walk: _Walk, node: Any, inputs: list, where: str, index: int = 0
         raise walk._fail(where, f"the graph input reaches it through input {data[0]}, "
                                 f"lstmgen supports it only through input {index}")
     return inputs[index]
+
+
+def _shape_only_concat(walk: _Walk, node: Any, where: str, attrs: dict,
+                       inputs: list) -> None:
+    """A Concat whose result only feeds Shape: its axes are the first data input's, with
+    the concatenated axis known by its size only."""
+    first = next(v for v in inputs if isinstance(v, Data))
+    rank = len(first.axes)
+    axis = int(attrs.get("axis", 0))
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise walk._fail(where, f"axis {attrs.get('axis')} is out of range", supported=False)
+    dims = walk.ranks.get(node.output[0])
+    size = dims[axis] if dims and len(dims) == rank and dims[axis] else None
+    axes = list(first.axes)
+    axes[axis] = Axis("S", size)
+    walk.values[node.output[0]] = Data(axes, first.flipped)
 
 
 def _identity(walk: _Walk, index: int, node: Any, where: str, attrs: dict,
@@ -740,11 +933,43 @@ def _atoms(walk: _Walk, axes: list) -> list:
     return out
 
 
+def _merge_directions(walk: _Walk, atoms: list) -> list:
+    """`atoms` with every directions axis followed by its own feature axis (or whose
+    feature axis is a singleton) replaced by the concatenated features [forward, backward]
+    (direction-major, as ONNX's Y [.., 2, .., H] reshaped to [.., 2H] holds them)."""
+    out, k = [], 0
+    while k < len(atoms):
+        axis = atoms[k]
+        if axis.role == "D":
+            if k + 1 < len(atoms) and atoms[k + 1] is axis.pair:
+                out.append(Axis("F", 2 * int(axis.pair.size)))
+                k += 2
+                continue
+            if walk._is_singleton(axis.pair):
+                out.append(Axis("F", 2 * int(axis.pair.size)))
+                k += 1
+                continue
+        out.append(axis)
+        k += 1
+    return out
+
+
 def _fold_axes(walk: _Walk, atoms: list, where: str) -> Axis:
     if not atoms:
         return Axis("1", 1)
-    if len(atoms) == 1:
+    if len(atoms) == 1 and atoms[0].role != "D":
         return atoms[0]
+    if any(a.role == "D" for a in atoms):
+        merged = _merge_directions(walk, atoms)
+        directions = [a for a in merged if a.role == "D"]
+        if directions and len(atoms) > 1:
+            raise walk._fail(where, f"it merges the two directions of bidirectional "
+                                    f"{directions[0].owner} with another axis than their own "
+                                    f"features, or in feature-major order; {BIDIRECTIONAL_GLUE}",
+                             supported=False)
+        atoms = merged
+        if len(atoms) == 1:
+            return atoms[0]
     if any(a.role not in ("B", "T") for a in atoms):
         raise walk._fail(where, "it merges the feature axis (or an axis whose role is not "
                                 "known yet) with another axis; only batch and time may be "
@@ -757,6 +982,20 @@ def _regroup(walk: _Walk, d: Data, entries: list, where: str) -> list:
     ('one',), ('rest',) or ('copy', k): it may only add or drop singletons, fold batch
     and time into one axis, or split such a fold."""
     atoms = _atoms(walk, d.axes)
+    try:
+        return _regroup_atoms(walk, d, atoms, entries, where)
+    except UnsupportedLayerError:
+        merged = _merge_directions(walk, atoms)
+        if len(merged) == len(atoms):
+            raise
+        try:  # the two directions concatenated along the features by an explicit size
+            return _regroup_atoms(walk, d, merged, entries, where)
+        except UnsupportedLayerError:
+            pass
+        raise
+
+
+def _regroup_atoms(walk: _Walk, d: Data, atoms: list, entries: list, where: str) -> list:
     expanded = []
     for entry in entries:
         if entry[0] == "copy":
@@ -877,13 +1116,25 @@ def _time_labels(select: Callable[[int], list], static: Optional[int]) -> set:
 
 
 def _select_last(walk: _Walk, d: Data, pos: int, keep: bool, where: str) -> Data:
-    """The last processed step of the current sequence: the last LSTM returns its state."""
-    lstms = [l for l in walk.layers if isinstance(l, LSTM)]
-    if not lstms:
-        raise walk._fail(where, "it selects a timestep before any LSTM")
-    lstms[-1].return_sequences = False
-    head, _, _ = lstms[-1].origin.partition(SEQUENCE_OUTPUT)
-    lstms[-1].origin = (f"{head}output Y, of which {where} takes the last processed step "
+    """The last processed step of the current sequence: the last recurrent layer returns
+    its state."""
+    recurrent = [l for l in walk.layers if l.recurrent]
+    if not recurrent:
+        raise walk._fail(where, "it selects a timestep before any recurrent operator")
+    last = recurrent[-1]
+    if isinstance(last, Bidirectional) and walk.time_axis.size != 1:
+        raise walk._fail(where, f"it takes the last step of the output Y of bidirectional "
+                                f"'{last.name}', whose backward half there is the backward "
+                                "direction after ONE step (it reads the sequence from the "
+                                "end); the IR's Bidirectional without return_sequences merges "
+                                "the final states of both directions: use Y_h (torch: "
+                                "torch.cat([h_n[-2], h_n[-1]], -1))", supported=False)
+    for layer in ([last.forward, last.backward] if isinstance(last, Bidirectional)
+                  else []) + [last]:
+        if not isinstance(layer, Bidirectional):
+            layer.return_sequences = False
+        head, _, _ = layer.origin.partition(SEQUENCE_OUTPUT)
+        layer.origin = (f"{head}output Y, of which {where} takes the last processed step "
                         "(-> return_sequences False)")
     axes = list(d.axes)
     if keep:
@@ -922,6 +1173,9 @@ def _gather(walk: _Walk, index: int, node: Any, where: str, attrs: dict,
             del axes[pos]
         walk._set(node.output[0], Data(axes, d.flipped), where)
         return
+    if axis.role == "D":
+        raise walk._fail(where, f"it takes one of the two directions of bidirectional "
+                                f"{axis.owner}; {BIDIRECTIONAL_GLUE}", supported=False)
     raise walk._fail(where, f"it gathers along axis {pos}, which lstmgen tracked as "
                             f"{_role_name(axis)}; only a step of the time axis (or index 0 of a "
                             "singleton axis) is supported")
@@ -950,6 +1204,9 @@ def _slice(walk: _Walk, index: int, node: Any, where: str, attrs: dict,
                               axis.size)
         if "all" in labels:
             continue
+        if axis.role == "D":
+            raise walk._fail(where, f"it slices the two directions of bidirectional "
+                                    f"{axis.owner}; {BIDIRECTIONAL_GLUE}", supported=False)
         if axis is not walk.time_axis:
             raise walk._fail(where, f"it slices axis {pos} ({_role_name(axis)}); only a slice "
                                     "of the time axis (its last step, or all steps reversed) "
@@ -1027,8 +1284,8 @@ def _bind_batch(walk: _Walk, axis: Axis, where: str) -> None:
                             "graph input")
 
 
-def _lstm_activation(name: str, alpha: Optional[float], beta: Optional[float],
-                     where: str, walk: _Walk, slot: str) -> str:
+def _rnn_activation(name: str, alpha: Optional[float], beta: Optional[float],
+                    where: str, walk: _Walk, slot: str) -> str:
     key = name.lower()
     simple = {"sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "softsign": "softsign",
               "softplus": "softplus"}
@@ -1045,8 +1302,8 @@ def _lstm_activation(name: str, alpha: Optional[float], beta: Optional[float],
             return "hard_sigmoid_keras3"
     params = ", ".join(f"{k}={v:g}" for k, v in (("alpha", a), ("beta", b)) if v is not None)
     raise walk._fail(where, f"activation {slot} is {name}({params}), which has no IR "
-                            f"equivalent; supported LSTM activations: {LSTM_ACTIVATIONS}",
-                     supported=False)
+                            "equivalent; supported activations of the recurrent operators: "
+                            f"{RECURRENT_ACTIVATIONS}", supported=False)
 
 
 def _close(value: Optional[float], target: float) -> bool:
@@ -1054,7 +1311,8 @@ def _close(value: Optional[float], target: float) -> bool:
 
 
 def _initial_state(walk: _Walk, node: Any, k: int, what: str, layout: int, h: int,
-                   where: str) -> Optional[np.ndarray]:
+                   where: str, nd: int, direction: int) -> Optional[np.ndarray]:
+    """Direction `direction`'s constant initial state from input `k`, or None for zero."""
     name = node.input[k] if k < len(node.input) else ""
     if not name:
         return None
@@ -1068,11 +1326,11 @@ def _initial_state(walk: _Walk, node: Any, k: int, what: str, layout: int, h: in
     if not isinstance(value, Const):
         walk._const(node, k, where, what)  # raises with the reason
     arr = np.asarray(value.value, np.float32)
-    if arr.ndim != 3 or arr.shape[2] != h or arr.shape[layout] != 1:
+    if arr.ndim != 3 or arr.shape[2] != h or arr.shape[layout] != nd:
         raise walk._fail(where, f"{what} has shape {list(arr.shape)}, expected "
-                                f"{['[1, batch, H]', '[batch, 1, H]'][layout]} with H = {h}",
-                         supported=False)
-    rows = arr[0] if layout == 0 else arr[:, 0]
+                                f"{[f'[{nd}, batch, H]', f'[batch, {nd}, H]'][layout]} with "
+                                f"H = {h}", supported=False)
+    rows = arr[direction] if layout == 0 else arr[:, direction]
     walk._fix_batch(rows.shape[0], where, f"the constant {what} of batch {rows.shape[0]}")
     if np.any(rows != rows[0]):
         raise walk._fail(where, f"{what} differs between batch rows; the IR starts every "
@@ -1082,15 +1340,21 @@ def _initial_state(walk: _Walk, node: Any, k: int, what: str, layout: int, h: in
     return float32(rows[0])
 
 
-def _lstm(walk: _Walk, index: int, node: Any, where: str, attrs: dict, inputs: list) -> None:
+def _recurrent_op(walk: _Walk, index: int, node: Any, where: str, attrs: dict,
+                  inputs: list) -> None:
+    """An LSTM, GRU or RNN operator: one IR layer, or a Bidirectional of two."""
+    op = node.op_type
+    gates, per_direction, _ = RECURRENT_OPS[op]
     d = _data_input(walk, node, inputs, where)
     direction = attrs.get("direction", "forward")
-    if direction == "bidirectional":
-        raise walk._fail(where, "direction='bidirectional' is not supported by the ONNX "
-                                "front end yet (it maps unidirectional LSTM operators only); "
-                                "export the model with unidirectional layers", supported=False)
-    if direction not in ("forward", "reverse"):
+    if direction not in ("forward", "reverse", "bidirectional"):
         raise walk._fail(where, f"unknown direction '{direction}'")
+    nd = 2 if direction == "bidirectional" else 1
+    if nd == 2 and d.flipped:
+        raise walk._fail(where, "a bidirectional operator reads a time-reversed sequence: its "
+                                "forward direction would be the IR's backward one and the two "
+                                "halves of its output would swap; reverse the sequence back "
+                                "before it", supported=False)
     layout = int(attrs.get("layout", 0))
     if layout not in (0, 1):
         raise walk._fail(where, f"unknown layout {layout}")
@@ -1099,7 +1363,7 @@ def _lstm(walk: _Walk, index: int, node: Any, where: str, attrs: dict, inputs: l
     w = walk._const(node, 1, where, "W")
     r = walk._const(node, 2, where, "R")
     b = walk._const(node, 3, where, "B", optional=True)
-    p = walk._const(node, 7, where, "P", optional=True)
+    p = walk._const(node, 7, where, "P", optional=True) if op == "LSTM" else None
     h = int(attrs.get("hidden_size", r.shape[-1] if r.ndim == 3 else 0))
     time_pos, batch_pos = (0, 1) if layout == 0 else (1, 0)
     _bind_time(walk, d.axes[time_pos], where)
@@ -1114,11 +1378,11 @@ def _lstm(walk: _Walk, index: int, node: Any, where: str, attrs: dict, inputs: l
         walk.width = 1
     walk._feature(d, 2, where)
     dim = int(walk.width)
-    expected = {"W": (w, (1, 4 * h, dim)), "R": (r, (1, 4 * h, h))}
+    expected = {"W": (w, (nd, gates * h, dim)), "R": (r, (nd, gates * h, h))}
     if b is not None:
-        expected["B"] = (b, (1, 8 * h))
+        expected["B"] = (b, (nd, 2 * gates * h))
     if p is not None:
-        expected["P"] = (p, (1, 3 * h))
+        expected["P"] = (p, (nd, 3 * h))
     for what, (arr, shape) in expected.items():
         if tuple(arr.shape) != shape:
             raise walk._fail(where, f"{what} has shape {list(arr.shape)}, expected "
@@ -1132,113 +1396,213 @@ def _lstm(walk: _Walk, index: int, node: Any, where: str, attrs: dict, inputs: l
                              supported=False)
         walk.notes.append(f"{where}: sequence_lens is the full length of every sequence "
                           "(dropped)")
-    names = [a.decode() if isinstance(a, bytes) else a
-             for a in attrs.get("activations", ["Sigmoid", "Tanh", "Tanh"])]
-    if len(names) != 3:
-        raise walk._fail(where, f"{len(names)} activations given, expected 3 (f, g, h)")
-    alphas = list(attrs.get("activation_alpha", []))
-    betas = list(attrs.get("activation_beta", []))
-    ir_acts = []
-    for slot, act in zip(("f", "g", "h"), names):
-        key = act.lower()
-        alpha = alphas.pop(0) if key in USES_ALPHA and alphas else None
-        beta = betas.pop(0) if key in USES_BETA and betas else None
-        ir_acts.append(_lstm_activation(act, alpha, beta, where, walk, slot))
+    acts = _activations(walk, op, attrs, nd, where)
     clip = attrs.get("clip")
+    if clip is not None and op != "LSTM":
+        raise walk._fail(where, f"clip = {clip:g}: the IR's {_kind_name_of(op)} has no clip "
+                                "(only the LSTM has one); export the model without clip",
+                         supported=False)
     if clip is not None and not (0.0 < float(clip) < float("inf")):
         raise walk._fail(where, f"clip = {clip} is not a positive finite number",
                          supported=False)
-
-    def rows(a: np.ndarray) -> np.ndarray:
-        return float32(np.concatenate([a[k * h:(k + 1) * h] for k in ONNX_BLOCK_FOR_IR]))
-
-    bias = None
-    if b is not None:
-        summed = float32(b[0, :4 * h]) + float32(b[0, 4 * h:])
-        bias = rows(summed)
-    peephole = None
-    if p is not None:
-        peephole = float32(np.stack([p[0, k * h:(k + 1) * h] for k in ONNX_PEEPHOLE_FOR_IR]))
-    initial_h = _initial_state(walk, node, 5, "initial_h", layout, h, where)
-    initial_c = _initial_state(walk, node, 6, "initial_c", layout, h, where)
-    zeros = [what for k, what, got in ((5, "initial_h", initial_h), (6, "initial_c", initial_c))
-             if got is None and len(node.input) > k and node.input[k]]
-    if zeros:
-        walk.notes.append(f"{where}: {' and '.join(zeros)} "
-                          f"{'is' if len(zeros) == 1 else 'are'} zero (dropped)")
+    states = _initial_states(walk, node, op, layout, h, where, nd)
 
     outputs = list(node.output) + [""] * (3 - len(node.output))
     y_name, yh_name, yc_name = outputs[:3]
     used = [n for n in (y_name, yh_name) if n and walk.consumers.get(n)]
-    if yc_name and walk.consumers.get(yc_name):
+    if op == "LSTM" and yc_name and walk.consumers.get(yc_name):
         raise walk._fail(where, f"its cell state output Y_c ('{yc_name}') is used; the IR's "
                                 "output is the hidden state h", supported=False)
     if len(used) > 1:
         raise walk._fail(where, "both its sequence output Y and its last state Y_h are used; "
                                 "lstmgen follows a single chain", supported=False)
     sequence = bool(used) and used[0] == y_name
-    reverse = direction == "reverse"
-    go_backwards = reverse != d.flipped
     name = walk._unique_name(node, index)
-    origin = _lstm_origin(node, w, r, b, p, h, dim, names, direction, layout, d.flipped,
-                          sequence, initial_h is not None, initial_c is not None, clip,
-                          bool(attrs.get("input_forget", 0)))
-    layer = LSTM(name=name, input_weights=rows(w[0]), recurrent_weights=rows(r[0]), bias=bias,
-                 gate_activation=ir_acts[0], cell_activation=ir_acts[1],
-                 output_activation=ir_acts[2], return_sequences=sequence,
-                 go_backwards=go_backwards, origin=origin, peephole=peephole,
-                 clip=None if clip is None else float(clip),
-                 input_forget=bool(attrs.get("input_forget", 0)),
-                 initial_h=initial_h, initial_c=initial_c)
+    facts = dict(op=op, h=h, dim=dim, nd=nd, direction=direction, layout=layout,
+                 flipped=d.flipped, sequence=sequence, clip=clip, attrs=attrs)
+    parts = []
+    for k in range(nd):
+        backwards = direction == "reverse" or k == 1
+        part_name = name if nd == 1 else f"{name}.{'backward' if k else 'forward'}"
+        parts.append(_direction_layer(node, part_name, k, w, r, b, p, acts[k], states[k],
+                                      backwards != d.flipped, facts))
+    if nd == 1:
+        layer: Layer = parts[0]
+    else:
+        layer = Bidirectional(name, parts[0], parts[1], merge_mode="concat",
+                              origin=f"ONNX {op} direction=bidirectional: W, R, B [2, ...] "
+                                     "index 0 -> forward, index 1 -> backward (go_backwards); "
+                                     f"the graph concatenates the two directions of "
+                                     f"{'Y' if sequence else 'Y_h'} along the features "
+                                     "(forward first) -> merge_mode concat")
     walk.layers.append(layer)
     walk.pending = None
-    walk.width = h
+    walk.width = nd * h
     time, batch = d.axes[time_pos], d.axes[batch_pos]
+    features = Axis("F", h)
+    directions = Axis("D", 2, pair=features, owner=f"'{name}' ({op})") if nd == 2 \
+        else Axis("1", 1)
     if layout == 0:
-        y_axes = [time, Axis("1", 1), batch, Axis("F", h)]
-        state_axes = [Axis("1", 1), batch, Axis("F", h)]
+        y_axes = [time, directions, batch, features]
+        state_axes = [directions, batch, features]
     else:
-        y_axes = [batch, time, Axis("1", 1), Axis("F", h)]
-        state_axes = [batch, Axis("1", 1), Axis("F", h)]
-    walk._set(y_name, Data(y_axes, reverse), where)
+        y_axes = [batch, time, directions, features]
+        state_axes = [batch, directions, features]
+    walk._set(y_name, Data(y_axes, direction == "reverse"), where)
     walk._set(yh_name, Data(state_axes, False), where)
-    if yc_name:
+    if yc_name and op == "LSTM":
         walk.values[yc_name] = Data(list(state_axes), False)
 
 
-def _lstm_origin(node: Any, w: np.ndarray, r: np.ndarray, b: Optional[np.ndarray],
-                 p: Optional[np.ndarray], h: int, dim: int, acts: list, direction: str,
-                 layout: int, flipped: bool, sequence: bool, has_h: bool, has_c: bool,
-                 clip: Any, input_forget: bool) -> str:
-    def named(k: int, label: str) -> str:
-        return f"{label} '{node.input[k]}'"
-    parts = [f"ONNX LSTM {direction}, layout {layout}: {named(1, 'W')} [1, 4H={4 * h}, "
-             f"D={dim}] blocks i,o,f,c -> input_weights rows i,f,g,o",
-             f"{named(2, 'R')} [1, 4H, H={h}] blocks i,o,f,c -> recurrent_weights rows i,f,g,o"]
-    if b is not None:
-        parts.append(f"{named(3, 'B')} [1, 8H] = [Wb, Rb] -> bias = Wb + Rb (summed in "
-                     "float32), rows i,f,g,o")
+def _kind_name_of(op: str) -> str:
+    return {"LSTM": "LSTM", "GRU": "GRU", "RNN": "SimpleRNN"}[op]
+
+
+def _activations(walk: _Walk, op: str, attrs: dict, nd: int, where: str) -> list:
+    """The IR activations of each direction (onnxruntime consumes activation_alpha and
+    activation_beta in order over the whole list, for the activations that take them)."""
+    per_direction = RECURRENT_OPS[op][1]
+    names = [a.decode() if isinstance(a, bytes) else a
+             for a in attrs.get("activations", DEFAULT_ACTIVATIONS[op] * nd)]
+    slots = ACTIVATION_SLOTS[op]
+    if len(names) != per_direction * nd:
+        raise walk._fail(where, f"{len(names)} activations given, expected "
+                                f"{per_direction * nd} ({', '.join(slots)}"
+                                f"{' for each direction' if nd == 2 else ''})")
+    alphas = list(attrs.get("activation_alpha", []))
+    betas = list(attrs.get("activation_beta", []))
+    ir_acts = []
+    for k, act in enumerate(names):
+        key = act.lower()
+        alpha = alphas.pop(0) if key in USES_ALPHA and alphas else None
+        beta = betas.pop(0) if key in USES_BETA and betas else None
+        slot = slots[k % per_direction] + (f" of direction {k // per_direction}"
+                                           if nd == 2 else "")
+        ir_acts.append(_rnn_activation(act, alpha, beta, where, walk, slot))
+    return [(names[k * per_direction:(k + 1) * per_direction],
+             ir_acts[k * per_direction:(k + 1) * per_direction]) for k in range(nd)]
+
+
+def _initial_states(walk: _Walk, node: Any, op: str, layout: int, h: int, where: str,
+                    nd: int) -> list:
+    """Per direction, {'initial_h': array or None, 'initial_c': ...}; a non-zero initial
+    state of a GRU/RNN is refused (the IR's has none)."""
+    wanted = ((5, "initial_h"), (6, "initial_c")) if op == "LSTM" else ((5, "initial_h"),)
+    states = [{what: _initial_state(walk, node, k, what, layout, h, where, nd, direction)
+               for k, what in wanted} for direction in range(nd)]
+    if op != "LSTM" and any(s["initial_h"] is not None for s in states):
+        raise walk._fail(where, f"initial_h is not zero; the IR's {_kind_name_of(op)} always "
+                                "starts from zero (only the LSTM has an initial state)",
+                         supported=False)
+    zeros = [what for k, what in wanted if all(s[what] is None for s in states)
+             and len(node.input) > k and node.input[k]]
+    if zeros:
+        walk.notes.append(f"{where}: {' and '.join(zeros)} "
+                          f"{'is' if len(zeros) == 1 else 'are'} zero (dropped)")
+    return states
+
+
+def _direction_layer(node: Any, name: str, k: int, w: np.ndarray, r: np.ndarray,
+                     b: Optional[np.ndarray], p: Optional[np.ndarray], acts: tuple,
+                     state: dict, go_backwards: bool, facts: dict) -> Layer:
+    """The IR layer of direction `k` of a recurrent operator."""
+    op, h = facts["op"], facts["h"]
+    names, ir_acts = acts
+    origin = _origin(node, k, b is not None, p is not None, names, state, facts)
+    common = dict(return_sequences=facts["sequence"], go_backwards=go_backwards,
+                  origin=origin)
+    if op == "LSTM":
+        def rows(a: np.ndarray) -> np.ndarray:
+            return float32(np.concatenate([a[g * h:(g + 1) * h] for g in ONNX_BLOCK_FOR_IR]))
+        bias = None if b is None else rows(float32(b[k, :4 * h]) + float32(b[k, 4 * h:]))
+        peephole = None if p is None else float32(
+            np.stack([p[k, g * h:(g + 1) * h] for g in ONNX_PEEPHOLE_FOR_IR]))
+        clip = facts["clip"]
+        return LSTM(name=name, input_weights=rows(w[k]), recurrent_weights=rows(r[k]),
+                    bias=bias, gate_activation=ir_acts[0], cell_activation=ir_acts[1],
+                    output_activation=ir_acts[2], peephole=peephole,
+                    clip=None if clip is None else float(clip),
+                    input_forget=bool(facts["attrs"].get("input_forget", 0)),
+                    initial_h=state["initial_h"], initial_c=state["initial_c"], **common)
+    if op == "GRU":
+        reset_after = bool(facts["attrs"].get("linear_before_reset", 0))
+        bias = recurrent_bias = None
+        if b is not None:
+            wb, rb = float32(b[k, :3 * h]), float32(b[k, 3 * h:])
+            if reset_after:
+                bias, recurrent_bias = wb, rb
+            else:
+                bias = float32(wb + rb)
+        return GRU(name, float32(w[k]), float32(r[k]), bias, recurrent_bias=recurrent_bias,
+                   reset_after=reset_after, gate_activation=ir_acts[0],
+                   cell_activation=ir_acts[1], **common)
+    bias = None if b is None else float32(float32(b[k, :h]) + float32(b[k, h:]))
+    return SimpleRNN(name, float32(w[k]), float32(r[k]), bias, activation=ir_acts[0],
+                     **common)
+
+
+def _origin(node: Any, k: int, has_b: bool, has_p: bool, acts: list, state: dict,
+            facts: dict) -> str:
+    op, h, dim, nd = facts["op"], facts["h"], facts["dim"], facts["nd"]
+    direction, attrs = facts["direction"], facts["attrs"]
+    at = f"[{k}]" if nd == 2 else ""
+
+    def named(i: int, label: str) -> str:
+        return f"{label} '{node.input[i]}'{at}"
+    head = f"ONNX {op} {direction}" + (f" ({'backward' if k else 'forward'} half)"
+                                       if nd == 2 else "") + f", layout {facts['layout']}"
+    if op == "LSTM":
+        parts = [f"{head}: {named(1, 'W')} [{nd}, 4H={4 * h}, D={dim}] blocks i,o,f,c -> "
+                 "input_weights rows i,f,g,o",
+                 f"{named(2, 'R')} [{nd}, 4H, H={h}] blocks i,o,f,c -> recurrent_weights rows "
+                 "i,f,g,o"]
+        parts.append(f"{named(3, 'B')} [{nd}, 8H] = [Wb, Rb] -> bias = Wb + Rb (summed in "
+                     "float32), rows i,f,g,o" if has_b else "no B -> no bias")
+        if has_p:
+            parts.append(f"{named(7, 'P')} [{nd}, 3H] blocks i,o,f -> peephole rows i,f,o")
+        parts.append(f"activations f,g,h = {','.join(acts)} -> gate, cell, output")
+        if facts["clip"] is not None:
+            parts.append(f"clip {facts['clip']:g}")
+        if attrs.get("input_forget", 0):
+            parts.append("input_forget=1 -> input_forget")
+        for what in ("initial_h", "initial_c"):
+            if state.get(what) is not None:
+                parts.append(f"{what} [.., H] (same for every batch row) -> {what} (H,)")
+    elif op == "GRU":
+        lbr = int(bool(attrs.get("linear_before_reset", 0)))
+        parts = [f"{head}, linear_before_reset {lbr}: {named(1, 'W')} [{nd}, 3H={3 * h}, "
+                 f"D={dim}] blocks z,r,h -> input_weights rows z,r,n as is",
+                 f"{named(2, 'R')} [{nd}, 3H, H={h}] blocks z,r,h -> recurrent_weights as is"]
+        if not has_b:
+            parts.append("no B -> no bias")
+        elif lbr:
+            parts.append(f"{named(3, 'B')} [{nd}, 6H] = [Wb, Rb] -> bias = Wb, recurrent_bias "
+                         "= Rb (reset_after: h~ = g(Wh x + Wbh + r * (Rh h + Rbh)))")
+        else:
+            parts.append(f"{named(3, 'B')} [{nd}, 6H] = [Wb, Rb] -> bias = Wb + Rb (summed in "
+                         "float32; reset_after False: h~ = g(Wh x + Rh (r * h) + Rbh + Wbh))")
+        if not has_b:
+            parts.append(f"reset_after {bool(lbr)}")
+        parts.append(f"activations f,g = {','.join(acts)} -> gate, cell")
     else:
-        parts.append("no B -> no bias")
-    if p is not None:
-        parts.append(f"{named(7, 'P')} [1, 3H] blocks i,o,f -> peephole rows i,f,o")
-    parts.append(f"activations f,g,h = {','.join(acts)} -> gate, cell, output")
-    if clip is not None:
-        parts.append(f"clip {clip:g}")
-    if input_forget:
-        parts.append("input_forget=1 -> input_forget")
-    for flag, what in ((has_h, "initial_h"), (has_c, "initial_c")):
-        if flag:
-            parts.append(f"{what} [.., H] (same for every batch row) -> {what} (H,)")
-    if direction == "reverse" and not flipped:
+        parts = [f"{head}: {named(1, 'W')} [{nd}, H={h}, D={dim}] -> input_weights as is",
+                 f"{named(2, 'R')} [{nd}, H, H] -> recurrent_weights as is",
+                 f"{named(3, 'B')} [{nd}, 2H] = [Wb, Rb] -> bias = Wb + Rb (summed in "
+                 "float32)" if has_b else "no B -> no bias",
+                 f"activation f = {acts[0]}"]
+    flipped = facts["flipped"]
+    if nd == 2:
+        parts.append("reads backward -> go_backwards" if k else "reads forward")
+    elif direction == "reverse" and not flipped:
         parts.append("direction reverse -> go_backwards")
     elif direction == "reverse":
         parts.append("direction reverse over a time-reversed input -> forward")
     elif flipped:
         parts.append("forward over a time-reversed input -> go_backwards")
-    if sequence:
+    if facts["sequence"]:
         parts.append(SEQUENCE_OUTPUT + (", emitted in processing order)"
-                                        if direction == "reverse" else ")"))
+                                        if direction == "reverse" else
+                                        ", in input time order)" if k else ")"))
     else:
         parts.append("output Y_h (last state)")
     return "; ".join(parts)
@@ -1383,8 +1747,13 @@ def _activation(walk: _Walk, index: int, node: Any, where: str, attrs: dict,
     walk._set(node.output[0], Data(list(d.axes), d.flipped), where)
 
 
+#: The operators that may see the separate directions axis of a bidirectional operator
+#: (to concatenate the two directions along the features; the others refuse it).
+DIRECTION_AXIS_OPS = {"Transpose", "Reshape", "Flatten", "Identity", "Dropout", "Cast",
+                      "Squeeze", "Unsqueeze", "Slice", "Gather"}
 DATA_OPS: dict[str, Callable] = {
-    "LSTM": _lstm, "Transpose": _transpose, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
+    "LSTM": _recurrent_op, "GRU": _recurrent_op, "RNN": _recurrent_op,
+    "Transpose": _transpose, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
     "Reshape": _reshape, "Flatten": _flatten, "Gather": _gather, "Slice": _slice,
     "ReverseSequence": _reverse_sequence, "Gemm": _gemm, "MatMul": _matmul, "Add": _add,
     "Identity": _identity, "Dropout": _identity, "Cast": _identity,
@@ -1413,7 +1782,7 @@ def _sym_shape(walk: _Walk, node: Any, where: str, attrs: dict, inputs: list) ->
         raise walk._fail(where, "Shape of a shape-dependent value", supported=False)
     items = []
     for axis in d.axes:
-        if axis.role in ("F", "1") and axis.size is not None:
+        if axis.role in ("F", "1", "D", "S") and axis.size is not None:
             items.append(int(axis.size))
         elif axis.role == "?" and axis.size == 1:
             items.append(1)
@@ -1548,7 +1917,15 @@ def _attribute(attr: Any) -> Any:
 
 def _role_name(axis: Axis) -> str:
     return {"T": "time", "B": "batch", "F": f"features ({axis.size})", "1": "a singleton",
-            "?": "an input axis of unknown role", "M": "batch and time folded"}[axis.role]
+            "?": "an input axis of unknown role", "M": "batch and time folded",
+            "D": f"the two directions of bidirectional {axis.owner}",
+            "S": "an axis known by its size only"}[axis.role]
+
+
+def _kind_name(layer: Layer) -> str:
+    if isinstance(layer, Bidirectional):
+        return f"bidirectional {_kind_name(layer.forward)}"
+    return {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}.get(layer.kind, layer.kind)
 
 
 # ---- the oracle ------------------------------------------------------------------------
