@@ -1,4 +1,11 @@
-"""Shared fixtures: the Keras grid is built and predicted once per test session."""
+"""Shared fixtures: the Keras grid is built and predicted once per test session.
+
+The tests are grouped by what they prove: core/ (IR, CLI, examples, packaging),
+frontends/ (each extractor against its framework), differential/ (generated code against
+the frameworks over many architectures), backends/ (each target's own guarantees; c/ for
+compilers, quantization, microcontrollers), robustness/ (hostile input, names, fuzzing,
+sanitizers). Helpers shared by all of them live here: support.py, grid.py, irmodels.py.
+"""
 from __future__ import annotations
 
 import os
@@ -9,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve().parent
+for folder in [HERE, *sorted(p for p in HERE.rglob("*") if p.is_dir() and
+                             p.name not in ("fixtures", "__pycache__", "keras2"))]:
+    sys.path.insert(0, str(folder))  # shared helpers and sibling test modules
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from grid import Spec, build_keras, default_grid  # noqa: E402
 from support import require_module  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = HERE.parent
 SEQUENCES = 6
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent      # the repository
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXHAUSTIVE = os.environ.get("LSTMGEN_EXHAUSTIVE", "") not in ("", "0")
 

@@ -14,7 +14,7 @@ from irmodels import branch_models
 from lstmgen.cli import main
 from lstmgen.ir_io import save_ir
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT / "examples"))
 import regenerate_examples  # noqa: E402
 

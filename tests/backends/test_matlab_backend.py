@@ -43,7 +43,7 @@ from lstmgen.naming import unique_identifiers
 from lstmgen.reference import forward
 from lstmgen.runners import matlab as runner
 from lstmgen.verify import error_metrics
-from support import require_tool
+from support import ROOT, require_tool
 
 NAME = "net"  # every grid model gets the same name: the batch must not mix them up
 DOUBLE_TOLERANCE = 1e-5            # against Keras
@@ -506,7 +506,7 @@ def test_precision_option_and_names(grid_cases, tmp_path):
     assert backend.render(model, NAME) == backend.render(model, NAME, precision="single")
     from lstmgen.cli import main
     out = tmp_path / "out"
-    assert main(["generate", str(Path(__file__).parent.parent / "examples" / "sine_lstm.keras"),
+    assert main(["generate", str(ROOT / "examples" / "sine_lstm.keras"),
                  "--target", "matlab", "--name", "sine", "--out", str(out),
                  "--precision", "double"]) == 0
     text = (out / "sine_predict.m").read_text()

@@ -17,7 +17,9 @@ from lstmgen.reference import forward
 from lstmgen.runners import get_runner
 from lstmgen.verify import error_metrics
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras2"
+from support import FIXTURES as ALL_FIXTURES  # noqa: E402
+
+FIXTURES = ALL_FIXTURES / "keras2"
 MODELS = ["lstm_hard_sigmoid", "gru_reset_before", "plain_sigmoid"]
 
 

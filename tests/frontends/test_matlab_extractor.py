@@ -215,7 +215,8 @@ def test_export_script_in_octave(tmp_path):
         (package / f"{cls}.m").write_text(MOCK.format(
             cls=cls, props="\n".join(f"    {p} = [];" for p in props)))
     from pathlib import Path
-    export_dir = Path(__file__).resolve().parent.parent / "matlab"
+    from support import ROOT
+    export_dir = ROOT / "matlab"
     script = f"""
 addpath('{export_dir}'); addpath('{tmp_path}');
 rand('seed', 1);
