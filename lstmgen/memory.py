@@ -12,7 +12,9 @@ Estimates (`estimate`), per layer and in total, for each `--quantize` mode:
   recurrent kernel's scratch (4H values for an LSTM or GRU, fixed16 needs only H new h
   values; H for a SimpleRNN) and the layer buffers, + the sequence buffers of
   `NAME_predict` where a layer needs a whole sequence (go_backwards after another
-  recurrent layer, Bidirectional). No weight is ever copied to RAM or the stack.
+  recurrent layer, Bidirectional; one or two for Conv1D / Pool1D and the layers before
+  them; the flattened vector of a Flatten layer). No weight is ever copied to RAM or the
+  stack.
 
 `measure` compiles NAME.c with arm-none-eabi-gcc -Os -fstack-usage -fcallgraph-info=su and
 reads the sections (`arm-none-eabi-size -A`) and the worst-case stack of `NAME_step` and
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .ir import GRU, LSTM, Activation, Bidirectional, Dense, Model
+from .ir import GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Model
 from .plan import make_plan
 
 FLOAT_BYTES = 4
@@ -56,6 +58,12 @@ CODE_FIXED_ACTIVATION = {"tanh": 100, "sigmoid": 100, "softsign": 80, "softplus"
                          "elu": 60, "softmax": 300, "relu": 30, "linear": 20,
                          "hard_sigmoid_keras3": 60, "hard_sigmoid_0.2": 60}
 CODE_BUILTIN_EXP = 330  # exp_builtin (+ log1p / expm1 where used), --math builtin
+# masking, normalization and sequence shaping (float build only)
+CODE_SHAPING = {"masking": 60, "normalize": 40, "layer_norm": 130, "conv1d": 170,
+                "pool1d": 90, "flatten": 20}
+CODE_PER_MASKED_CELL = 20    # the guard around a recurrent kernel for masked steps
+CODE_PER_WINDOW = 60         # one Conv1D / Pool1D call in NAME_predict (+ output steps)
+CODE_BUILTIN_SQRT = 90       # sqrt_builtin, --math builtin with LayerNorm
 FIXED_TABLE_BYTES = {"sigmoid": 257 * 2, "softplus": 513 * 2}
 
 
@@ -90,6 +98,21 @@ class MemoryEstimate:
 
 def max_width(model: Model) -> int:
     return max([model.input_size] + [layer.output_size for layer in model.layers])
+
+
+def sequence_width(model: Model) -> int:
+    """The widest vector a step or the tail passes between layers (the flattened vector of
+    a Flatten layer is a buffer of its own)."""
+    return max([model.input_size] + [layer.output_size for layer in model.layers
+                                     if layer.kind != "flatten"])
+
+
+def prefix_width(model: Model) -> int:
+    """Values per row of the prefix buffers (`Plan.prefix`): the widest output of the
+    layers up to the last Conv1D / Pool1D, 0 without one."""
+    plan = make_plan(model)
+    return max([model.layers[k].output_size for group in plan.prefix for k in group],
+               default=0)
 
 
 def max_timesteps(model: Model) -> int:
@@ -158,6 +181,21 @@ def _gate_values(layer, mode: str = "float") -> int:
     return layer.units if layer.recurrent else 0
 
 
+def _shaping_code(model: Model, plan, math: Optional[str]) -> int:
+    """Code of the masking, normalization and sequence-shaping layers (float build)."""
+    kinds = {l.kind for l in model.layers} & set(CODE_SHAPING)
+    code = sum(CODE_SHAPING[k] for k in kinds)
+    if "pool1d" in kinds and len({l.pool_type for l in model.layers
+                                  if l.kind == "pool1d"}) == 2:
+        code += CODE_SHAPING["pool1d"]
+    if "masking" in kinds:
+        code += CODE_PER_MASKED_CELL * sum(len(_cells(l)) for l in model.layers)
+    code += CODE_PER_WINDOW * sum(1 for l in model.layers if l.kind in ("conv1d", "pool1d"))
+    if "layer_norm" in kinds and math == "builtin":
+        code += CODE_BUILTIN_SQRT
+    return code
+
+
 def _activations(model: Model) -> set[str]:
     used: set[str] = set()
     for layer in model.layers:
@@ -168,7 +206,7 @@ def _activations(model: Model) -> set[str]:
                 used |= {cell.gate_activation, cell.cell_activation}
             else:
                 used.add(cell.activation)
-        if isinstance(layer, (Dense, Activation)):
+        if isinstance(layer, (Dense, Activation, Conv1D)):
             used.add(layer.activation)
     return used
 
@@ -198,7 +236,7 @@ def estimate(model: Model, quantize: Optional[str] = None,
     mode = quantize or "float"
     value = 2 if mode == "fixed16" else FLOAT_BYTES
     plan = make_plan(model)
-    width = max_width(model)
+    width = sequence_width(model)
     gates = max(_gate_values(l, mode) for l in model.layers)
     layers = []
     for layer in model.layers:
@@ -215,8 +253,12 @@ def estimate(model: Model, quantize: Optional[str] = None,
     tail_reads_state = bool(plan.tail) and plan.final_merge is None and last.part is None \
         and model.layers[last.layer].recurrent
     scratch = (gates + (2 if tail_reads_state else 3) * width) * value
-    # whole sequences on the stack: one slot of T x the widest vector per live buffer
-    buffers = plan.slots * width * max_timesteps(model) * value
+    # whole sequences on the stack: one slot of T x the widest vector per live buffer,
+    # the prefix buffers, the flattened vector
+    buffers = (plan.slots * width + plan.prefix_buffers * prefix_width(model)) * \
+        max_timesteps(model) * value
+    if plan.flatten is not None:
+        buffers += model.layers[plan.flatten].output_size * value
     acts = _activations(model)
     tables = 0
     if mode == "fixed16":
@@ -235,7 +277,8 @@ def estimate(model: Model, quantize: Optional[str] = None,
             + (CODE_DENSE[mode] if any(isinstance(l, Dense) for l in model.layers) else 0)
             + sum(act_code.get(a, 60) for a in acts)
             + (CODE_BUILTIN_EXP if math == "builtin" and mode != "fixed16"
-               and acts & {"softplus", "elu", "softmax"} else 0))
+               and acts & {"softplus", "elu", "softmax"} else 0)
+            + _shaping_code(model, plan, math))
     return MemoryEstimate(weight_bytes=sum(l.weight_bytes for l in layers),
                           state_bytes=sum(l.state_bytes for l in layers),
                           scratch_bytes=scratch, sequence_buffer_bytes=buffers, mode=mode,

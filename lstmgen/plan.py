@@ -25,6 +25,18 @@ forward or from the last step to the first.
 Buffers are assigned to *slots* (each a whole sequence of the model's widest vector) so that
 a slot is reused once nothing reads its sequence any more. The *tail* (layers after the
 sequence collapsed to one vector) runs once, on the last step's output.
+
+Two more shapes of sequence work sit around the stages:
+
+* the *prefix*: Conv1D and Pool1D layers (in front of the recurrent layers only) need
+  windows of timesteps, so the layers up to the last of them run sequence by sequence
+  before the stages, in groups (`Plan.prefix`): a Conv1D or Pool1D layer alone, or a run
+  of per-timestep layers applied to every row. Group k writes prefix buffer k % 2 (so at
+  most two, `Plan.prefix_buffers`), which the next group, or the stages, read as their
+  input sequence. The per-timestep layers after the last window layer stay in the stages.
+* a ``Flatten`` layer (`Plan.flatten`) ends the sequence part: it is no op of a stage; the
+  main-line stage writes each step's output into its row of the flattened vector, which the
+  tail reads.
 """
 from __future__ import annotations
 
@@ -76,6 +88,13 @@ class Plan:
     tail: list[int]
     buffer_slots: list[int] = field(default_factory=list)  # slot of each buffer
     final_merge: Optional[int] = None  # a Bidirectional whose final states are merged
+    prefix: list[list[int]] = field(default_factory=list)  # groups run before the stages
+    flatten: Optional[int] = None      # the Flatten layer that ends the sequence part
+
+    @property
+    def prefix_buffers(self) -> int:
+        """Whole-sequence buffers the prefix groups write (alternately)."""
+        return min(len(self.prefix), 2)
 
     @property
     def needs_buffer(self) -> bool:
@@ -102,7 +121,19 @@ def make_plan(model: Model) -> Plan:
         buffers += 1
         return buffers - 1
 
+    windows = [k for k, l in enumerate(model.layers) if l.kind in ("conv1d", "pool1d")]
+    start = windows[-1] + 1 if windows else 0
+    prefix: list[list[int]] = []
+    for k in range(start):
+        if model.layers[k].kind in ("conv1d", "pool1d") or not prefix or \
+                model.layers[prefix[-1][-1]].kind in ("conv1d", "pool1d"):
+            prefix.append([k])
+        else:
+            prefix[-1].append(k)
+    flatten = n_seq - 1 if model.layers[n_seq - 1].kind == "flatten" else None
     for k, layer in enumerate(model.layers[:n_seq]):
+        if k < start or k == flatten:
+            continue
         assert cur is not None
         if layer.kind == "bidirectional":
             if seen_recurrent:  # both directions read the sequence so far: buffer it
@@ -136,7 +167,8 @@ def make_plan(model: Model) -> Plan:
     if cur is not None:
         stages.append(cur)
     return Plan(stages=stages, tail=list(range(n_seq, len(model.layers))),
-                buffer_slots=_assign_slots(stages, buffers), final_merge=final_merge)
+                buffer_slots=_assign_slots(stages, buffers), final_merge=final_merge,
+                prefix=prefix, flatten=flatten)
 
 
 def _assign_slots(stages: list[Stage], count: int) -> list[int]:

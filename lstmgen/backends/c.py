@@ -13,6 +13,14 @@ Layer kinds: every kind of the IR in the float build (`LAYERS`, `FEATURES`); the
 builds implement LSTM without optional features (int8 / int16 also Bidirectional LSTM),
 Dense and Activation (`check_quantizable` refuses anything else by name).
 
+Masking, normalization and sequence shaping (float build): a Masking model's step functions
+take a `real` flag (0 for a masked timestep) and skip everything up to the last recurrent
+kernel of their chain on a masked step, so every recurrent layer keeps its state and its
+output (its h; a layer with an initial h keeps its last output in the state as well, zeros
+before the first real step). Conv1D / Pool1D and the layers before them run over whole
+sequences in stack buffers before the stages (`Plan.prefix`); a Flatten layer's stage
+writes each step into its row of the flattened vector (`Plan.flatten`).
+
 Options (see docs/microcontroller.md):
 
 * ``quantize``: ``None`` (float32 weights), ``"int8"`` / ``"int16"`` (integer weights with
@@ -30,9 +38,10 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
+from ..ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, LayerNorm,
+                  Masking, Model, Normalize, Pool1D, SimpleRNN)
 from ..literals import c_float, wrap_values
-from ..memory import estimate, max_timesteps, max_width
+from ..memory import estimate, max_timesteps, prefix_width, sequence_width
 from ..naming import unique_identifiers, validate_model_name
 from ..plan import Op, Plan, make_plan
 from . import c_quant
@@ -41,7 +50,8 @@ from .common import array_text, banner_facts, display_text, render_template
 OPTIONS: tuple[str, ...] = ("quantize", "math", "selftest", "arduino")
 #: The IR layer kinds and optional LSTM features this backend implements (float build).
 LAYERS: frozenset[str] = frozenset({"lstm", "gru", "simple_rnn", "bidirectional", "dense",
-                                    "activation"})
+                                    "activation", "masking", "normalize", "layer_norm",
+                                    "flatten", "conv1d", "pool1d"})
 FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state",
                                       "projection"})
 #: What --quantize int8 / int16 / fixed16 implement (LSTMs without optional features).
@@ -168,7 +178,7 @@ def _recurrent_context(layer: Any, ident: str, base: str, name: str,
     ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": name,
                            "direction": direction, "input_size": layer.input_size,
                            "output_size": layer.output_size, "units": layer.units,
-                           "h0": None, "c0": None}
+                           "h0": None, "c0": None, "out": f"{ident}_h", "keeps_out": False}
     of = f"{direction}: " if direction else ""
     ctx.update(activations=_activations_of(layer),
                acts=tuple(map(_act_ident, _activations_of(layer))))
@@ -261,7 +271,7 @@ def _activations_of(layer: Any) -> tuple[str, ...]:
 
 
 ARRAY_ORDER = ("W", "Wshift", "U", "Un", "Ushift", "ratio", "scale", "b", "bn", "peep", "proj",
-               "h0", "c0")
+               "h0", "c0", "mean", "std", "gamma", "beta")
 
 
 def _layer_context(layer: Any, ident: str, prefix: str, quantize: Optional[str],
@@ -307,6 +317,8 @@ def _layer_context(layer: Any, ident: str, prefix: str, quantize: Optional[str],
                        b=_array(f"{base}_b", fixed.bias, f"bias [{o}], Q16.16", "int32_t"))
     elif isinstance(layer, Activation):
         ctx.update(activation=_act_ident(layer.activation))
+    elif not layer.recurrent:
+        ctx.update(_shaping_context(layer, base))
     if fixed is not None:
         ctx.update(in_frac=fixed.in_frac, out_frac=fixed.out_frac, c_frac=fixed.c_frac,
                    logits_frac=fixed.logits_frac)
@@ -314,9 +326,43 @@ def _layer_context(layer: Any, ident: str, prefix: str, quantize: Optional[str],
     return ctx
 
 
-def _chain(ops: list[Op], layers: list[dict], src: str, dst: str) -> list[dict]:
+def _shaping_context(layer: Any, base: str) -> dict:
+    """Masking, Normalize, LayerNorm, Flatten, Conv1D and Pool1D (float build only)."""
+    if isinstance(layer, Masking):
+        return {"mask_value": c_float(layer.mask_value)}
+    if isinstance(layer, Normalize):
+        n = layer.input_size
+        return {"mean": _array(f"{base}_mean", layer.mean, f"mean [{n}]"),
+                "std": _array(f"{base}_std", layer.std, f"standard deviation [{n}]")}
+    if isinstance(layer, LayerNorm):
+        n = layer.size
+        return {"epsilon": c_float(layer.epsilon),
+                "gamma": _array(f"{base}_gamma", layer.gamma, f"gamma (scale) [{n}]"),
+                "beta": _array(f"{base}_beta", layer.beta, f"beta (offset) [{n}]")}
+    if isinstance(layer, Conv1D):
+        f, k, d = layer.weights.shape
+        return {"activation": _act_ident(layer.activation), "kernel": k,
+                "stride": layer.stride, "dilation": layer.dilation, "padding": layer.padding,
+                "span": layer.dilation * (k - 1) + 1,
+                "W": _array(f"{base}_W", np.ascontiguousarray(layer.weights.transpose(1, 2, 0)),
+                            f"weights as [{k}][{d}][{f}] (tap, input, filter): row (k, d) "
+                            f"holds input d's weights at tap k into the {f} filters"),
+                "b": _array(f"{base}_b", layer.bias, f"bias [{f}]")}
+    if isinstance(layer, Pool1D):
+        return {"pool_type": layer.pool_type, "pool_size": layer.pool_size,
+                "stride": layer.stride, "padding": layer.padding, "span": layer.pool_size}
+    assert isinstance(layer, Flatten)
+    return {"timesteps": layer.timesteps, "size": layer.size}
+
+
+def _chain(ops: list[Op], layers: list[dict], src: str, dst: str,
+           masking: bool = False) -> list[dict]:
     """How `ops` run in order from `src` into `dst`: each step's input and output buffer.
-    A recurrent layer's output is its state h (copied out only when it is last)."""
+    A recurrent layer's output is its state h (copied out only when it is last).
+
+    With `masking`, the steps up to the last recurrent kernel are `guarded`: they run only
+    for a real timestep (the recurrent layers skip a masked one), and what follows reads
+    the recurrent layer's kept output."""
     steps = []
     for n, op in enumerate(ops):
         last = n == len(ops) - 1
@@ -324,14 +370,55 @@ def _chain(ops: list[Op], layers: list[dict], src: str, dst: str) -> list[dict]:
         cell = ctx[op.part] if op.part in ("fw", "bw") else ctx
         if "units" in cell:  # a recurrent layer or one direction of a Bidirectional
             steps.append({"op": "recurrent", "l": cell, "src": src,
-                          "dst": dst if last else "none", "scratch": True})
-            src = f"s->{cell['ident']}_h"
+                          "dst": dst if last else "none", "scratch": True, "guarded": False})
+            src = f"s->{cell['out']}"
+        elif ctx["kind"] == "masking":  # the mask is the `real` flag of the step
+            continue
         else:  # Dense, Activation, or a Bidirectional's merge with the stored bw output
             out = dst if last else ("buf_b" if src == "buf_a" else "buf_a")
             steps.append({"op": op.part or "layer", "l": ctx, "src": src, "dst": out,
-                          "scratch": False})
+                          "scratch": False, "guarded": False})
             src = out
+    recurrent = [n for n, step in enumerate(steps) if step["op"] == "recurrent"]
+    if masking and recurrent:
+        for step in steps[:recurrent[-1] + 1]:
+            step["guarded"] = True
     return steps
+
+
+def _window_steps(var: str, span: int, stride: int, padding: str) -> str:
+    """C expression: the output timesteps of a window of `span` steps every `stride` over
+    `var` >= 1 input steps (`lstmgen.ir.window_padding`); no overflow for any int."""
+    if padding == "valid":
+        if stride == 1:
+            return var if span == 1 else f"{var} >= {span} ? {var} - {span - 1} : 0"
+        return f"{var} >= {span} ? ({var} - {span}) / {stride} + 1 : 0"
+    return var if stride == 1 else f"({var} - 1) / {stride} + 1"
+
+
+def _prefix_context(model: Model, plan: Plan, layers: list[dict]) -> list[dict]:
+    """The groups run over whole sequences before the stages (`Plan.prefix`)."""
+    groups = []
+    for g, group in enumerate(plan.prefix):
+        src = "x" if g == 0 else ("pre_a", "pre_b")[(g - 1) % 2]
+        dst = ("pre_a", "pre_b")[g % 2]
+        first, last = model.layers[group[0]], model.layers[group[-1]]
+        ctx = {"src": src, "dst": dst, "input_size": first.input_size,
+               "output_size": last.output_size}
+        if first.kind in ("conv1d", "pool1d"):
+            ctx.update(op="window", l=layers[group[0]])
+            l = ctx["l"]
+            ctx["steps"] = _window_steps("timesteps", l["span"], l["stride"], l["padding"])
+            ctx["pad"] = {"valid": "0", "causal": str(l["span"] - 1),
+                          "same": f"same_padding(timesteps, steps, {l['span']}, "
+                                  f"{l['stride']})"}[l["padding"]]
+        else:
+            ctx.update(op="rows", index=len([c for c in groups if c["op"] == "rows"]),
+                       count=len(group),
+                       names=", ".join(f'"{layers[k]["name"]}"' for k in group),
+                       chain=_chain([Op(k) for k in group], layers, "x", "y"))
+        groups.append(ctx)
+    return groups
 
 
 def _math_names(builtin: bool) -> dict[str, str]:
@@ -348,7 +435,10 @@ def _selftest_data(model: Model, selftest: Any) -> Any:
         from ..api import SelftestData
         from ..reference import forward
         from ..verify import DEFAULT_TIMESTEPS, make_inputs
-        x = make_inputs(model.input_size, 3, model.timesteps or DEFAULT_TIMESTEPS, seed=1)
+        t_len = model.timesteps or DEFAULT_TIMESTEPS
+        if any(l.kind in ("conv1d", "pool1d") for l in model.layers):
+            t_len = max(t_len, _min_timesteps(model))  # long enough for the windows
+        x = make_inputs(model.input_size, 3, t_len, seed=1)
         return SelftestData(x=x, y=forward(model, x).astype(np.float32),
                             oracle="the lstmgen float64 reference")
     return selftest
@@ -358,22 +448,30 @@ def _stage_contexts(model: Model, plan: Plan, layers: list[dict], name: str,
                     width: int) -> list[dict]:
     """Each stage's step function and the pointers its loop in NAME_predict passes."""
     slot_names = [f"seq_{chr(ord('a') + k)}" for k in range(plan.slots)]
+    masking = any(isinstance(l, Masking) for l in model.layers)
+    # the stages' input: the model's x, or the sequence the prefix groups leave
+    x_name, x_stride = "x", model.input_size
+    if plan.prefix:
+        x_name = ("pre_a", "pre_b")[(len(plan.prefix) - 1) % 2]
+        x_stride = model.layers[plan.prefix[-1][-1]].output_size
     stages = []
     for s, stage in enumerate(plan.stages):
         main_line = s == len(plan.stages) - 1 and plan.final_merge is None
         if stage.sink is not None:
             index = "src_t" if stage.by_source_time else "(size_t)t"
             dst: Optional[str] = f"{slot_names[plan.slot(stage.sink)]} + {index} * {width}"
+        elif main_line and plan.flatten is not None:  # each step's row of the flat vector
+            dst = f"flat + (size_t)t * {model.layers[plan.flatten].size}"
         elif main_line:
             dst = (f"y + (size_t)t * {model.output_size}" if model.returns_sequences
                    else ("last" if plan.tail else "y"))
         else:
             dst = None  # a Bidirectional's direction: its final state is merged afterwards
-        src = "x" if stage.source is None else slot_names[plan.slot(stage.source)]
-        stride = model.input_size if stage.source is None else width
+        src = x_name if stage.source is None else slot_names[plan.slot(stage.source)]
+        stride = x_stride if stage.source is None else width
         ctx = {"index": s, "reverse": stage.reverse,
                "input_size": stage.input_size(model), "output_size": stage.output_size(model),
-               "chain": _chain(stage.ops, layers, "x", "y" if dst else "none"),
+               "chain": _chain(stage.ops, layers, "x", "y" if dst else "none", masking),
                "state_out": None, "src": f"{src} + src_t * {stride}",
                "side": (f"{slot_names[plan.slot(stage.side)]} + src_t * {width}"
                         if stage.side is not None else None), "dst": dst,
@@ -383,9 +481,10 @@ def _stage_contexts(model: Model, plan: Plan, layers: list[dict], name: str,
         stages.append(ctx)
     # The tail reads the last recurrent layer's h straight from the state: no copy, no buffer.
     last = stages[-1]["chain"][-1]
-    if plan.tail and plan.final_merge is None and last["op"] == "recurrent":
+    if plan.tail and plan.final_merge is None and plan.flatten is None and \
+            last["op"] == "recurrent":
         last["dst"] = "none"
-        stages[-1]["state_out"] = last["l"]["ident"]
+        stages[-1]["state_out"] = last["l"]["out"]
         stages[-1]["dst"] = None
     return stages
 
@@ -413,6 +512,11 @@ def render(model: Model, name: str, quantize: Optional[str] = None,
               for k, (l, i) in enumerate(zip(model.layers, idents))]
     cells = [c for ctx in layers for c in ((ctx["fw"], ctx["bw"]) if "fw" in ctx
                                            else (ctx,) if "units" in ctx else ())]
+    masking = next((l for l in layers if l["kind"] == "masking"), None)
+    if masking is not None:
+        for cell in cells:  # output before any real step: zeros, not the initial h
+            if cell["h0"]:
+                cell.update(out=f"{cell['ident']}_out", keeps_out=True)
     mem = estimate(model, quantize=quantize, math=math)
     elementwise: set[str] = set()
     applied: set[str] = set()  # activations applied to whole vectors (Dense, Activation)
@@ -425,26 +529,35 @@ def render(model: Model, name: str, quantize: Optional[str] = None,
         else:
             extra_kernels[cell["kernel"]] = cell
     for layer in model.layers:
-        if isinstance(layer, Activation) or (isinstance(layer, Dense)
+        if isinstance(layer, Activation) or (isinstance(layer, (Dense, Conv1D))
                                              and layer.activation != "linear"):
             applied.add(layer.activation)
     elementwise.update(applied - {"softmax"})
     if fixed is not None:  # dense_forward takes its activation as a function
         elementwise.update("linear" if l.activation == "softmax" else l.activation
                            for l in model.layers if isinstance(l, Dense))
-    width = max_width(model)
+    width = sequence_width(model)
     stages = _stage_contexts(model, plan, layers, name, width)
     final_merge = None
     if plan.final_merge is not None:
         bi = layers[plan.final_merge]
-        final_merge = {"mode": bi["merge_mode"], "a": f"s.{bi['fw']['ident']}_h",
-                       "b": f"s.{bi['bw']['ident']}_h", "n": bi["fw"]["output_size"],
+        final_merge = {"mode": bi["merge_mode"], "a": f"s.{bi['fw']['out']}",
+                       "b": f"s.{bi['bw']['out']}", "n": bi["fw"]["output_size"],
                        "dst": "last" if plan.tail else "y"}
+    prefix = _prefix_context(model, plan, layers)
+    windows = [g for g in prefix if g["op"] == "window"]
+    flatten = layers[plan.flatten] if plan.flatten is not None else None
+    norms = {l["kind"] for l in layers} & {"normalize", "layer_norm"}
     acts_ident = sorted(map(_act_ident, elementwise))
     only_lstm = model.kinds() <= QUANTIZED_LAYERS
     features = {f for layer in model.layers for f in getattr(layer, "features", set)()}
+    facts = banner_facts(model)
+    if windows and model.returns_sequences:
+        facts["output_shape"] = (f"[T_out][{model.output_size}] (one row per timestep the "
+                                 f"Conv1D/pooling layers leave: T_out = "
+                                 f"{name}_output_timesteps(T))")
     context = {
-        **banner_facts(model),
+        **facts,
         "name": name, "NAME": name.upper(), "layers": layers, "stages": stages,
         "tail": _chain([Op(k) for k in plan.tail], layers, "x", "y") if plan.tail else [],
         "tail_input_size": model.layers[plan.tail[0]].input_size if plan.tail else 0,
@@ -467,11 +580,24 @@ def render(model: Model, name: str, quantize: Optional[str] = None,
             {"softmax"} if any(isinstance(l, Dense) and l.activation == "softmax"
                                for l in model.layers) else set()))),
         "uses_dense": any(isinstance(l, Dense) for l in model.layers),
-        "uses_copy": any(step["op"] == "recurrent" and step["dst"] != "none"
-                         for stage in stages for step in stage["chain"]),
+        "uses_copy": any(c["keeps_out"] for c in cells) or any(
+            step["op"] == "recurrent" and step["dst"] != "none"
+            for stage in stages for step in stage["chain"]),
         "max_gates": max(_scratch_values(c) for c in cells),
         "max_units": max([c["units"] for c in cells if c["kind"] == "lstm"], default=0),
         "memory": mem, "needs_buffer": plan.needs_buffer,
+        # masking, normalization and sequence shaping (float build only)
+        "masking": masking, "prefix": prefix, "windows": windows, "flatten": flatten,
+        "norms": sorted(norms), "needs_sqrt": "layer_norm" in norms,
+        "pool_types": sorted({w["l"]["pool_type"] for w in windows
+                              if w["l"]["kind"] == "pool1d"}),
+        "uses_conv": any(w["l"]["kind"] == "conv1d" for w in windows),
+        "uses_same": any(w["l"]["padding"] == "same" for w in windows),
+        "prefix_width": prefix_width(model), "prefix_buffers": plan.prefix_buffers,
+        "rows_groups": [g for g in prefix if g["op"] == "rows"],
+        "min_timesteps": _min_timesteps(model) if windows else 1,
+        "keeps_out": any(c["keeps_out"] for c in cells),
+        "uses_window_buffers": bool(plan.prefix_buffers),
         "quantize": quantize, "builtin_math": builtin, "m": _math_names(builtin),
         "wtype": c_quant.CTYPE.get(quantize or "", "float"),
         "has_selftest": bool(selftest),
@@ -500,6 +626,14 @@ def render(model: Model, name: str, quantize: Optional[str] = None,
     return files
 
 
+def _min_timesteps(model: Model) -> int:
+    """The fewest input timesteps that leave the recurrent layers at least one."""
+    t = 1
+    while model.output_timesteps(t) < 1:
+        t += 1
+    return t
+
+
 def _scratch_values(cell: dict) -> int:
     """Floats of gate scratch (z) one step of a recurrent kernel uses."""
     return cell["units"] if cell["kind"] == "simple_rnn" else 4 * cell["units"]
@@ -513,7 +647,15 @@ def _selftest_context(model: Model, data: Any, quantize: Optional[str],
         raise LstmgenError(f"selftest inputs have shape {x.shape}, expected [N, T, "
                            f"{model.input_size}]")
     n, t_len = x.shape[0], x.shape[1]
-    per_seq = (t_len if model.returns_sequences else 1) * model.output_size
+    if model.output_timesteps(t_len) < 1:
+        raise LstmgenError(f"selftest inputs of {t_len} timesteps leave none after the "
+                           f"Conv1D/pooling layers; they need at least "
+                           f"{_min_timesteps(model)}")
+    if any(l.kind == "flatten" for l in model.layers) and t_len != model.timesteps:
+        raise LstmgenError(f"selftest inputs have {t_len} timesteps; the model's Flatten layer "
+                           f"needs exactly {model.timesteps}")
+    per_seq = (model.output_timesteps(t_len) if model.returns_sequences else 1) * \
+        model.output_size
     if y.size != n * per_seq or not np.all(np.isfinite(y)) or not np.all(np.isfinite(x)):
         raise LstmgenError(f"selftest outputs have shape {y.shape}, expected {n} x {per_seq} "
                            "finite values")

@@ -43,6 +43,8 @@ def cdef(model: Model, name: str, value: str = "float") -> str:
             f"int {name}_predict(const {value} *x, int timesteps, {value} *y);\n")
     if model.streamable:
         text += f"void {name}_step({name}_state *s, const {value} *x, {value} *y);\n"
+    if any(layer.kind in ("conv1d", "pool1d") for layer in model.layers):
+        text += f"int {name}_output_timesteps(int timesteps);\n"
     return text
 
 
@@ -80,13 +82,15 @@ def build(model: Model, files: dict[str, str], name: str, workdir: Path,
 
 
 def _output_shape(model: Model, n: int, t_len: int) -> tuple[int, ...]:
+    """A sequence output has `Model.output_timesteps(T)` rows (T but for Conv1D/pooling)."""
     o = model.output_size
-    return (n, t_len, o) if model.returns_sequences else (n, o)
+    return (n, model.output_timesteps(t_len), o) if model.returns_sequences else (n, o)
 
 
 def run(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
         module: Any = None) -> np.ndarray:
-    """predict() on every sequence of x [N, T, D]."""
+    """predict() on every sequence of x [N, T, D]: [N, T_out, O] or [N, O] (T_out = T but
+    for Conv1D/pooling layers: `Model.output_timesteps`)."""
     module = module or build(model, files, name, workdir)
     ffi, lib = module.ffi, module.lib
     x = np.ascontiguousarray(x, dtype=np.float32)
