@@ -50,9 +50,9 @@ def selftest_vectors(loaded: Loaded, sequences: int = 3) -> SelftestData:
     """Seeded inputs and the framework's own outputs on them, for an on-target self-test
     (the float64 reference stands in when no framework is at hand, e.g. an IR file)."""
     from .reference import forward
-    from .verify import DEFAULT_TIMESTEPS, make_inputs
+    from .verify import default_timesteps, make_inputs
     model = loaded.ir
-    x = make_inputs(model.input_size, sequences, model.timesteps or DEFAULT_TIMESTEPS, seed=1)
+    x = make_inputs(model.input_size, sequences, default_timesteps(model), seed=1)
     if loaded.predict is not None:
         y, oracle = loaded.predict(x), loaded.oracle_name
     else:

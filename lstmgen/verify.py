@@ -72,6 +72,15 @@ class VerifyReport:
         return "\n".join(lines)
 
 
+def default_timesteps(model) -> int:
+    """The model's own T, else DEFAULT_TIMESTEPS, raised until Conv1D/pooling layers give
+    at least one output step."""
+    t_len = model.timesteps or DEFAULT_TIMESTEPS
+    while model.output_timesteps(t_len) < 1 and t_len < 100000:
+        t_len += 1
+    return t_len
+
+
 def make_inputs(input_size: int, sequences: int, timesteps: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.standard_normal((sequences, timesteps, input_size)).astype(np.float32)
@@ -96,7 +105,7 @@ def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = Non
     loaded = loaded or open_model(source, **(load_options or {}))
     model = loaded.ir
     if inputs is None:
-        t_len = timesteps or model.timesteps or DEFAULT_TIMESTEPS
+        t_len = timesteps or default_timesteps(model)
         inputs = make_inputs(model.input_size, sequences, t_len, seed)
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
     if model.timesteps and inputs.shape[1] != model.timesteps and loaded.predict is not None:

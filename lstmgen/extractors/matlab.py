@@ -8,7 +8,7 @@ about MATLAB lives here: lstmLayer's InputWeights (4H x D), RecurrentWeights (4H
 Bias (4H x 1) have row blocks i, f, g, o -- the IR layout as is; 'hard-sigmoid' is
 clip(0.2x + 0.5, 0, 1); StateActivationFunction applies to the cell candidate and to c
 before the output gate; `predict` starts from a zero state. sequenceInputLayer's 'zscore'
-and 'center' normalization become a per-feature affine Dense layer in front.
+and 'center' normalization become a Normalize layer, (x - Mean) ./ StandardDeviation.
 """
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
-from ..ir import LSTM, Activation, Dense, Layer, Model, float32
+from ..ir import LSTM, Activation, Dense, Layer, Model, Normalize, float32
 from . import Loaded
 
 SUPPORTED = ("sequenceInput (Normalization none/zscore/center), lstm (OutputMode sequence/"
              "last; StateActivationFunction tanh/softsign/relu; GateActivationFunction "
              "sigmoid/hard-sigmoid), fullyConnected, relu, tanh, sigmoid, softmax, dropout")
 #: IR layer kind -> the MATLAB layers that become it (for the README's support table).
-PRODUCES = {"lstm": "lstmLayer", "dense": "fullyConnectedLayer (and zscore/center input "
-            "normalization)", "activation": "reluLayer, tanhLayer, sigmoidLayer, softmaxLayer"}
+PRODUCES = {"lstm": "lstmLayer", "dense": "fullyConnectedLayer",
+            "activation": "reluLayer, tanhLayer, sigmoidLayer, softmaxLayer",
+            "normalize": "sequenceInputLayer zscore/center"}
 STATE_ACTIVATIONS = {"tanh": "tanh", "softsign": "softsign", "relu": "relu"}
 GATE_ACTIVATIONS = {"sigmoid": "sigmoid", "hard-sigmoid": "hard_sigmoid_0.2"}
 LSTM_ORIGIN = ("MATLAB lstmLayer: InputWeights (4H, D) rows i,f,g,o -> input_weights as is; "
@@ -144,14 +145,11 @@ def _normalization(rec: dict, name: str, d: int, where: str) -> list[Layer]:
     std = np.broadcast_to(std, (d,)) if std.size in (1, d) else None
     if mean is None or std is None:
         raise ModelError(f"{where}: Mean/StandardDeviation must have 1 or InputSize={d} values")
-    if np.any(std == 0):
-        raise ModelError(f"{where}: StandardDeviation has zeros")
-    # (x - mean) / std  as  diag(1/std) x - mean/std
-    weights = np.diag(1.0 / std)
-    bias = -mean / std
-    return [Dense(f"{name}_{mode}", float32(weights), float32(bias),
-                  origin=f"MATLAB sequenceInputLayer Normalization '{mode}': (x - Mean) ./ "
-                         "StandardDeviation as a diagonal affine layer")]
+    if np.any(std <= 0):
+        raise ModelError(f"{where}: StandardDeviation must be positive")
+    return [Normalize(f"{name}_{mode}", float32(mean), float32(std),
+                      origin=f"MATLAB sequenceInputLayer Normalization '{mode}': (x - Mean) "
+                             "./ StandardDeviation")]
 
 
 def _lstm(rec: dict, name: str, d: int, where: str) -> LSTM:
