@@ -385,8 +385,18 @@ class Flatten(_Layer):
 PADDINGS = ("valid", "same", "causal")
 
 
+class _Windowed(_Layer):
+    """Conv1D and Pool1D: each output step reads a window of `span` input steps."""
+
+    def padding_left(self, t_len: int) -> int:
+        return window_padding(t_len, self.span, self.stride, self.padding)[0]
+
+    def output_timesteps(self, t_len: int) -> int:
+        return window_padding(t_len, self.span, self.stride, self.padding)[1]
+
+
 @dataclass
-class Conv1D(_Layer):
+class Conv1D(_Windowed):
     """A 1-D convolution over time (see the module docstring)."""
 
     name: str
@@ -415,17 +425,14 @@ class Conv1D(_Layer):
         return {"weights": self.weights, "bias": self.bias}
 
 
-    def padding_left(self, t_len: int) -> int:
-        span = self.dilation * (self.kernel_size - 1) + 1
-        return window_padding(t_len, span, self.stride, self.padding)[0]
-
-    def output_timesteps(self, t_len: int) -> int:
-        span = self.dilation * (self.kernel_size - 1) + 1
-        return window_padding(t_len, span, self.stride, self.padding)[1]
+    @property
+    def span(self) -> int:
+        """Timesteps one output step looks at."""
+        return self.dilation * (self.kernel_size - 1) + 1
 
 
 @dataclass
-class Pool1D(_Layer):
+class Pool1D(_Windowed):
     """Max or average pooling over time."""
 
     name: str
@@ -446,11 +453,9 @@ class Pool1D(_Layer):
         return self.size
 
 
-    def padding_left(self, t_len: int) -> int:
-        return window_padding(t_len, self.pool_size, self.stride, self.padding)[0]
-
-    def output_timesteps(self, t_len: int) -> int:
-        return window_padding(t_len, self.pool_size, self.stride, self.padding)[1]
+    @property
+    def span(self) -> int:
+        return self.pool_size
 
 
 def window_padding(t_len: int, span: int, stride: int, padding: str) -> tuple[int, int]:

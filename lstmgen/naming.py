@@ -51,16 +51,17 @@ def sanitize(raw: str) -> str:
     return text[:MAX_LENGTH]
 
 
+def unique_name(base: str, seen: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`, ... : the first not in `seen` (which it joins)."""
+    candidate, n = base, 1
+    while candidate in seen:
+        n += 1
+        candidate = f"{base[:MAX_LENGTH - 4]}_{n}"
+    seen.add(candidate)
+    return candidate
+
+
 def unique_identifiers(raw_names: list[str]) -> list[str]:
     """Sanitised names, made unique by a numeric suffix where two collide."""
-    result: list[str] = []
     seen: set[str] = set()
-    for raw in raw_names:
-        base = sanitize(raw)
-        candidate, n = base, 1
-        while candidate in seen:
-            n += 1
-            candidate = f"{base[:MAX_LENGTH - 4]}_{n}"
-        seen.add(candidate)
-        result.append(candidate)
-    return result
+    return [unique_name(sanitize(raw), seen) for raw in raw_names]

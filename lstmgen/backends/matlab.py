@@ -46,7 +46,7 @@ from ..errors import LstmgenError
 from ..ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, LayerNorm,
                   Masking, Model, Normalize, Pool1D, SimpleRNN)
 from ..literals import float_literal
-from ..naming import MAX_LENGTH, unique_identifiers, validate_model_name
+from ..naming import MAX_LENGTH, unique_identifiers, unique_name, validate_model_name
 from .common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ("precision",)
@@ -604,13 +604,7 @@ def _part_identifiers(model: Model, outer: list[str]) -> dict[int, tuple[str, st
             continue
         names = []
         for side in ("fw", "bw"):
-            base = f"{outer[k][:MAX_LENGTH - 3]}_{side}"
-            candidate, n = base, 1
-            while candidate in seen:
-                n += 1
-                candidate = f"{base[:MAX_LENGTH - 4]}_{n}"
-            seen.add(candidate)
-            names.append(candidate)
+            names.append(unique_name(f"{outer[k][:MAX_LENGTH - 3]}_{side}", seen))
         parts[k] = (names[0], names[1])
     return parts
 
