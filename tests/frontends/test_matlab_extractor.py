@@ -184,6 +184,15 @@ def test_corrupt_mat_file(tmp_path):
         lstmgen.load(tmp_path / "junk.mat")
 
 
+def test_truncated_mat_file(tmp_path, capsys):
+    write_mat(tmp_path / "net.mat", random_net(np.random.default_rng(2), 2, [3], 1))
+    data = (tmp_path / "net.mat").read_bytes()
+    (tmp_path / "cut.mat").write_bytes(data[: len(data) // 2])
+    assert main(["generate", str(tmp_path / "cut.mat"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cut.mat" in err and len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 MOCK = """classdef {cls}
   properties
 {props}
