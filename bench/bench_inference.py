@@ -6,6 +6,7 @@ Every implementation's output is first checked against Keras `model.predict`; th
 timed, and the table gives microseconds per sequence, GMAC/s, and each peer's time divided
 by the generated C's (-O3 -march=native). Run: python bench/bench_inference.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -40,7 +41,7 @@ class BenchModel:
     input_size: int
     timesteps: int
     units: list[int]
-    head: Optional[tuple[int, str]]
+    head: tuple[int, str] | None
 
 
 MODELS = [
@@ -53,6 +54,7 @@ MODELS = [
 
 def build_keras(spec: BenchModel, seed: int = 0):
     import keras
+
     layers = [keras.Input((spec.timesteps, spec.input_size))]
     for k, units in enumerate(spec.units):
         layers.append(keras.layers.LSTM(units, return_sequences=k < len(spec.units) - 1))
@@ -63,8 +65,9 @@ def build_keras(spec: BenchModel, seed: int = 0):
     for layer in model.layers:
         w = layer.get_weights()
         if w:
-            layer.set_weights([rng.uniform(-1, 1, a.shape).astype(np.float32) /
-                               np.sqrt(a.shape[0]) for a in w])
+            layer.set_weights(
+                [rng.uniform(-1, 1, a.shape).astype(np.float32) / np.sqrt(a.shape[0]) for a in w]
+            )
     return model
 
 
@@ -97,17 +100,41 @@ def time_call(fn: Callable[[], object], min_seconds: float) -> float:
     return best * 1e6
 
 
-def time_generated_c(model: Model, x: np.ndarray, flags: list[str], workdir: Path,
-                     min_seconds: float) -> tuple[float, np.ndarray]:
+def time_generated_c(
+    model: Model, x: np.ndarray, flags: list[str], workdir: Path, min_seconds: float
+) -> tuple[float, np.ndarray]:
     for filename, text in get_backend("c").render(model, "net").items():
         (workdir / filename).write_text(text)
     exe = workdir / "bench"
-    subprocess.run(["gcc", "-std=c99", *flags, "-I", str(workdir), str(HERE / "harness.c"),
-                    str(workdir / "net.c"), "-lm", "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-std=c99",
+            *flags,
+            "-I",
+            str(workdir),
+            str(HERE / "harness.c"),
+            str(workdir / "net.c"),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     x.astype(np.float32).tofile(workdir / "x.bin")
-    out = subprocess.run([str(exe), str(workdir / "x.bin"), str(workdir / "y.bin"),
-                          str(x.shape[0]), str(x.shape[1]), str(min_seconds)],
-                         check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [
+            str(exe),
+            str(workdir / "x.bin"),
+            str(workdir / "y.bin"),
+            str(x.shape[0]),
+            str(x.shape[1]),
+            str(min_seconds),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     y = np.fromfile(workdir / "y.bin", np.float32).reshape(x.shape[0], -1)
     return float(out[0]), y
 
@@ -117,8 +144,16 @@ def numpy_loop(model: Model) -> Callable[[np.ndarray], np.ndarray]:
     params = []
     for layer in model.layers:
         if isinstance(layer, LSTM):
-            params.append(("lstm", layer.input_weights.T.copy(), layer.recurrent_weights.T.copy(),
-                           layer.bias, layer.units, layer.return_sequences))
+            params.append(
+                (
+                    "lstm",
+                    layer.input_weights.T.copy(),
+                    layer.recurrent_weights.T.copy(),
+                    layer.bias,
+                    layer.units,
+                    layer.return_sequences,
+                )
+            )
         else:
             params.append(("dense", layer.weights.T.copy(), layer.bias, layer.activation))
 
@@ -148,10 +183,11 @@ def numpy_loop(model: Model) -> Callable[[np.ndarray], np.ndarray]:
                     e = np.exp(seq - seq.max())
                     seq = e / e.sum()
         return seq
+
     return run
 
 
-def generated_python(model: Model, workdir: Path) -> Optional[Callable[[list], list]]:
+def generated_python(model: Model, workdir: Path) -> Callable[[list], list] | None:
     try:
         files = get_backend("python").render(model, "netpy")
     except lstmgen.LstmgenError:
@@ -161,6 +197,7 @@ def generated_python(model: Model, workdir: Path) -> Optional[Callable[[list], l
     sys.path.insert(0, str(workdir))
     try:
         import importlib
+
         module = importlib.import_module("netpy")
         module = importlib.reload(module)
     finally:
@@ -178,8 +215,11 @@ def check(name: str, got: np.ndarray, expected: np.ndarray) -> None:
 def bench_model(spec: BenchModel, min_seconds: float, with_python: bool) -> dict[str, float]:
     keras_model = build_keras(spec)
     model = lstmgen.load(keras_model)
-    x = np.random.default_rng(1).standard_normal(
-        (8, spec.timesteps, spec.input_size)).astype(np.float32)
+    x = (
+        np.random.default_rng(1)
+        .standard_normal((8, spec.timesteps, spec.input_size))
+        .astype(np.float32)
+    )
     expected = keras_model.predict(x, verbose=0)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,8 +233,7 @@ def bench_model(spec: BenchModel, min_seconds: float, with_python: bool) -> dict
         x0 = x[:1]
         check("TF model(x)", np.asarray(keras_model(x)), expected)
         results["TF model(x)"] = time_call(lambda: keras_model(x0), min_seconds)
-        results["TF predict"] = time_call(lambda: keras_model.predict(x0, verbose=0),
-                                          min_seconds)
+        results["TF predict"] = time_call(lambda: keras_model.predict(x0, verbose=0), min_seconds)
         np_run = numpy_loop(model)
         check("numpy loop", np.stack([np_run(s) for s in x]), expected)
         results["numpy loop"] = time_call(lambda: np_run(x[0]), min_seconds)
@@ -203,8 +242,7 @@ def bench_model(spec: BenchModel, min_seconds: float, with_python: bool) -> dict
             if predict is not None:
                 rows = [s.tolist() for s in x]
                 check("generated Python", np.array([predict(r) for r in rows]), expected)
-                results["generated Python"] = time_call(lambda: predict(rows[0]),
-                                                        min_seconds)
+                results["generated Python"] = time_call(lambda: predict(rows[0]), min_seconds)
     return results
 
 
@@ -232,8 +270,7 @@ int main(void) {
     return 0;
 }
 """)
-    subprocess.run(["gcc", "-O3", "-march=native", str(src), "-o",
-                    str(workdir / "bw")], check=True)
+    subprocess.run(["gcc", "-O3", "-march=native", str(src), "-o", str(workdir / "bw")], check=True)
     out = subprocess.run([str(workdir / "bw")], capture_output=True, text=True, check=True)
     return float(out.stdout.split()[0])
 
@@ -262,9 +299,11 @@ def main() -> None:
     weights = 4 * 4 * 256 * (9 + 256)
     us = all_results[large.name][REFERENCE]
     reached = weights * large.timesteps / (us * 1e-6) / 1e9
-    print(f"\nlarge model: weights {weights / 1e6:.2f} MB read every step; generated C reads "
-          f"{reached:.1f} GB/s = {100 * reached / bw:.0f}% of this core's measured "
-          f"L2-resident read bandwidth ({bw:.1f} GB/s)")
+    print(
+        f"\nlarge model: weights {weights / 1e6:.2f} MB read every step; generated C reads "
+        f"{reached:.1f} GB/s = {100 * reached / bw:.0f}% of this core's measured "
+        f"L2-resident read bandwidth ({bw:.1f} GB/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ LSTM with a projection, Masking, LayerNorm, Conv1D with pooling, Flatten) the sa
 against Keras (or, for the projection, which Keras lacks, the float64 numpy reference
 `lstmgen.reference.forward`, also timed as `numpy`).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -55,8 +56,10 @@ TOLERANCE = 1e-5
 def build_keras(d: int, h: int, t: int, seed: int):
     """LSTM(h) -> Dense(OUTPUTS) with random weights, scaled as the test grid's."""
     import keras
-    model = keras.Sequential([keras.Input((t, d)), keras.layers.LSTM(h),
-                              keras.layers.Dense(OUTPUTS)])
+
+    model = keras.Sequential(
+        [keras.Input((t, d)), keras.layers.LSTM(h), keras.layers.Dense(OUTPUTS)]
+    )
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         drawn = []
@@ -68,6 +71,7 @@ def build_keras(d: int, h: int, t: int, seed: int):
 
 
 # ---------------------------------------------------------------- implementations --
+
 
 def numpy_impl(ir):
     """Straightforward float64 numpy: one matrix-vector product per step."""
@@ -85,9 +89,10 @@ def numpy_impl(ir):
         c = np.zeros(n)
         for xt in np.asarray(x, np.float64):
             z = w @ xt + u @ h + b
-            c = sigmoid(z[n:2 * n]) * c + sigmoid(z[:n]) * np.tanh(z[2 * n:3 * n])
-            h = sigmoid(z[3 * n:]) * np.tanh(c)
+            c = sigmoid(z[n : 2 * n]) * c + sigmoid(z[:n]) * np.tanh(z[2 * n : 3 * n])
+            h = sigmoid(z[3 * n :]) * np.tanh(c)
         return wd @ h + bd
+
     return predict
 
 
@@ -124,6 +129,7 @@ def naive_impl(ir):
                 s += wd[r][k] * h[k]
             out.append(s)
         return out
+
     return predict
 
 
@@ -131,8 +137,12 @@ def map_mul_impl(ir):
     """Pure Python with sum(map(operator.mul, row, v)) dot products on tuples."""
     lstm, dense = ir.layers
     n = lstm.units
-    rows = [tuple(r) for r in np.hstack([lstm.input_weights, lstm.recurrent_weights,
-                                         lstm.bias[:, None]]).tolist()]
+    rows = [
+        tuple(r)
+        for r in np.hstack(
+            [lstm.input_weights, lstm.recurrent_weights, lstm.bias[:, None]]
+        ).tolist()
+    ]
     dense_rows = [tuple(r) for r in np.hstack([dense.weights, dense.bias[:, None]]).tolist()]
     mul, tanh = operator.mul, math.tanh
 
@@ -142,11 +152,14 @@ def map_mul_impl(ir):
         for xt in x:
             v = list(xt) + h + [1.0]
             z = [sum(map(mul, r, v)) for r in rows]
-            c = [0.5 * (1.0 + tanh(0.5 * zf)) * cj + 0.5 * (1.0 + tanh(0.5 * zi)) * tanh(zg)
-                 for zi, zf, zg, cj in zip(z[:n], z[n:2 * n], z[2 * n:3 * n], c)]
-            h = [0.5 * (1.0 + tanh(0.5 * zo)) * tanh(cj) for zo, cj in zip(z[3 * n:], c)]
+            c = [
+                0.5 * (1.0 + tanh(0.5 * zf)) * cj + 0.5 * (1.0 + tanh(0.5 * zi)) * tanh(zg)
+                for zi, zf, zg, cj in zip(z[:n], z[n : 2 * n], z[2 * n : 3 * n], c)
+            ]
+            h = [0.5 * (1.0 + tanh(0.5 * zo)) * tanh(cj) for zo, cj in zip(z[3 * n :], c)]
         v = h + [1.0]
         return [sum(map(mul, r, v)) for r in dense_rows]
+
     return predict
 
 
@@ -163,10 +176,12 @@ def generated_module(ir, name: str, folder: Path):
 def keras_impl(model):
     def predict(x):
         return np.asarray(model(x[None], training=False))[0]
+
     return predict
 
 
 # -------------------------------------------------------------------------- timing --
+
 
 def time_call(fn, arg, budget: float = 0.3, repeats: int = 3) -> float:
     """Best seconds per call over `repeats` runs of as many calls as fit in `budget`."""
@@ -183,7 +198,7 @@ def time_call(fn, arg, budget: float = 0.3, repeats: int = 3) -> float:
     return best
 
 
-MICROPYTHON_TIMER = r'''
+MICROPYTHON_TIMER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
 m = __import__(sys.argv[2])
@@ -203,17 +218,28 @@ for _ in range(3):
     per = dt / n
     best = per if best is None or per < best else best
 print(best)
-'''
+"""
 
 
 def time_micropython(path: Path, name: str, t_len: int) -> float:
     micropython = shutil.which("micropython")
     script = path.parent / "mp_timer.py"
     script.write_text(MICROPYTHON_TIMER, encoding="utf-8")
-    proc = subprocess.run([micropython, "-X", f"heapsize={MICROPYTHON_HEAP}", str(script),
-                           str(path.parent), name, str(t_len)],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "MICROPYPATH": str(path.parent)})
+    proc = subprocess.run(
+        [
+            micropython,
+            "-X",
+            f"heapsize={MICROPYTHON_HEAP}",
+            str(script),
+            str(path.parent),
+            name,
+            str(t_len),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MICROPYPATH": str(path.parent)},
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
     return float(proc.stdout.strip()) * 1e-6
@@ -223,27 +249,42 @@ def time_micropython(path: Path, name: str, t_len: int) -> float:
 #: the projection, None (an IR model, built by `projection_model`).
 KINDS = [
     ("GRU(32)", 15, 20, lambda L: [L.GRU(32), L.Dense(OUTPUTS)]),
-    ("GRU(32) reset before", 15, 20, lambda L: [L.GRU(32, reset_after=False),
-                                                L.Dense(OUTPUTS)]),
+    ("GRU(32) reset before", 15, 20, lambda L: [L.GRU(32, reset_after=False), L.Dense(OUTPUTS)]),
     ("SimpleRNN(64)", 15, 20, lambda L: [L.SimpleRNN(64), L.Dense(OUTPUTS)]),
-    ("Bi-LSTM(32) concat", 15, 20, lambda L: [L.Bidirectional(L.LSTM(32)),
-                                              L.Dense(OUTPUTS)]),
+    ("Bi-LSTM(32) concat", 15, 20, lambda L: [L.Bidirectional(L.LSTM(32)), L.Dense(OUTPUTS)]),
     ("LSTM(32) proj 16", 15, 20, None),
     # the sequence-shaping layers (the Masking input ends in 5 masked rows)
     ("Masking+LSTM(32)", 15, 20, lambda L: [L.Masking(0.0), L.LSTM(32), L.Dense(OUTPUTS)]),
-    ("LayerNorm+LSTM(32)", 15, 20, lambda L: [L.LayerNormalization(), L.LSTM(32),
-                                              L.Dense(OUTPUTS)]),
-    ("Conv1D+MaxPool+LSTM(32)", 15, 20, lambda L: [L.Conv1D(32, 5, activation="relu"),
-                                                   L.MaxPooling1D(2), L.LSTM(32),
-                                                   L.Dense(OUTPUTS)]),
-    ("LSTM(16)+Flatten", 15, 20, lambda L: [L.LSTM(16, return_sequences=True), L.Flatten(),
-                                            L.Dense(OUTPUTS)]),
+    (
+        "LayerNorm+LSTM(32)",
+        15,
+        20,
+        lambda L: [L.LayerNormalization(), L.LSTM(32), L.Dense(OUTPUTS)],
+    ),
+    (
+        "Conv1D+MaxPool+LSTM(32)",
+        15,
+        20,
+        lambda L: [
+            L.Conv1D(32, 5, activation="relu"),
+            L.MaxPooling1D(2),
+            L.LSTM(32),
+            L.Dense(OUTPUTS),
+        ],
+    ),
+    (
+        "LSTM(16)+Flatten",
+        15,
+        20,
+        lambda L: [L.LSTM(16, return_sequences=True), L.Flatten(), L.Dense(OUTPUTS)],
+    ),
 ]
 
 
 def build_kind(layers, d: int, t: int, seed: int):
     """A Keras model of `layers` with random weights, scaled as in build_keras."""
     import keras
+
     model = keras.Sequential([keras.Input((t, d)), *layers(keras.layers)])
     rng = np.random.default_rng(seed)
     for layer in model.layers:
@@ -258,12 +299,20 @@ def build_kind(layers, d: int, t: int, seed: int):
 def projection_model(d: int, seed: int):
     """LSTM(32) with a projection to 16 (PyTorch proj_size) -> Dense(OUTPUTS), an IR model."""
     from lstmgen.ir import LSTM, Dense, Model
+
     rng = np.random.default_rng(seed)
 
     def u(*shape, scale=0.25):
         return rng.uniform(-scale, scale, shape).astype(np.float32)
-    return Model(d, [LSTM("lstm", u(128, d), u(128, 16), u(128), projection=u(16, 32)),
-                     Dense("dense", u(OUTPUTS, 16), u(OUTPUTS))], name="projection")
+
+    return Model(
+        d,
+        [
+            LSTM("lstm", u(128, d), u(128, 16), u(128), projection=u(16, 32)),
+            Dense("dense", u(OUTPUTS, 16), u(OUTPUTS)),
+        ],
+        name="projection",
+    )
 
 
 def bench_kinds(folder: Path, has_micropython: bool) -> int:
@@ -271,8 +320,9 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
     import lstmgen
     from lstmgen.reference import forward
     from lstmgen.runners import python as py_runner
+
     columns = ["generated", "numpy", "keras"] + (["micropython"] if has_micropython else [])
-    print(f"\nother layer kinds, D = 15, T = 20 (numpy = lstmgen.reference.forward)\n")
+    print("\nother layer kinds, D = 15, T = 20 (numpy = lstmgen.reference.forward)\n")
     header = f"{'model':<24}" + "".join(f"{c:>22}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -285,11 +335,16 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
         x = np.random.default_rng(k).standard_normal((t_len, d)).astype(np.float32)
         if ir.layers[0].kind == "masking":
             x[-5:] = ir.layers[0].mask_value
-        expected = (forward(ir, x[None])[0] if keras_model is None
-                    else keras_model.predict(x[None], verbose=0)[0])
+        expected = (
+            forward(ir, x[None])[0]
+            if keras_model is None
+            else keras_model.predict(x[None], verbose=0)[0]
+        )
         module, path = generated_module(ir, f"kind{k}", folder)
-        impls = {"generated": (module.predict, x.tolist()),
-                 "numpy": (lambda v, ir=ir: forward(ir, v[None])[0], x)}
+        impls = {
+            "generated": (module.predict, x.tolist()),
+            "numpy": (lambda v, ir=ir: forward(ir, v[None])[0], x),
+        }
         if keras_model is not None:
             impls["keras"] = (keras_impl(keras_model), x)
         times = {}
@@ -302,11 +357,12 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
         if has_micropython:
             got = py_runner.run_batch(
                 [py_runner.Job(ir, {path.name: path.read_text()}, path.stem, x[None])],
-                folder / f"mp_kind{k}", py_runner.micropython_command()).outputs[0]
+                folder / f"mp_kind{k}",
+                py_runner.micropython_command(),
+            ).outputs[0]
             _, rel = error_metrics(got, expected[None])
             if not rel.max() <= TOLERANCE:
-                print(f"{label}/micropython: max relative error {rel.max():.3g}",
-                      file=sys.stderr)
+                print(f"{label}/micropython: max relative error {rel.max():.3g}", file=sys.stderr)
                 return 1
             times["micropython"] = time_micropython(path, path.stem, t_len)
         line = f"{label:<24}"
@@ -314,8 +370,9 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
             if c not in times:
                 line += f"{'-':>22}"
                 continue
-            cell = f"{times[c] * 1e6:,.1f}" + ("" if c == "generated"
-                                                 else f" ({times[c] / times['generated']:.2f}x)")
+            cell = f"{times[c] * 1e6:,.1f}" + (
+                "" if c == "generated" else f" ({times[c] / times['generated']:.2f}x)"
+            )
             line += f"{cell:>22}"
         print(line)
     return 0
@@ -324,6 +381,7 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
 def main() -> int:
     import lstmgen
     from lstmgen.runners import python as py_runner
+
     has_micropython = shutil.which("micropython") is not None
     columns = ["generated", "numpy", "keras", "naive", "map-mul"]
     if has_micropython:
@@ -350,25 +408,31 @@ def main() -> int:
             for key, (fn, arg) in impls.items():
                 _, rel = error_metrics(np.asarray(fn(arg), np.float64)[None], expected[None])
                 if not rel.max() <= TOLERANCE:
-                    print(f"{label}/{key}: max relative error {rel.max():.3g} against Keras",
-                          file=sys.stderr)
+                    print(
+                        f"{label}/{key}: max relative error {rel.max():.3g} against Keras",
+                        file=sys.stderr,
+                    )
                     return 1
                 times[key] = time_call(fn, arg)
             if has_micropython:
                 got = py_runner.run_batch(
                     [py_runner.Job(ir, {path.name: path.read_text()}, path.stem, x[None])],
                     folder / f"mp_{label}",
-                    py_runner.micropython_command(MICROPYTHON_HEAP)).outputs[0]
+                    py_runner.micropython_command(MICROPYTHON_HEAP),
+                ).outputs[0]
                 _, rel = error_metrics(got, expected[None])
                 if not rel.max() <= TOLERANCE:
-                    print(f"{label}/micropython: max relative error {rel.max():.3g}",
-                          file=sys.stderr)
+                    print(
+                        f"{label}/micropython: max relative error {rel.max():.3g}", file=sys.stderr
+                    )
                     return 1
                 times["micropython"] = time_micropython(path, path.stem, t_len)
             results[(label, d, h, t_len, ir.parameter_count())] = times
 
-    print(f"CPython {sys.version.split()[0]}, numpy {np.__version__}; "
-          "microseconds per sequence (x = time relative to the generated module)\n")
+    print(
+        f"CPython {sys.version.split()[0]}, numpy {np.__version__}; "
+        "microseconds per sequence (x = time relative to the generated module)\n"
+    )
     header = f"{'model':<24}" + "".join(f"{c:>22}" for c in columns)
     print(header)
     print("-" * len(header))
@@ -376,16 +440,19 @@ def main() -> int:
         line = f"{label + f' D={d} H={h} T={t_len}':<24}"
         base = times["generated"]
         for c in columns:
-            cell = f"{times[c] * 1e6:,.1f}" + ("" if c == "generated"
-                                                 else f" ({times[c] / base:.2f}x)")
+            cell = f"{times[c] * 1e6:,.1f}" + (
+                "" if c == "generated" else f" ({times[c] / base:.2f}x)"
+            )
             line += f"{cell:>22}"
         print(line)
     with tempfile.TemporaryDirectory(prefix="lstmgen-bench-") as tmp:
         if bench_kinds(Path(tmp), has_micropython):
             return 1
-    print(f"\nall outputs checked against Keras, the projection against the reference (max "
-          f"relative error <= {TOLERANCE:g}); "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"\nall outputs checked against Keras, the projection against the reference (max "
+        f"relative error <= {TOLERANCE:g}); "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 

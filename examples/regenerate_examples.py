@@ -2,6 +2,7 @@
 
 Usage: python examples/regenerate_examples.py   (a test checks the folder is up to date)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,9 @@ def render_all(model: lstmgen.Model) -> dict[str, dict[str, str]]:
 def main() -> None:
     model = lstmgen.load(EXAMPLE)
     for target, files in render_all(model).items():
-        for path in lstmgen.generate(model, target, NAME, ROOT / "generated_examples" / target,
-                                     force=True):
+        for path in lstmgen.generate(
+            model, target, NAME, ROOT / "generated_examples" / target, force=True
+        ):
             print(path.relative_to(ROOT))
 
 

@@ -4,6 +4,7 @@ Runs in a few seconds on a CPU and writes examples/sine_lstm.keras:
 Input(20, 1) -> LSTM(16) -> Dropout(0.1) -> Dense(1). Seeded, so reruns give a model of
 the same shape and similar skill (TensorFlow training is not bit-reproducible).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,14 +28,18 @@ def make_data(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
 
 def main(out: Path) -> None:
     import keras
+
     keras.utils.set_random_seed(7)
     x, y = make_data(4000, np.random.default_rng(7))
-    model = keras.Sequential([
-        keras.Input((TIMESTEPS, 1)),
-        keras.layers.LSTM(16, name="lstm"),
-        keras.layers.Dropout(0.1, name="dropout"),
-        keras.layers.Dense(1, name="next_value"),
-    ], name="sine_lstm")
+    model = keras.Sequential(
+        [
+            keras.Input((TIMESTEPS, 1)),
+            keras.layers.LSTM(16, name="lstm"),
+            keras.layers.Dropout(0.1, name="dropout"),
+            keras.layers.Dense(1, name="next_value"),
+        ],
+        name="sine_lstm",
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
     history = model.fit(x, y, epochs=6, batch_size=64, verbose=0)
     print(f"final training MSE: {history.history['loss'][-1]:.4f}")

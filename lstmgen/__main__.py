@@ -1,4 +1,5 @@
 """`python -m lstmgen` is the `lstmgen` command."""
+
 import sys
 
 from .cli import main

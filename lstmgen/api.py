@@ -1,9 +1,10 @@
 """The Python API: `load`, `generate`, `verify` (thin wrappers over the parts)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .verify import verify as _verify
 @dataclass
 class SelftestData:
     """What `--selftest` embeds: inputs [N, T, D] and the expected outputs."""
+
     x: np.ndarray
     y: np.ndarray
     oracle: str
@@ -31,9 +33,15 @@ def load(source: Any, **options: Any) -> Model:
     return open_model(source, **options).ir
 
 
-def generate(source: Any, target: str = "c", name: str = "model",
-             out: Union[str, Path] = ".", force: bool = False,
-             load_options: Optional[dict] = None, **options: Any) -> list[Path]:
+def generate(
+    source: Any,
+    target: str = "c",
+    name: str = "model",
+    out: str | Path = ".",
+    force: bool = False,
+    load_options: dict | None = None,
+    **options: Any,
+) -> list[Path]:
     """Render `source` for `target` and write the files into folder `out`. `options` go
     to the backend (e.g. precision for matlab), `load_options` to the extractor (e.g.
     example_input for a torch module)."""
@@ -51,6 +59,7 @@ def selftest_vectors(loaded: Loaded, sequences: int = 3) -> SelftestData:
     (the float64 reference stands in when no framework is at hand, e.g. an IR file)."""
     from .reference import forward
     from .verify import default_timesteps, make_inputs
+
     model = loaded.ir
     x = make_inputs(model.input_size, sequences, default_timesteps(model), seed=1)
     if loaded.predict is not None:
@@ -65,8 +74,10 @@ def check_options(target: str, options: dict[str, Any]) -> None:
     accepted = get_backend(target).OPTIONS
     for key in options:
         if key not in accepted:
-            raise LstmgenError(f"option '{key}' does not apply to target '{target}'; it takes: "
-                               f"{', '.join(accepted) or 'no options'}")
+            raise LstmgenError(
+                f"option '{key}' does not apply to target '{target}'; it takes: "
+                f"{', '.join(accepted) or 'no options'}"
+            )
 
 
 def verify(source: Any, target: str = "c", **kwargs: Any) -> VerifyReport:

@@ -2,11 +2,12 @@
 
 User mistakes end as one line on stderr and exit code 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import __version__
 from .backends import TARGETS
@@ -17,17 +18,23 @@ EXIT_MISMATCH = 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lstmgen", description="Trained LSTM models to standalone "
-                                "C99, pure-Python and MATLAB code, verified against the "
-                                "framework.")
+    p = argparse.ArgumentParser(
+        prog="lstmgen",
+        description="Trained LSTM models to standalone "
+        "C99, pure-Python and MATLAB code, verified against the "
+        "framework.",
+    )
     p.add_argument("--version", action="version", version=f"lstmgen {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("inspect", help="layers, shapes, parameters, weight mapping, memory")
     s.add_argument("model")
     _load_options_args(s)
-    s.add_argument("--target", choices=sorted(TARGETS),
-                   help="also the target's own memory report (e.g. c: flash/RAM per layer)")
+    s.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        help="also the target's own memory report (e.g. c: flash/RAM per layer)",
+    )
     _backend_options(s)
 
     s = sub.add_parser("generate", help="write inference code for a target")
@@ -36,8 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--target", choices=sorted(TARGETS), default="c")
     s.add_argument("--name", default="model", help="prefix of every generated identifier")
     s.add_argument("--out", default=".", help="output folder (created if missing)")
-    s.add_argument("--force", action="store_true",
-                   help="overwrite files in --out that lstmgen did not write")
+    s.add_argument(
+        "--force", action="store_true", help="overwrite files in --out that lstmgen did not write"
+    )
     _backend_options(s)
 
     s = sub.add_parser("verify", help="run the generated code against the framework")
@@ -48,9 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--sequences", type=int, default=16)
     s.add_argument("--timesteps", type=int, help="default: the model's own T, else 20")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--atol", type=float,
-                   help="largest max-abs error that passes (default 1e-5, or the target's "
-                        "documented tolerance for a quantized build)")
+    s.add_argument(
+        "--atol",
+        type=float,
+        help="largest max-abs error that passes (default 1e-5, or the target's "
+        "documented tolerance for a quantized build)",
+    )
     _backend_options(s)
 
     s = sub.add_parser("save-ir", help="write the model's IR to an .npz file")
@@ -64,18 +75,33 @@ BACKEND_OPTIONS = ("precision", "quantize", "math", "selftest", "arduino")
 
 
 def _backend_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", choices=["single", "double"],
-                        help="number type of the generated code (matlab; default single)")
-    parser.add_argument("--quantize", choices=["int8", "int16", "fixed16"],
-                        help="c: int8/int16 weights with float math, or fixed16: all-integer "
-                             "Q-format for cores without an FPU")
-    parser.add_argument("--math", choices=["libm", "builtin"],
-                        help="c: builtin = own exp/tanh/sigmoid, no libm")
-    parser.add_argument("--selftest", action="store_true", default=None,
-                        help="c: also write NAME_selftest.c, which checks the port on target "
-                             "against the framework's outputs")
-    parser.add_argument("--arduino", action="store_true", default=None,
-                        help="c: also write an Arduino library.properties")
+    parser.add_argument(
+        "--precision",
+        choices=["single", "double"],
+        help="number type of the generated code (matlab; default single)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=["int8", "int16", "fixed16"],
+        help="c: int8/int16 weights with float math, or fixed16: all-integer "
+        "Q-format for cores without an FPU",
+    )
+    parser.add_argument(
+        "--math", choices=["libm", "builtin"], help="c: builtin = own exp/tanh/sigmoid, no libm"
+    )
+    parser.add_argument(
+        "--selftest",
+        action="store_true",
+        default=None,
+        help="c: also write NAME_selftest.c, which checks the port on target "
+        "against the framework's outputs",
+    )
+    parser.add_argument(
+        "--arduino",
+        action="store_true",
+        default=None,
+        help="c: also write an Arduino library.properties",
+    )
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -85,11 +111,16 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def _load_options_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--head", help="PyTorch state_dict files: what follows the LSTM, "
-                        "comma-separated Linear prefixes and activations, e.g. fc,relu,out")
-    parser.add_argument("--lstm-output", choices=["last", "sequence"],
-                        help="PyTorch state_dict files: the head sees the LSTM's last step "
-                             "(default) or every step")
+    parser.add_argument(
+        "--head",
+        help="PyTorch state_dict files: what follows the LSTM, "
+        "comma-separated Linear prefixes and activations, e.g. fc,relu,out",
+    )
+    parser.add_argument(
+        "--lstm-output",
+        choices=["last", "sequence"],
+        help="PyTorch state_dict files: the head sees the LSTM's last step (default) or every step",
+    )
 
 
 def _load_options(args: argparse.Namespace) -> dict:
@@ -103,37 +134,54 @@ def _load_options(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from . import api
+
     if args.command == "inspect":
         from .inspect import describe
-        print(describe(api.load(args.model, **_load_options(args)), args.target,
-                       _options(args)))
+
+        print(describe(api.load(args.model, **_load_options(args)), args.target, _options(args)))
         return 0
     if args.command == "generate":
-        for path in api.generate(args.model, target=args.target, name=args.name,
-                                 out=args.out, force=args.force,
-                                 load_options=_load_options(args), **_options(args)):
+        for path in api.generate(
+            args.model,
+            target=args.target,
+            name=args.name,
+            out=args.out,
+            force=args.force,
+            load_options=_load_options(args),
+            **_options(args),
+        ):
             print(path)
         return 0
     if args.command == "verify":
         from .extractors import open_model
         from .verify import read_inputs
+
         if args.sequences < 1 or (args.timesteps is not None and args.timesteps < 1):
             raise LstmgenError("--sequences and --timesteps must be at least 1")
         loaded = open_model(args.model, **_load_options(args))
         inputs = read_inputs(args.inputs, loaded.ir.input_size) if args.inputs else None
-        report = api.verify(args.model, args.target, inputs=inputs, sequences=args.sequences,
-                            timesteps=args.timesteps, seed=args.seed, atol=args.atol,
-                            loaded=loaded, options=_options(args))
+        report = api.verify(
+            args.model,
+            args.target,
+            inputs=inputs,
+            sequences=args.sequences,
+            timesteps=args.timesteps,
+            seed=args.seed,
+            atol=args.atol,
+            loaded=loaded,
+            options=_options(args),
+        )
         print(report.summary())
         return 0 if report.passed else EXIT_MISMATCH
     if args.command == "save-ir":
         from .ir_io import save_ir
+
         print(save_ir(api.load(args.model, **_load_options(args)), args.output))
         return 0
     raise AssertionError(args.command)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)

@@ -1,4 +1,5 @@
 """Exception types: every user-facing failure is an LstmgenError with a one-line message."""
+
 from __future__ import annotations
 
 

@@ -1,15 +1,13 @@
 """`lstmgen inspect`: a readable account of a model's IR, its mapping and its memory."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from .backends.common import layer_summary
 from .ir import GATES, Model
 from .memory import estimate
 
 
-def describe(model: Model, target: Optional[str] = None,
-             options: Optional[dict] = None) -> str:
+def describe(model: Model, target: str | None = None, options: dict | None = None) -> str:
     """The report `lstmgen inspect` prints; with a target, also its memory report
     (a backend may define `memory_report(model, **options) -> str`)."""
     out = [f"model '{model.name}' ({model.source or 'lstmgen IR'})"]
@@ -24,23 +22,33 @@ def describe(model: Model, target: Optional[str] = None,
     out.append(f"    {'total':<24} {model.parameter_count():>9}")
     mem = estimate(model)
     out.append("")
-    out.append(f"C target: {mem.weight_bytes} bytes of const weights (flash); RAM "
-               f"{mem.state_bytes} bytes of state + about {mem.scratch_bytes} bytes of stack"
-               + (f" + {mem.sequence_buffer_bytes} bytes of sequence buffer in predict"
-                  if mem.sequence_buffer_bytes else ""))
-    out.append("streaming step API: " + ("yes" if model.streamable
-                                         else "no (go_backwards or Bidirectional)"))
+    out.append(
+        f"C target: {mem.weight_bytes} bytes of const weights (flash); RAM "
+        f"{mem.state_bytes} bytes of state + about {mem.scratch_bytes} bytes of stack"
+        + (
+            f" + {mem.sequence_buffer_bytes} bytes of sequence buffer in predict"
+            if mem.sequence_buffer_bytes
+            else ""
+        )
+    )
+    out.append(
+        "streaming step API: "
+        + ("yes" if model.streamable else "no (go_backwards or Bidirectional)")
+    )
     out.append("")
     kinds = model.kinds()
     if "lstm" in kinds:
-        out.append(f"IR layout: LSTM weights are rows in gate order {', '.join(GATES)} "
-                   "(4H x D input, 4H x H recurrent, 4H bias)")
+        out.append(
+            f"IR layout: LSTM weights are rows in gate order {', '.join(GATES)} "
+            "(4H x D input, 4H x H recurrent, 4H bias)"
+        )
     if "gru" in kinds:
-        out.append("IR layout: GRU weights are rows in gate order z, r, n (3H x D input, "
-                   "3H x H recurrent, 3H bias [+ 3H recurrent bias with reset_after])")
+        out.append(
+            "IR layout: GRU weights are rows in gate order z, r, n (3H x D input, "
+            "3H x H recurrent, 3H bias [+ 3H recurrent bias with reset_after])"
+        )
     for layer in model.layers:
-        parts = [layer] + [getattr(layer, p) for p in ("forward", "backward")
-                           if hasattr(layer, p)]
+        parts = [layer] + [getattr(layer, p) for p in ("forward", "backward") if hasattr(layer, p)]
         for part in parts:
             if part.origin:
                 out.append(f"  {part.name}: {part.origin}")
@@ -51,10 +59,12 @@ def describe(model: Model, target: Optional[str] = None,
     if target is not None:
         from .api import check_options
         from .backends import get_backend
+
         check_options(target, options or {})
         backend = get_backend(target)
         report = getattr(backend, "memory_report", None)
         out.append("")
-        out.append(report(model, **(options or {})) if report else
-                   f"target {target}: no memory report")
+        out.append(
+            report(model, **(options or {})) if report else f"target {target}: no memory report"
+        )
     return "\n".join(out)

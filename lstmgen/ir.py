@@ -86,10 +86,11 @@ applied to every timestep when it sees a sequence.
 
 Activation names are explicit: no name means two different functions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -121,7 +122,7 @@ class _Layer:
 
     recurrent = False
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+    def arrays(self) -> dict[str, np.ndarray | None]:
         return {}
 
     def parameter_count(self) -> int:
@@ -158,19 +159,19 @@ class LSTM(_Recurrent):
     name: str
     input_weights: np.ndarray
     recurrent_weights: np.ndarray
-    bias: Optional[np.ndarray]
+    bias: np.ndarray | None
     gate_activation: str = "sigmoid"
     cell_activation: str = "tanh"
     output_activation: str = "tanh"
     return_sequences: bool = False
     go_backwards: bool = False
     origin: str = ""  # how the framework's arrays were mapped, for `lstmgen inspect`
-    peephole: Optional[np.ndarray] = None
-    clip: Optional[float] = None
+    peephole: np.ndarray | None = None
+    clip: float | None = None
     input_forget: bool = False
-    initial_h: Optional[np.ndarray] = None
-    initial_c: Optional[np.ndarray] = None
-    projection: Optional[np.ndarray] = None
+    initial_h: np.ndarray | None = None
+    initial_c: np.ndarray | None = None
+    projection: np.ndarray | None = None
 
     kind = "lstm"
     gates = 4
@@ -180,11 +181,16 @@ class LSTM(_Recurrent):
         """The size of h: P with a projection, else H."""
         return self.units if self.projection is None else int(self.projection.shape[0])
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {"input_weights": self.input_weights,
-                "recurrent_weights": self.recurrent_weights, "bias": self.bias,
-                "peephole": self.peephole, "initial_h": self.initial_h,
-                "initial_c": self.initial_c, "projection": self.projection}
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        return {
+            "input_weights": self.input_weights,
+            "recurrent_weights": self.recurrent_weights,
+            "bias": self.bias,
+            "peephole": self.peephole,
+            "initial_h": self.initial_h,
+            "initial_c": self.initial_c,
+            "projection": self.projection,
+        }
 
     def features(self) -> set[str]:
         """The optional features this layer uses (see the module docstring)."""
@@ -201,7 +207,6 @@ class LSTM(_Recurrent):
             used.add("projection")
         return used
 
-
     def gate_rows(self, gate: str) -> slice:
         """Rows of the weight matrices that belong to `gate` (one of i, f, g, o)."""
         k = GATES.index(gate)
@@ -215,8 +220,8 @@ class GRU(_Recurrent):
     name: str
     input_weights: np.ndarray
     recurrent_weights: np.ndarray
-    bias: Optional[np.ndarray]
-    recurrent_bias: Optional[np.ndarray] = None
+    bias: np.ndarray | None
+    recurrent_bias: np.ndarray | None = None
     reset_after: bool = True
     gate_activation: str = "sigmoid"
     cell_activation: str = "tanh"
@@ -227,10 +232,13 @@ class GRU(_Recurrent):
     kind = "gru"
     gates = 3
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {"input_weights": self.input_weights,
-                "recurrent_weights": self.recurrent_weights, "bias": self.bias,
-                "recurrent_bias": self.recurrent_bias}
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        return {
+            "input_weights": self.input_weights,
+            "recurrent_weights": self.recurrent_weights,
+            "bias": self.bias,
+            "recurrent_bias": self.recurrent_bias,
+        }
 
 
 @dataclass
@@ -240,7 +248,7 @@ class SimpleRNN(_Recurrent):
     name: str
     input_weights: np.ndarray
     recurrent_weights: np.ndarray
-    bias: Optional[np.ndarray]
+    bias: np.ndarray | None
     activation: str = "tanh"
     return_sequences: bool = False
     go_backwards: bool = False
@@ -248,9 +256,12 @@ class SimpleRNN(_Recurrent):
 
     kind = "simple_rnn"
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
-        return {"input_weights": self.input_weights,
-                "recurrent_weights": self.recurrent_weights, "bias": self.bias}
+    def arrays(self) -> dict[str, np.ndarray | None]:
+        return {
+            "input_weights": self.input_weights,
+            "recurrent_weights": self.recurrent_weights,
+            "bias": self.bias,
+        }
 
 
 Recurrent = Union[LSTM, GRU, SimpleRNN]
@@ -304,6 +315,7 @@ class Masking(_Layer):
     origin: str = ""
 
     kind = "masking"
+
     @property
     def input_size(self) -> int:
         return self.size
@@ -311,7 +323,6 @@ class Masking(_Layer):
     @property
     def output_size(self) -> int:
         return self.size
-
 
 
 @dataclass
@@ -324,6 +335,7 @@ class Normalize(_Layer):
     origin: str = ""
 
     kind = "normalize"
+
     @property
     def input_size(self) -> int:
         return int(self.mean.shape[0])
@@ -332,9 +344,8 @@ class Normalize(_Layer):
     def output_size(self) -> int:
         return self.input_size
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+    def arrays(self) -> dict[str, np.ndarray | None]:
         return {"mean": self.mean, "std": self.std}
-
 
 
 @dataclass
@@ -343,12 +354,13 @@ class LayerNorm(_Layer):
 
     name: str
     size: int
-    gamma: Optional[np.ndarray]
-    beta: Optional[np.ndarray]
+    gamma: np.ndarray | None
+    beta: np.ndarray | None
     epsilon: float = 1e-3
     origin: str = ""
 
     kind = "layer_norm"
+
     @property
     def input_size(self) -> int:
         return self.size
@@ -357,9 +369,8 @@ class LayerNorm(_Layer):
     def output_size(self) -> int:
         return self.size
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+    def arrays(self) -> dict[str, np.ndarray | None]:
         return {"gamma": self.gamma, "beta": self.beta}
-
 
 
 @dataclass
@@ -372,6 +383,7 @@ class Flatten(_Layer):
     origin: str = ""
 
     kind = "flatten"
+
     @property
     def input_size(self) -> int:
         return self.size
@@ -379,7 +391,6 @@ class Flatten(_Layer):
     @property
     def output_size(self) -> int:
         return self.timesteps * self.size
-
 
 
 PADDINGS = ("valid", "same", "causal")
@@ -401,7 +412,7 @@ class Conv1D(_Windowed):
 
     name: str
     weights: np.ndarray  # (F, K, D)
-    bias: Optional[np.ndarray]
+    bias: np.ndarray | None
     stride: int = 1
     dilation: int = 1
     padding: str = "valid"
@@ -409,6 +420,7 @@ class Conv1D(_Windowed):
     origin: str = ""
 
     kind = "conv1d"
+
     @property
     def kernel_size(self) -> int:
         return int(self.weights.shape[1])
@@ -421,9 +433,8 @@ class Conv1D(_Windowed):
     def output_size(self) -> int:
         return int(self.weights.shape[0])
 
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+    def arrays(self) -> dict[str, np.ndarray | None]:
         return {"weights": self.weights, "bias": self.bias}
-
 
     @property
     def span(self) -> int:
@@ -444,6 +455,7 @@ class Pool1D(_Windowed):
     origin: str = ""
 
     kind = "pool1d"
+
     @property
     def input_size(self) -> int:
         return self.size
@@ -451,7 +463,6 @@ class Pool1D(_Windowed):
     @property
     def output_size(self) -> int:
         return self.size
-
 
     @property
     def span(self) -> int:
@@ -475,7 +486,7 @@ class Dense(_Layer):
 
     name: str
     weights: np.ndarray
-    bias: Optional[np.ndarray]
+    bias: np.ndarray | None
     activation: str = "linear"
     origin: str = ""
 
@@ -489,10 +500,8 @@ class Dense(_Layer):
     def output_size(self) -> int:
         return int(self.weights.shape[0])
 
-
-    def arrays(self) -> dict[str, Optional[np.ndarray]]:
+    def arrays(self) -> dict[str, np.ndarray | None]:
         return {"weights": self.weights, "bias": self.bias}
-
 
 
 @dataclass
@@ -515,15 +524,34 @@ class Activation(_Layer):
         return self.size
 
 
-
-
-Layer = Union[LSTM, GRU, SimpleRNN, Bidirectional, Dense, Activation, Masking, Normalize,
-              LayerNorm, Flatten, Conv1D, Pool1D]
-LAYER_TYPES: dict[str, type] = {"lstm": LSTM, "gru": GRU, "simple_rnn": SimpleRNN,
-                                "bidirectional": Bidirectional, "dense": Dense,
-                                "activation": Activation, "masking": Masking,
-                                "normalize": Normalize, "layer_norm": LayerNorm,
-                                "flatten": Flatten, "conv1d": Conv1D, "pool1d": Pool1D}
+Layer = Union[
+    LSTM,
+    GRU,
+    SimpleRNN,
+    Bidirectional,
+    Dense,
+    Activation,
+    Masking,
+    Normalize,
+    LayerNorm,
+    Flatten,
+    Conv1D,
+    Pool1D,
+]
+LAYER_TYPES: dict[str, type] = {
+    "lstm": LSTM,
+    "gru": GRU,
+    "simple_rnn": SimpleRNN,
+    "bidirectional": Bidirectional,
+    "dense": Dense,
+    "activation": Activation,
+    "masking": Masking,
+    "normalize": Normalize,
+    "layer_norm": LayerNorm,
+    "flatten": Flatten,
+    "conv1d": Conv1D,
+    "pool1d": Pool1D,
+}
 RECURRENT_TYPES = (LSTM, GRU, SimpleRNN, Bidirectional)
 
 
@@ -535,7 +563,7 @@ class Model:
     layers: list[Layer]
     name: str = "model"
     source: str = ""  # human-readable provenance, e.g. "Keras 3.15.1, sine.keras"
-    timesteps: Optional[int] = None  # fixed sequence length of the source model, if any
+    timesteps: int | None = None  # fixed sequence length of the source model, if any
     notes: list[str] = field(default_factory=list)  # what the extractor dropped/folded
 
     # ---- derived facts -------------------------------------------------------------
@@ -546,16 +574,21 @@ class Model:
     @property
     def returns_sequences(self) -> bool:
         """True when the output has one row per timestep."""
-        return self.sequence_layer_count() == len(self.layers) and not any(
-            l.kind == "flatten" for l in self.layers) and all(
-            l.return_sequences for l in self.layers if l.recurrent)
+        return (
+            self.sequence_layer_count() == len(self.layers)
+            and not any(l.kind == "flatten" for l in self.layers)
+            and all(l.return_sequences for l in self.layers if l.recurrent)
+        )
 
     @property
     def streamable(self) -> bool:
         """True when one-step-at-a-time inference means something: no reversed time, no
         layer that needs a window of timesteps or the whole sequence."""
-        return not any((l.recurrent and (l.go_backwards or isinstance(l, Bidirectional)))
-                       or l.kind in ("conv1d", "pool1d", "flatten") for l in self.layers)
+        return not any(
+            (l.recurrent and (l.go_backwards or isinstance(l, Bidirectional)))
+            or l.kind in ("conv1d", "pool1d", "flatten")
+            for l in self.layers
+        )
 
     def output_timesteps(self, t_len: int) -> int:
         """Timesteps of a sequence output for an input of `t_len` steps."""
@@ -592,13 +625,17 @@ class Model:
         return len(self.layers)
 
     # ---- validation ----------------------------------------------------------------
-    def validate(self) -> "Model":
+    def validate(self) -> Model:
         """Check shapes, values and structure; raise ModelError naming the culprit."""
         if not isinstance(self.input_size, int) or self.input_size <= 0:
-            raise ModelError(f"model input size must be a positive integer, got {self.input_size!r}")
+            raise ModelError(
+                f"model input size must be a positive integer, got {self.input_size!r}"
+            )
         if not any(l.recurrent for l in self.layers):
-            raise ModelError("model has no recurrent layer; lstmgen compiles models with at "
-                             "least one LSTM, GRU or SimpleRNN")
+            raise ModelError(
+                "model has no recurrent layer; lstmgen compiles models with at "
+                "least one LSTM, GRU or SimpleRNN"
+            )
         names = [l.name for l in self.layers]
         if len(set(names)) != len(names):
             raise ModelError(f"layer names must be unique, got {names}")
@@ -607,12 +644,16 @@ class Model:
         for index, layer in enumerate(self.layers):
             where = f"layer '{layer.name}' ({layer.kind})"
             if layer.input_size != width:
-                raise ModelError(f"{where}: expects input size {layer.input_size} "
-                                 f"but the previous layer gives {width}")
+                raise ModelError(
+                    f"{where}: expects input size {layer.input_size} "
+                    f"but the previous layer gives {width}"
+                )
             if layer.recurrent:
                 if not sequence:
-                    raise ModelError(f"{where}: a recurrent layer needs a sequence, but an earlier "
-                                     "one has return_sequences=False")
+                    raise ModelError(
+                        f"{where}: a recurrent layer needs a sequence, but an earlier "
+                        "one has return_sequences=False"
+                    )
                 _check_recurrent(layer, where)
                 sequence = layer.return_sequences
             elif isinstance(layer, Dense):
@@ -634,8 +675,7 @@ class Model:
         return self
 
 
-def _check_shaping(model: "Model", layer: Layer, where: str, sequence: bool,
-                   index: int) -> bool:
+def _check_shaping(model: Model, layer: Layer, where: str, sequence: bool, index: int) -> bool:
     """Validate a masking/normalization/shaping layer; return whether a sequence follows."""
     if isinstance(layer, Masking):
         if index != 0:
@@ -658,19 +698,22 @@ def _check_shaping(model: "Model", layer: Layer, where: str, sequence: bool,
     elif isinstance(layer, Flatten):
         if not sequence:
             raise ModelError(f"{where}: Flatten needs a sequence")
-        if model.timesteps is None or model.output_timesteps(model.timesteps) != \
-                layer.timesteps:
-            raise ModelError(f"{where}: Flatten needs the model's fixed number of timesteps "
-                             f"({layer.timesteps}); the model has T = {model.timesteps}")
+        if model.timesteps is None or model.output_timesteps(model.timesteps) != layer.timesteps:
+            raise ModelError(
+                f"{where}: Flatten needs the model's fixed number of timesteps "
+                f"({layer.timesteps}); the model has T = {model.timesteps}"
+            )
         return False
     elif isinstance(layer, (Conv1D, Pool1D)):
         if not sequence:
             raise ModelError(f"{where}: needs a sequence")
         if any(l.recurrent for l in model.layers[:index]):
-            raise ModelError(f"{where}: Conv1D/pooling is supported in front of the "
-                             "recurrent layers only")
-        if layer.padding not in PADDINGS or (isinstance(layer, Pool1D) and
-                                             layer.padding == "causal"):
+            raise ModelError(
+                f"{where}: Conv1D/pooling is supported in front of the recurrent layers only"
+            )
+        if layer.padding not in PADDINGS or (
+            isinstance(layer, Pool1D) and layer.padding == "causal"
+        ):
             raise ModelError(f"{where}: padding {layer.padding!r} is not supported")
         if isinstance(layer, Conv1D):
             if layer.weights.ndim != 3 or min(layer.weights.shape) < 1:
@@ -682,8 +725,7 @@ def _check_shaping(model: "Model", layer: Layer, where: str, sequence: bool,
                 raise ModelError(f"{where}: stride and dilation must be at least 1")
             _check_activation(layer.activation, ELEMENTWISE_ACTIVATIONS, where, "activation")
         else:
-            if layer.pool_type not in ("max", "avg") or layer.pool_size < 1 or \
-                    layer.stride < 1:
+            if layer.pool_type not in ("max", "avg") or layer.pool_size < 1 or layer.stride < 1:
                 raise ModelError(f"{where}: pool_type max/avg, pool_size and stride >= 1")
     return sequence
 
@@ -691,21 +733,25 @@ def _check_shaping(model: "Model", layer: Layer, where: str, sequence: bool,
 def _check_recurrent(layer: Layer, where: str) -> None:
     if isinstance(layer, Bidirectional):
         inner = (layer.forward, layer.backward)
-        if type(inner[0]) is not type(inner[1]) or not isinstance(inner[0], (LSTM, GRU,
-                                                                             SimpleRNN)):
-            raise ModelError(f"{where}: forward and backward must be recurrent layers of one "
-                             "kind")
+        if type(inner[0]) is not type(inner[1]) or not isinstance(inner[0], (LSTM, GRU, SimpleRNN)):
+            raise ModelError(f"{where}: forward and backward must be recurrent layers of one kind")
         if inner[0].go_backwards or not inner[1].go_backwards:
-            raise ModelError(f"{where}: the forward layer must read forward and the backward "
-                             "layer backward (go_backwards)")
+            raise ModelError(
+                f"{where}: the forward layer must read forward and the backward "
+                "layer backward (go_backwards)"
+            )
         if inner[0].return_sequences != inner[1].return_sequences:
             raise ModelError(f"{where}: forward and backward disagree on return_sequences")
-        if inner[0].output_size != inner[1].output_size or \
-                inner[0].input_size != inner[1].input_size:
+        if (
+            inner[0].output_size != inner[1].output_size
+            or inner[0].input_size != inner[1].input_size
+        ):
             raise ModelError(f"{where}: forward and backward differ in size")
         if layer.merge_mode not in MERGE_MODES:
-            raise ModelError(f"{where}: merge_mode {layer.merge_mode!r} is not supported; "
-                             f"supported: {', '.join(MERGE_MODES)}")
+            raise ModelError(
+                f"{where}: merge_mode {layer.merge_mode!r} is not supported; "
+                f"supported: {', '.join(MERGE_MODES)}"
+            )
         for part in inner:
             _check_recurrent(part, f"{where} {part.name!r}")
         return
@@ -715,8 +761,10 @@ def _check_recurrent(layer: Layer, where: str) -> None:
     gates = layer.gates
     h = layer.input_weights.shape[0] // gates if layer.input_weights.ndim == 2 else 0
     if h <= 0:
-        raise ModelError(f"{where}: needs at least one unit, got input_weights of shape "
-                         f"{getattr(layer.input_weights, 'shape', None)}")
+        raise ModelError(
+            f"{where}: needs at least one unit, got input_weights of shape "
+            f"{getattr(layer.input_weights, 'shape', None)}"
+        )
     _check_array(layer.input_weights, (gates * h, layer.input_size), where, "input_weights")
     _check_array(layer.recurrent_weights, (gates * h, h), where, "recurrent_weights")
     if layer.bias is not None:
@@ -724,13 +772,13 @@ def _check_recurrent(layer: Layer, where: str) -> None:
     if isinstance(layer, GRU):
         if layer.recurrent_bias is not None:
             if not layer.reset_after:
-                raise ModelError(f"{where}: recurrent_bias only exists with reset_after=True "
-                                 "(fold it into bias otherwise)")
+                raise ModelError(
+                    f"{where}: recurrent_bias only exists with reset_after=True "
+                    "(fold it into bias otherwise)"
+                )
             _check_array(layer.recurrent_bias, (gates * h,), where, "recurrent_bias")
-        _check_activation(layer.gate_activation, ELEMENTWISE_ACTIVATIONS, where,
-                          "gate_activation")
-        _check_activation(layer.cell_activation, ELEMENTWISE_ACTIVATIONS, where,
-                          "cell_activation")
+        _check_activation(layer.gate_activation, ELEMENTWISE_ACTIVATIONS, where, "gate_activation")
+        _check_activation(layer.cell_activation, ELEMENTWISE_ACTIVATIONS, where, "cell_activation")
     else:
         _check_activation(layer.activation, ELEMENTWISE_ACTIVATIONS, where, "activation")
 
@@ -738,8 +786,10 @@ def _check_recurrent(layer: Layer, where: str) -> None:
 def _check_lstm(layer: LSTM, where: str) -> None:
     h = layer.input_weights.shape[0] // 4 if getattr(layer.input_weights, "ndim", 0) == 2 else 0
     if h <= 0:
-        raise ModelError(f"{where}: needs at least one unit, got input_weights of shape "
-                         f"{getattr(layer.input_weights, 'shape', None)}")
+        raise ModelError(
+            f"{where}: needs at least one unit, got input_weights of shape "
+            f"{getattr(layer.input_weights, 'shape', None)}"
+        )
     p = h
     if layer.projection is not None:
         if getattr(layer.projection, "ndim", 0) != 2 or layer.projection.shape[0] < 1:
@@ -755,8 +805,9 @@ def _check_lstm(layer: LSTM, where: str) -> None:
     for name, size in (("initial_h", p), ("initial_c", h)):
         if getattr(layer, name) is not None:
             _check_array(getattr(layer, name), (size,), where, name)
-    if layer.clip is not None and not (isinstance(layer.clip, (int, float))
-                                       and 0.0 < float(layer.clip) < float("inf")):
+    if layer.clip is not None and not (
+        isinstance(layer.clip, (int, float)) and 0.0 < float(layer.clip) < float("inf")
+    ):
         raise ModelError(f"{where}: clip must be a positive finite number, got {layer.clip!r}")
     _check_activation(layer.gate_activation, ELEMENTWISE_ACTIVATIONS, where, "gate_activation")
     _check_activation(layer.cell_activation, ELEMENTWISE_ACTIVATIONS, where, "cell_activation")
@@ -765,20 +816,24 @@ def _check_lstm(layer: LSTM, where: str) -> None:
 
 def _check_array(a: object, shape: tuple[int, ...], where: str, what: str) -> None:
     if not isinstance(a, np.ndarray) or a.dtype != np.float32:
-        raise ModelError(f"{where}: {what} must be a float32 numpy array, got "
-                         f"{getattr(a, 'dtype', type(a).__name__)}")
+        raise ModelError(
+            f"{where}: {what} must be a float32 numpy array, got "
+            f"{getattr(a, 'dtype', type(a).__name__)}"
+        )
     if a.shape != shape:
         raise ModelError(f"{where}: {what} has shape {a.shape}, expected {shape}")
     if not np.all(np.isfinite(a)):
         bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-        raise ModelError(f"{where}: {what} holds {bad} NaN/Inf value(s); only finite weights "
-                         "can be compiled")
+        raise ModelError(
+            f"{where}: {what} holds {bad} NaN/Inf value(s); only finite weights can be compiled"
+        )
 
 
 def _check_activation(name: str, allowed: dict[str, str], where: str, what: str) -> None:
     if name not in allowed:
-        raise ModelError(f"{where}: {what} '{name}' is not supported; supported: "
-                         f"{', '.join(allowed)}")
+        raise ModelError(
+            f"{where}: {what} '{name}' is not supported; supported: {', '.join(allowed)}"
+        )
 
 
 def float32(a: object) -> np.ndarray:

@@ -9,13 +9,13 @@ File format (version 1): an uncompressed numpy `.npz` archive with
     their arrays `layerK.forward.FIELD`, `layerK.backward.FIELD`.
 No pickles: any tool that reads `.npz` and JSON can produce or consume this file.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import zipfile
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -27,15 +27,21 @@ VERSION = 1
 META_KEY = "__lstmgen__"
 
 
-def save_ir(model: Model, path: Union[str, Path]) -> Path:
+def save_ir(model: Model, path: str | Path) -> Path:
     """Write `model` to `path` (a `.npz` file) and return the path."""
     model.validate()
     arrays: dict[str, np.ndarray] = {}
     layers_meta = [_layer_meta(layer, f"layer{k}", arrays) for k, layer in enumerate(model.layers)]
     doc = {
-        "format": FORMAT, "version": VERSION,
-        "model": {"name": model.name, "input_size": model.input_size, "source": model.source,
-                  "timesteps": model.timesteps, "notes": list(model.notes)},
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {
+            "name": model.name,
+            "input_size": model.input_size,
+            "source": model.source,
+            "timesteps": model.timesteps,
+            "notes": list(model.notes),
+        },
         "layers": layers_meta,
     }
     arrays[META_KEY] = np.frombuffer(json.dumps(doc, sort_keys=True).encode("utf-8"), np.uint8)
@@ -60,7 +66,7 @@ def _layer_meta(layer, prefix: str, arrays: dict[str, np.ndarray]) -> dict:
     return meta
 
 
-def load_ir(path: Union[str, Path]) -> Model:
+def load_ir(path: str | Path) -> Model:
     """Read a model written by `save_ir`; raise ModelError on anything malformed."""
     path = Path(path)
     try:
@@ -75,15 +81,21 @@ def load_ir(path: Union[str, Path]) -> Model:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: metadata is not valid JSON ({exc})") from None
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise ModelError(f"{path}: format {doc.get('format')!r} version {doc.get('version')!r}; "
-                         f"this lstmgen reads {FORMAT!r} version {VERSION}")
+        raise ModelError(
+            f"{path}: format {doc.get('format')!r} version {doc.get('version')!r}; "
+            f"this lstmgen reads {FORMAT!r} version {VERSION}"
+        )
     try:
-        layers = [_layer_from(f"layer{k}", meta, contents)
-                  for k, meta in enumerate(doc["layers"])]
+        layers = [_layer_from(f"layer{k}", meta, contents) for k, meta in enumerate(doc["layers"])]
         m = doc["model"]
-        model = Model(input_size=int(m["input_size"]), layers=layers, name=str(m["name"]),
-                      source=str(m.get("source", "")), timesteps=m.get("timesteps"),
-                      notes=list(m.get("notes", [])))
+        model = Model(
+            input_size=int(m["input_size"]),
+            layers=layers,
+            name=str(m["name"]),
+            source=str(m.get("source", "")),
+            timesteps=m.get("timesteps"),
+            notes=list(m.get("notes", [])),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path}: malformed metadata ({exc!r})") from None
     return model.validate()

@@ -5,6 +5,7 @@ reader parses it directly as float (a C `f` literal) or as a double that is then
 to float (Python `array('f')`, MATLAB `single(...)`): the shortest decimal is used when it
 survives both paths, otherwise 9 significant digits, which always do.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,5 +37,5 @@ def wrap_values(texts: list[str], per_line: int, indent: str) -> str:
     """Join literal texts with commas, `per_line` to a line, each line indented."""
     lines = []
     for start in range(0, len(texts), per_line):
-        lines.append(indent + ", ".join(texts[start:start + per_line]))
+        lines.append(indent + ", ".join(texts[start : start + per_line]))
     return ",\n".join(lines)

@@ -20,6 +20,7 @@ Estimates (`estimate`), per layer and in total, for each `--quantize` mode:
 reads the sections (`arm-none-eabi-size -A`) and the worst-case stack of `NAME_step` and
 `NAME_predict` from gcc's call graph (frame sizes summed along the deepest path).
 """
+
 from __future__ import annotations
 
 import re
@@ -28,7 +29,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from .ir import GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Model
 from .plan import make_plan
@@ -47,23 +47,47 @@ CODE_BASE = {"float": 100, "int8": 130, "int16": 130, "fixed16": 300}
 CODE_PER_LSTM_KERNEL = {"float": 200, "int8": 250, "int16": 250, "fixed16": 300}
 CODE_PER_LAYER_CALL = 50
 CODE_PER_OTHER_KERNEL = {"gru": 330, "simple_rnn": 110}  # float only
-CODE_PER_LSTM_FEATURE = 60   # peephole, clip, input_forget or projection in a kernel
-CODE_MERGE = 40              # one Bidirectional merge function
+CODE_PER_LSTM_FEATURE = 60  # peephole, clip, input_forget or projection in a kernel
+CODE_MERGE = 40  # one Bidirectional merge function
 CODE_PER_EXTRA_STAGE = 120
 CODE_DENSE = {"float": 70, "int8": 80, "int16": 80, "fixed16": 90}
-CODE_ACTIVATION = {"tanh": 120, "sigmoid": 30, "softsign": 30, "softplus": 200, "elu": 150,
-                   "softmax": 150, "relu": 16, "linear": 4, "hard_sigmoid_keras3": 40,
-                   "hard_sigmoid_0.2": 40}
-CODE_FIXED_ACTIVATION = {"tanh": 100, "sigmoid": 100, "softsign": 80, "softplus": 120,
-                         "elu": 60, "softmax": 300, "relu": 30, "linear": 20,
-                         "hard_sigmoid_keras3": 60, "hard_sigmoid_0.2": 60}
+CODE_ACTIVATION = {
+    "tanh": 120,
+    "sigmoid": 30,
+    "softsign": 30,
+    "softplus": 200,
+    "elu": 150,
+    "softmax": 150,
+    "relu": 16,
+    "linear": 4,
+    "hard_sigmoid_keras3": 40,
+    "hard_sigmoid_0.2": 40,
+}
+CODE_FIXED_ACTIVATION = {
+    "tanh": 100,
+    "sigmoid": 100,
+    "softsign": 80,
+    "softplus": 120,
+    "elu": 60,
+    "softmax": 300,
+    "relu": 30,
+    "linear": 20,
+    "hard_sigmoid_keras3": 60,
+    "hard_sigmoid_0.2": 60,
+}
 CODE_BUILTIN_EXP = 330  # exp_builtin (+ log1p / expm1 where used), --math builtin
 # masking, normalization and sequence shaping (float build only)
-CODE_SHAPING = {"masking": 60, "normalize": 40, "layer_norm": 130, "conv1d": 170,
-                "pool1d": 90, "flatten": 20}
-CODE_PER_MASKED_CELL = 20    # the guard around a recurrent kernel for masked steps
-CODE_PER_WINDOW = 60         # one Conv1D / Pool1D call in NAME_predict (+ output steps)
-CODE_BUILTIN_SQRT = 90       # sqrt_builtin, --math builtin with LayerNorm
+CODE_SHAPING = {
+    "masking": 60,
+    "normalize": 40,
+    "layer_norm": 130,
+    "conv1d": 170,
+    "pool1d": 90,
+    "flatten": 20,
+}
+CODE_PER_MASKED_CELL = 20  # the guard around a recurrent kernel for masked steps
+CODE_PER_WINDOW = 60  # one Conv1D / Pool1D call in NAME_predict (+ output steps)
+CODE_BUILTIN_SQRT = 90  # sqrt_builtin, --math builtin with LayerNorm
 FIXED_TABLE_BYTES = {"sigmoid": 257 * 2, "softplus": 513 * 2}
 
 
@@ -71,9 +95,9 @@ FIXED_TABLE_BYTES = {"sigmoid": 257 * 2, "softplus": 513 * 2}
 class LayerMemory:
     name: str
     kind: str
-    weight_bytes: int    # flash: weights, scales/shifts and bias in their stored form
-    state_bytes: int     # RAM in NAME_state (LSTM h and c)
-    scratch_bytes: int   # stack this layer needs while it runs (LSTM: gate scratch)
+    weight_bytes: int  # flash: weights, scales/shifts and bias in their stored form
+    state_bytes: int  # RAM in NAME_state (LSTM h and c)
+    scratch_bytes: int  # stack this layer needs while it runs (LSTM: gate scratch)
 
 
 @dataclass
@@ -83,8 +107,8 @@ class MemoryEstimate:
     scratch_bytes: int
     sequence_buffer_bytes: int  # only for plans with buffered stages, per max timesteps
     mode: str = "float"
-    code_bytes: int = 0         # estimated code (flash), see CODE_*
-    table_bytes: int = 0        # fixed16 activation tables (flash)
+    code_bytes: int = 0  # estimated code (flash), see CODE_*
+    table_bytes: int = 0  # fixed16 activation tables (flash)
     layers: list[LayerMemory] = field(default_factory=list)
 
     @property
@@ -103,16 +127,17 @@ def max_width(model: Model) -> int:
 def sequence_width(model: Model) -> int:
     """The widest vector a step or the tail passes between layers (the flattened vector of
     a Flatten layer is a buffer of its own)."""
-    return max([model.input_size] + [layer.output_size for layer in model.layers
-                                     if layer.kind != "flatten"])
+    return max(
+        [model.input_size]
+        + [layer.output_size for layer in model.layers if layer.kind != "flatten"]
+    )
 
 
 def prefix_width(model: Model) -> int:
     """Values per row of the prefix buffers (`Plan.prefix`): the widest output of the
     layers up to the last Conv1D / Pool1D, 0 without one."""
     plan = make_plan(model)
-    return max([model.layers[k].output_size for group in plan.prefix for k in group],
-               default=0)
+    return max([model.layers[k].output_size for group in plan.prefix for k in group], default=0)
 
 
 def max_timesteps(model: Model) -> int:
@@ -181,12 +206,11 @@ def _gate_values(layer, mode: str = "float") -> int:
     return layer.units if layer.recurrent else 0
 
 
-def _shaping_code(model: Model, plan, math: Optional[str]) -> int:
+def _shaping_code(model: Model, plan, math: str | None) -> int:
     """Code of the masking, normalization and sequence-shaping layers (float build)."""
     kinds = {l.kind for l in model.layers} & set(CODE_SHAPING)
     code = sum(CODE_SHAPING[k] for k in kinds)
-    if "pool1d" in kinds and len({l.pool_type for l in model.layers
-                                  if l.kind == "pool1d"}) == 2:
+    if "pool1d" in kinds and len({l.pool_type for l in model.layers if l.kind == "pool1d"}) == 2:
         code += CODE_SHAPING["pool1d"]
     if "masking" in kinds:
         code += CODE_PER_MASKED_CELL * sum(len(_cells(l)) for l in model.layers)
@@ -218,20 +242,28 @@ def _kernels(model: Model) -> tuple[int, int, int]:
     for layer in model.layers:
         for cell in _cells(layer):
             if isinstance(cell, LSTM):
-                keys.add(("lstm", cell.gate_activation, cell.cell_activation,
-                          cell.output_activation,
-                          tuple(sorted(cell.features() - {"initial_state"}))))
+                keys.add(
+                    (
+                        "lstm",
+                        cell.gate_activation,
+                        cell.cell_activation,
+                        cell.output_activation,
+                        tuple(sorted(cell.features() - {"initial_state"})),
+                    )
+                )
             elif isinstance(cell, GRU):
                 keys.add(("gru", cell.gate_activation, cell.cell_activation, cell.reset_after))
             else:
                 keys.add(("simple_rnn", cell.activation))
     lstm = [k for k in keys if k[0] == "lstm"]
-    return (len(lstm), sum(len(k[4]) for k in lstm),
-            sum(CODE_PER_OTHER_KERNEL[k[0]] for k in keys if k[0] != "lstm"))
+    return (
+        len(lstm),
+        sum(len(k[4]) for k in lstm),
+        sum(CODE_PER_OTHER_KERNEL[k[0]] for k in keys if k[0] != "lstm"),
+    )
 
 
-def estimate(model: Model, quantize: Optional[str] = None,
-             math: Optional[str] = None) -> MemoryEstimate:
+def estimate(model: Model, quantize: str | None = None, math: str | None = None) -> MemoryEstimate:
     """Flash and RAM of the generated C for `model` in a `--quantize` mode (None: float)."""
     mode = quantize or "float"
     value = 2 if mode == "fixed16" else FLOAT_BYTES
@@ -244,19 +276,27 @@ def estimate(model: Model, quantize: Optional[str] = None,
             state, scratch = _state_values(layer) * value, _gate_values(layer, mode) * value
         else:
             state, scratch = 0, layer.output_size * value
-        layers.append(LayerMemory(layer.name, layer.kind, _weight_bytes(layer, mode), state,
-                                  scratch))
+        layers.append(
+            LayerMemory(layer.name, layer.kind, _weight_bytes(layer, mode), state, scratch)
+        )
     # one recurrent kernel's scratch, two layer buffers in a step, and the sequence part's
     # last output when the tail cannot read it from the state (it can after a
     # unidirectional recurrent layer)
     last = plan.stages[-1].ops[-1]
-    tail_reads_state = bool(plan.tail) and plan.final_merge is None and last.part is None \
+    tail_reads_state = (
+        bool(plan.tail)
+        and plan.final_merge is None
+        and last.part is None
         and model.layers[last.layer].recurrent
+    )
     scratch = (gates + (2 if tail_reads_state else 3) * width) * value
     # whole sequences on the stack: one slot of T x the widest vector per live buffer,
     # the prefix buffers, the flattened vector
-    buffers = (plan.slots * width + plan.prefix_buffers * prefix_width(model)) * \
-        max_timesteps(model) * value
+    buffers = (
+        (plan.slots * width + plan.prefix_buffers * prefix_width(model))
+        * max_timesteps(model)
+        * value
+    )
     if plan.flatten is not None:
         buffers += model.layers[plan.flatten].output_size * value
     acts = _activations(model)
@@ -269,36 +309,52 @@ def estimate(model: Model, quantize: Optional[str] = None,
     kernels, lstm_features, other_kernels = _kernels(model)
     bidirectional = [l for l in model.layers if isinstance(l, Bidirectional)]
     act_code = CODE_FIXED_ACTIVATION if mode == "fixed16" else CODE_ACTIVATION
-    code = (CODE_BASE[mode] + CODE_PER_LSTM_KERNEL[mode] * kernels
-            + CODE_PER_LSTM_FEATURE * lstm_features + other_kernels
-            + CODE_PER_LAYER_CALL * (len(model.layers) + len(bidirectional))
-            + CODE_PER_EXTRA_STAGE * (len(plan.stages) - 1)
-            + CODE_MERGE * len({l.merge_mode for l in bidirectional})
-            + (CODE_DENSE[mode] if any(isinstance(l, Dense) for l in model.layers) else 0)
-            + sum(act_code.get(a, 60) for a in acts)
-            + (CODE_BUILTIN_EXP if math == "builtin" and mode != "fixed16"
-               and acts & {"softplus", "elu", "softmax"} else 0)
-            + _shaping_code(model, plan, math))
-    return MemoryEstimate(weight_bytes=sum(l.weight_bytes for l in layers),
-                          state_bytes=sum(l.state_bytes for l in layers),
-                          scratch_bytes=scratch, sequence_buffer_bytes=buffers, mode=mode,
-                          code_bytes=code, table_bytes=tables, layers=layers)
+    code = (
+        CODE_BASE[mode]
+        + CODE_PER_LSTM_KERNEL[mode] * kernels
+        + CODE_PER_LSTM_FEATURE * lstm_features
+        + other_kernels
+        + CODE_PER_LAYER_CALL * (len(model.layers) + len(bidirectional))
+        + CODE_PER_EXTRA_STAGE * (len(plan.stages) - 1)
+        + CODE_MERGE * len({l.merge_mode for l in bidirectional})
+        + (CODE_DENSE[mode] if any(isinstance(l, Dense) for l in model.layers) else 0)
+        + sum(act_code.get(a, 60) for a in acts)
+        + (
+            CODE_BUILTIN_EXP
+            if math == "builtin" and mode != "fixed16" and acts & {"softplus", "elu", "softmax"}
+            else 0
+        )
+        + _shaping_code(model, plan, math)
+    )
+    return MemoryEstimate(
+        weight_bytes=sum(l.weight_bytes for l in layers),
+        state_bytes=sum(l.state_bytes for l in layers),
+        scratch_bytes=scratch,
+        sequence_buffer_bytes=buffers,
+        mode=mode,
+        code_bytes=code,
+        table_bytes=tables,
+        layers=layers,
+    )
 
 
 # ---------------------------------------------------------------------- measurement --
 
+
 @dataclass
 class Measured:
     """What the ARM toolchain says about NAME.c compiled -Os for one core."""
+
     cpu: str
-    sections: dict[str, int]     # .text, .rodata, .data, .bss, ...
-    stack: dict[str, int]        # worst-case stack bytes of each public function
-    frames: dict[str, int]       # each function's own frame
+    sections: dict[str, int]  # .text, .rodata, .data, .bss, ...
+    stack: dict[str, int]  # worst-case stack bytes of each public function
+    frames: dict[str, int]  # each function's own frame
 
     @property
     def flash_bytes(self) -> int:
-        return sum(v for k, v in self.sections.items()
-                   if k.startswith((".text", ".rodata", ".data")))
+        return sum(
+            v for k, v in self.sections.items() if k.startswith((".text", ".rodata", ".data"))
+        )
 
     @property
     def ram_bytes(self) -> int:  # static RAM (must be 0: no mutable globals)
@@ -321,8 +377,9 @@ def parse_callgraph(text: str) -> tuple[dict[str, int], dict[str, list[str]]]:
     return frames, edges
 
 
-def worst_stack(node: str, frames: dict[str, int], edges: dict[str, list[str]],
-                seen: tuple[str, ...] = ()) -> int:
+def worst_stack(
+    node: str, frames: dict[str, int], edges: dict[str, list[str]], seen: tuple[str, ...] = ()
+) -> int:
     """Largest sum of frames along a call path from `node` (recursion would be infinite;
     the generated code has none, so a cycle is an error)."""
     if node in seen:
@@ -331,25 +388,41 @@ def worst_stack(node: str, frames: dict[str, int], edges: dict[str, list[str]],
     return frames.get(node, 0) + max(below, default=0)
 
 
-def measure(files: dict[str, str], name: str, cpu: str = "cortex-m4",
-            extra_flags: Optional[list[str]] = None) -> Measured:
+def measure(
+    files: dict[str, str], name: str, cpu: str = "cortex-m4", extra_flags: list[str] | None = None
+) -> Measured:
     """Compile `NAME.c` with arm-none-eabi-gcc -Os for `cpu` (cortex-m4: hard float;
     cortex-m3/m0: soft float) and measure its sections and stack."""
-    flags = CORTEX_M4F if cpu == "cortex-m4" else [f"-mcpu={cpu}", "-mthumb",
-                                                   "-mfloat-abi=soft"]
+    flags = CORTEX_M4F if cpu == "cortex-m4" else [f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft"]
     with tempfile.TemporaryDirectory(prefix="lstmgen-size-") as tmp:
         work = Path(tmp)
         for filename, text in files.items():
             if "/" not in filename:
                 (work / filename).write_text(text, encoding="utf-8")
         obj = work / f"{name}.o"
-        cmd = [ARM_GCC, "-std=c99", *flags, "-Os", "-fstack-usage", "-fcallgraph-info=su",
-               *(extra_flags or []), "-c", f"{name}.c", "-o", obj.name]
+        cmd = [
+            ARM_GCC,
+            "-std=c99",
+            *flags,
+            "-Os",
+            "-fstack-usage",
+            "-fcallgraph-info=su",
+            *(extra_flags or []),
+            "-c",
+            f"{name}.c",
+            "-o",
+            obj.name,
+        ]
         result = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"arm-none-eabi-gcc failed: {result.stderr[-2000:]}")
-        size = subprocess.run(["arm-none-eabi-size", "-A", obj.name], cwd=work,
-                              capture_output=True, text=True, check=True).stdout
+        size = subprocess.run(
+            ["arm-none-eabi-size", "-A", obj.name],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         sections = {}
         for line in size.splitlines():
             parts = line.split()
@@ -368,20 +441,27 @@ def _kb(n: int) -> str:
     return f"{n} B" if n < 10000 else f"{n / 1024:.1f} KiB"
 
 
-def report(model: Model, quantize: Optional[str] = None, math: Optional[str] = None,
-           files: Optional[dict[str, str]] = None, name: str = "model") -> str:
+def report(
+    model: Model,
+    quantize: str | None = None,
+    math: str | None = None,
+    files: dict[str, str] | None = None,
+    name: str = "model",
+) -> str:
     """The text of `lstmgen inspect MODEL --target c`: per-layer flash/RAM, totals, and the
     measured figures when the ARM toolchain is installed."""
     mode = quantize or "float"
     est = estimate(model, quantize=quantize, math=math)
     flt = estimate(model)
-    out = [f"C target, {mode} weights{', builtin math' if math == 'builtin' else ''}: "
-           "flash and RAM per layer (bytes)"]
-    out.append(f"  {'layer':<24} {'flash (weights)':>16} {'RAM (state)':>12} "
-               f"{'stack scratch':>14}")
+    out = [
+        f"C target, {mode} weights{', builtin math' if math == 'builtin' else ''}: "
+        "flash and RAM per layer (bytes)"
+    ]
+    out.append(f"  {'layer':<24} {'flash (weights)':>16} {'RAM (state)':>12} {'stack scratch':>14}")
     for lm in est.layers:
-        out.append(f"  {lm.name:<24} {lm.weight_bytes:>16} {lm.state_bytes:>12} "
-                   f"{lm.scratch_bytes:>14}")
+        out.append(
+            f"  {lm.name:<24} {lm.weight_bytes:>16} {lm.state_bytes:>12} {lm.scratch_bytes:>14}"
+        )
     if est.table_bytes:
         out.append(f"  {'(activation tables)':<24} {est.table_bytes:>16}")
     code = f"about {est.code_bytes} (estimated)"
@@ -396,26 +476,34 @@ def report(model: Model, quantize: Optional[str] = None, math: Optional[str] = N
     if measured is not None:
         code_bytes = measured.sections.get(".text", 0)
         const = measured.sections.get(".rodata", 0)
-        code = (f"{code_bytes} (.text, measured: arm-none-eabi-gcc -Os {measured.cpu}); "
-                f".rodata {const}; .data + .bss {measured.ram_bytes}")
+        code = (
+            f"{code_bytes} (.text, measured: arm-none-eabi-gcc -Os {measured.cpu}); "
+            f".rodata {const}; .data + .bss {measured.ram_bytes}"
+        )
         step = measured.stack.get(f"{name}_step")
         pred = measured.stack.get(f"{name}_predict")
-        stack = (f"{name}_step {step} + state {est.state_bytes}, " if step is not None else "") \
-            + f"{name}_predict {pred} incl. its state (measured, -fstack-usage)"
+        stack = (
+            f"{name}_step {step} + state {est.state_bytes}, " if step is not None else ""
+        ) + f"{name}_predict {pred} incl. its state (measured, -fstack-usage)"
         total_flash = measured.flash_bytes
     else:
         total_flash = est.flash_bytes
-    out.append(f"  flash: weights {est.weight_bytes}"
-               + (f" + tables {est.table_bytes}" if est.table_bytes else "")
-               + f"; code {code}")
+    out.append(
+        f"  flash: weights {est.weight_bytes}"
+        + (f" + tables {est.table_bytes}" if est.table_bytes else "")
+        + f"; code {code}"
+    )
     out.append(f"  flash total: {_kb(total_flash)}")
     if mode != "float":
         saved = flt.weight_bytes - est.weight_bytes
-        out.append(f"  flash saving against float32 weights: {saved} bytes "
-                   f"({100.0 * saved / flt.weight_bytes:.0f}%)")
-    out.append(f"  RAM: state {est.state_bytes} + stack scratch {est.scratch_bytes}"
-               + (f" + sequence buffer {est.sequence_buffer_bytes}"
-                  if est.sequence_buffer_bytes else "")
-               + f" = {_kb(est.ram_bytes)}; stack: {stack}")
+        out.append(
+            f"  flash saving against float32 weights: {saved} bytes "
+            f"({100.0 * saved / flt.weight_bytes:.0f}%)"
+        )
+    out.append(
+        f"  RAM: state {est.state_bytes} + stack scratch {est.scratch_bytes}"
+        + (f" + sequence buffer {est.sequence_buffer_bytes}" if est.sequence_buffer_bytes else "")
+        + f" = {_kb(est.ram_bytes)}; stack: {stack}"
+    )
     out.append("  no weight is copied to RAM or the stack (all static const, read in place)")
     return "\n".join(out)

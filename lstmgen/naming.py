@@ -4,6 +4,7 @@ One rule set serves C, Python and MATLAB so that the same model gets the same na
 every backend: ASCII letters, digits and `_`, starting with a letter, not a keyword of any
 of the three languages, at most 40 characters.
 """
+
 from __future__ import annotations
 
 import re
@@ -11,17 +12,23 @@ import unicodedata
 
 from .errors import LstmgenError
 
-C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float
+C_KEYWORDS = set(
+    """auto break case char const continue default do double else enum extern float
 for goto if inline int long register restrict return short signed sizeof static struct switch
 typedef union unsigned void volatile while _Bool _Complex _Imaginary bool true false NULL
 class delete new this template typename namespace operator private public protected virtual
-friend using throw try catch explicit mutable export asm nullptr""".split())
-PYTHON_KEYWORDS = set("""False None True and as assert async await break class continue def del
+friend using throw try catch explicit mutable export asm nullptr""".split()
+)
+PYTHON_KEYWORDS = set(
+    """False None True and as assert async await break class continue def del
 elif else except finally for from global if import in is lambda nonlocal not or pass raise
-return try while with yield match case math array""".split())
-MATLAB_KEYWORDS = set("""break case catch classdef continue else elseif end for function global
+return try while with yield match case math array""".split()
+)
+MATLAB_KEYWORDS = set(
+    """break case catch classdef continue else elseif end for function global
 if otherwise parfor persistent return spmd switch try while single double zeros ones exp
-tanh max min abs sum""".split())
+tanh max min abs sum""".split()
+)
 RESERVED = C_KEYWORDS | PYTHON_KEYWORDS | MATLAB_KEYWORDS
 MAX_LENGTH = 40
 _VALID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -30,11 +37,14 @@ _VALID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 def validate_model_name(name: str) -> str:
     """Return `name` if it can prefix every generated identifier, else raise."""
     if not isinstance(name, str) or not _VALID.match(name) or len(name) > MAX_LENGTH:
-        raise LstmgenError(f"--name {name!r} must start with a letter, use only ASCII letters, "
-                           f"digits and '_', and be at most {MAX_LENGTH} characters")
+        raise LstmgenError(
+            f"--name {name!r} must start with a letter, use only ASCII letters, "
+            f"digits and '_', and be at most {MAX_LENGTH} characters"
+        )
     if name in RESERVED or name.lower() in RESERVED:
-        raise LstmgenError(f"--name {name!r} is a keyword or builtin in C, Python or MATLAB; "
-                           "choose another name")
+        raise LstmgenError(
+            f"--name {name!r} is a keyword or builtin in C, Python or MATLAB; choose another name"
+        )
     return name
 
 
@@ -56,7 +66,7 @@ def unique_name(base: str, seen: set[str]) -> str:
     candidate, n = base, 1
     while candidate in seen:
         n += 1
-        candidate = f"{base[:MAX_LENGTH - 4]}_{n}"
+        candidate = f"{base[: MAX_LENGTH - 4]}_{n}"
     seen.add(candidate)
     return candidate
 

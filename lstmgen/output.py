@@ -4,13 +4,13 @@ Files are first written to a temporary folder beside the destination, then moved
 place one by one (a rename on the same filesystem), so an interrupted run leaves either
 the old files or the new ones, never a half-written file.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
 
 from .backends.common import GENERATED_MARK
 from .errors import OutputError
@@ -18,13 +18,13 @@ from .errors import OutputError
 
 def _written_by_lstmgen(path: Path) -> bool:
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             return GENERATED_MARK in fh.read(4096)
     except OSError:
         return False
 
 
-def write_files(files: dict[str, str], out: Union[str, Path], force: bool = False) -> list[Path]:
+def write_files(files: dict[str, str], out: str | Path, force: bool = False) -> list[Path]:
     """Write {filename: text} into folder `out`; return the written paths."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -32,8 +32,9 @@ def write_files(files: dict[str, str], out: Union[str, Path], force: bool = Fals
     targets = [out / name for name in sorted(files)]
     foreign = [p for p in targets if p.exists() and not _written_by_lstmgen(p)]
     if foreign and not force:
-        raise OutputError(f"{foreign[0]} exists and was not written by lstmgen; "
-                          "pass --force to overwrite it")
+        raise OutputError(
+            f"{foreign[0]} exists and was not written by lstmgen; pass --force to overwrite it"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".lstmgen-", dir=out))

@@ -38,10 +38,10 @@ Two more shapes of sequence work sit around the stages:
   main-line stage writes each step's output into its row of the flattened vector, which the
   tail reads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .ir import Model
 
@@ -49,8 +49,9 @@ from .ir import Model
 @dataclass
 class Op:
     """One per-timestep operation of a stage."""
-    layer: int                  # index into model.layers
-    part: Optional[str] = None  # None: the whole layer; "fw" / "bw": one direction of a
+
+    layer: int  # index into model.layers
+    part: str | None = None  # None: the whole layer; "fw" / "bw": one direction of a
     #                             Bidirectional; "merge": its fw output merged with the
     #                             stored bw output of the same timestep
 
@@ -58,12 +59,12 @@ class Op:
 @dataclass
 class Stage:
     ops: list[Op] = field(default_factory=list)
-    reverse: bool = False             # reads its input from the last timestep to the first
-    source: Optional[int] = None      # buffer it reads (None: the model input x)
-    sink: Optional[int] = None        # buffer its per-step output goes to (None: none, or
+    reverse: bool = False  # reads its input from the last timestep to the first
+    source: int | None = None  # buffer it reads (None: the model input x)
+    sink: int | None = None  # buffer its per-step output goes to (None: none, or
     #                                   the model output for the last stage)
-    by_source_time: bool = False      # the sink is indexed by the input's time, not by step
-    side: Optional[int] = None        # buffer of stored bw outputs the merge op reads
+    by_source_time: bool = False  # the sink is indexed by the input's time, not by step
+    side: int | None = None  # buffer of stored bw outputs the merge op reads
 
     @property
     def layers(self) -> list[int]:
@@ -87,9 +88,9 @@ class Plan:
     stages: list[Stage]
     tail: list[int]
     buffer_slots: list[int] = field(default_factory=list)  # slot of each buffer
-    final_merge: Optional[int] = None  # a Bidirectional whose final states are merged
+    final_merge: int | None = None  # a Bidirectional whose final states are merged
     prefix: list[list[int]] = field(default_factory=list)  # groups run before the stages
-    flatten: Optional[int] = None      # the Flatten layer that ends the sequence part
+    flatten: int | None = None  # the Flatten layer that ends the sequence part
 
     @property
     def prefix_buffers(self) -> int:
@@ -104,7 +105,7 @@ class Plan:
     def slots(self) -> int:
         return max(self.buffer_slots, default=-1) + 1
 
-    def slot(self, buffer: Optional[int]) -> Optional[int]:
+    def slot(self, buffer: int | None) -> int | None:
         return None if buffer is None else self.buffer_slots[buffer]
 
 
@@ -113,7 +114,7 @@ def make_plan(model: Model) -> Plan:
     stages: list[Stage] = []
     buffers = 0
     final_merge = None
-    cur: Optional[Stage] = Stage()
+    cur: Stage | None = Stage()
     seen_recurrent = False
 
     def new_buffer() -> int:
@@ -125,8 +126,11 @@ def make_plan(model: Model) -> Plan:
     start = windows[-1] + 1 if windows else 0
     prefix: list[list[int]] = []
     for k in range(start):
-        if model.layers[k].kind in ("conv1d", "pool1d") or not prefix or \
-                model.layers[prefix[-1][-1]].kind in ("conv1d", "pool1d"):
+        if (
+            model.layers[k].kind in ("conv1d", "pool1d")
+            or not prefix
+            or model.layers[prefix[-1][-1]].kind in ("conv1d", "pool1d")
+        ):
             prefix.append([k])
         else:
             prefix[-1].append(k)
@@ -137,7 +141,7 @@ def make_plan(model: Model) -> Plan:
         assert cur is not None
         if layer.kind == "bidirectional":
             if seen_recurrent:  # both directions read the sequence so far: buffer it
-                source: Optional[int] = new_buffer()
+                source: int | None = new_buffer()
                 cur.sink = source
                 stages.append(cur)
                 replay: list[Op] = []
@@ -145,10 +149,16 @@ def make_plan(model: Model) -> Plan:
                 source, replay = None, list(cur.ops)
             if layer.return_sequences:
                 stored = new_buffer()
-                stages.append(Stage(ops=replay + [Op(k, "bw")], reverse=True, source=source,
-                                    sink=stored, by_source_time=True))
-                cur = Stage(ops=replay + [Op(k, "fw"), Op(k, "merge")], source=source,
-                            side=stored)
+                stages.append(
+                    Stage(
+                        ops=replay + [Op(k, "bw")],
+                        reverse=True,
+                        source=source,
+                        sink=stored,
+                        by_source_time=True,
+                    )
+                )
+                cur = Stage(ops=replay + [Op(k, "fw"), Op(k, "merge")], source=source, side=stored)
             else:
                 stages.append(Stage(ops=replay + [Op(k, "fw")], source=source))
                 stages.append(Stage(ops=replay + [Op(k, "bw")], reverse=True, source=source))
@@ -166,9 +176,14 @@ def make_plan(model: Model) -> Plan:
         seen_recurrent = seen_recurrent or layer.recurrent
     if cur is not None:
         stages.append(cur)
-    return Plan(stages=stages, tail=list(range(n_seq, len(model.layers))),
-                buffer_slots=_assign_slots(stages, buffers), final_merge=final_merge,
-                prefix=prefix, flatten=flatten)
+    return Plan(
+        stages=stages,
+        tail=list(range(n_seq, len(model.layers))),
+        buffer_slots=_assign_slots(stages, buffers),
+        final_merge=final_merge,
+        prefix=prefix,
+        flatten=flatten,
+    )
 
 
 def _assign_slots(stages: list[Stage], count: int) -> list[int]:

@@ -3,12 +3,26 @@
 It implements the canonical semantics documented in `lstmgen.ir` directly, with no code
 shared with any backend, so that a backend bug cannot hide behind a reference bug.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from .ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, LayerNorm,
-                 Masking, Model, Normalize, Pool1D, SimpleRNN)
+from .ir import (
+    GRU,
+    LSTM,
+    Activation,
+    Bidirectional,
+    Conv1D,
+    Dense,
+    Flatten,
+    LayerNorm,
+    Masking,
+    Model,
+    Normalize,
+    Pool1D,
+    SimpleRNN,
+)
 
 
 def activate(name: str, x: np.ndarray) -> np.ndarray:
@@ -56,7 +70,7 @@ def _lstm_step(layer: LSTM, w, u, b, p, proj):
     def step(xt, state):
         h, c = state
         z = xt @ w.T + h @ u.T + b
-        zi, zf, zg, zo = (z[:, k * h_units:(k + 1) * h_units] for k in range(4))
+        zi, zf, zg, zo = (z[:, k * h_units : (k + 1) * h_units] for k in range(4))
         i = gate(zi + p[0] * c)
         f = 1.0 - i if layer.input_forget else gate(zf + p[1] * c)
         c = f * c + i * activate(layer.cell_activation, clip(zg))
@@ -64,6 +78,7 @@ def _lstm_step(layer: LSTM, w, u, b, p, proj):
         if proj is not None:
             h = h @ proj.T
         return h, (h, c)
+
     return step
 
 
@@ -71,15 +86,17 @@ def _recurrent(layer, x: np.ndarray, mask=None) -> np.ndarray:
     """One unidirectional recurrent layer. x: [N, T, D] -> [N, T, O] or [N, O].
     `mask` [N, T] (True = real step): masked steps keep the state and repeat the output."""
     n, t_len, _ = x.shape
-    f64 = (lambda a: None if a is None else a.astype(np.float64))
+    f64 = lambda a: None if a is None else a.astype(np.float64)
     w, u = f64(layer.input_weights), f64(layer.recurrent_weights)
     rows = layer.input_weights.shape[0]
     b = np.zeros(rows) if layer.bias is None else f64(layer.bias)
     if isinstance(layer, LSTM):
         p = np.zeros((3, layer.units)) if layer.peephole is None else f64(layer.peephole)
         step = _lstm_step(layer, w, u, b, p, f64(layer.projection))
-        state = (_initial(layer.initial_h, n, layer.output_size),
-                 _initial(layer.initial_c, n, layer.units))
+        state = (
+            _initial(layer.initial_h, n, layer.output_size),
+            _initial(layer.initial_c, n, layer.units),
+        )
     elif isinstance(layer, GRU):
         hu = layer.units
         rb = np.zeros(rows) if layer.recurrent_bias is None else f64(layer.recurrent_bias)
@@ -87,19 +104,23 @@ def _recurrent(layer, x: np.ndarray, mask=None) -> np.ndarray:
         def step(xt, h):
             zx = xt @ w.T + b
             zz = activate(layer.gate_activation, zx[:, :hu] + h @ u[:hu].T + rb[:hu])
-            zr = activate(layer.gate_activation,
-                          zx[:, hu:2 * hu] + h @ u[hu:2 * hu].T + rb[hu:2 * hu])
+            zr = activate(
+                layer.gate_activation, zx[:, hu : 2 * hu] + h @ u[hu : 2 * hu].T + rb[hu : 2 * hu]
+            )
             if layer.reset_after:
-                cand = zx[:, 2 * hu:] + zr * (h @ u[2 * hu:].T + rb[2 * hu:])
+                cand = zx[:, 2 * hu :] + zr * (h @ u[2 * hu :].T + rb[2 * hu :])
             else:
-                cand = zx[:, 2 * hu:] + (zr * h) @ u[2 * hu:].T
+                cand = zx[:, 2 * hu :] + (zr * h) @ u[2 * hu :].T
             h = zz * h + (1.0 - zz) * activate(layer.cell_activation, cand)
             return h, h
+
         state = np.zeros((n, hu))
     elif isinstance(layer, SimpleRNN):
+
         def step(xt, h):
             h = activate(layer.activation, xt @ w.T + h @ u.T + b)
             return h, h
+
         state = np.zeros((n, layer.units))
     else:
         raise TypeError(f"not a unidirectional recurrent layer: {layer!r}")
@@ -113,8 +134,11 @@ def _recurrent(layer, x: np.ndarray, mask=None) -> np.ndarray:
         else:
             keep = mask[:, t][:, None]
             out = np.where(keep, new_out, out)
-            state = (tuple(np.where(keep, a, b) for a, b in zip(new_state, state))
-                     if isinstance(state, tuple) else np.where(keep, new_state, state))
+            state = (
+                tuple(np.where(keep, a, b) for a, b in zip(new_state, state))
+                if isinstance(state, tuple)
+                else np.where(keep, new_state, state)
+            )
         outputs.append(out)
     # go_backwards emits its outputs in processing order (as Keras does).
     return np.stack(outputs, axis=1) if layer.return_sequences else out
@@ -134,13 +158,14 @@ def _bidirectional(layer: Bidirectional, x: np.ndarray, mask=None) -> np.ndarray
     return (y_forward + y_backward) / 2.0
 
 
-def _windows(x: np.ndarray, span: int, stride: int, dilation: int, pad_left: int,
-             t_out: int, fill: float) -> np.ndarray:
+def _windows(
+    x: np.ndarray, span: int, stride: int, dilation: int, pad_left: int, t_out: int, fill: float
+) -> np.ndarray:
     """[N, T, F] -> [N, T_out, K, F]: the K taps of each output step (padding = fill)."""
     n, t_len, f = x.shape
     k = (span - 1) // dilation + 1
     padded = np.full((n, t_len + 2 * span + t_out * stride, f), fill)
-    padded[:, pad_left:pad_left + t_len] = x
+    padded[:, pad_left : pad_left + t_len] = x
     index = np.arange(t_out)[:, None] * stride + np.arange(k)[None, :] * dilation
     return padded[:, index]
 
@@ -148,8 +173,15 @@ def _windows(x: np.ndarray, span: int, stride: int, dilation: int, pad_left: int
 def _conv1d(layer: Conv1D, x: np.ndarray) -> np.ndarray:
     t_len = x.shape[1]
     span = layer.dilation * (layer.kernel_size - 1) + 1
-    taps = _windows(x, span, layer.stride, layer.dilation, layer.padding_left(t_len),
-                    layer.output_timesteps(t_len), 0.0)
+    taps = _windows(
+        x,
+        span,
+        layer.stride,
+        layer.dilation,
+        layer.padding_left(t_len),
+        layer.output_timesteps(t_len),
+        0.0,
+    )
     y = np.einsum("ntkd,fkd->ntf", taps, layer.weights.astype(np.float64))
     if layer.bias is not None:
         y = y + layer.bias.astype(np.float64)
@@ -159,8 +191,15 @@ def _conv1d(layer: Conv1D, x: np.ndarray) -> np.ndarray:
 def _pool1d(layer: Pool1D, x: np.ndarray) -> np.ndarray:
     t_len = x.shape[1]
     fill = -np.inf if layer.pool_type == "max" else np.nan
-    taps = _windows(x, layer.pool_size, layer.stride, 1, layer.padding_left(t_len),
-                    layer.output_timesteps(t_len), fill)
+    taps = _windows(
+        x,
+        layer.pool_size,
+        layer.stride,
+        1,
+        layer.padding_left(t_len),
+        layer.output_timesteps(t_len),
+        fill,
+    )
     return np.max(taps, axis=2) if layer.pool_type == "max" else np.nanmean(taps, axis=2)
 
 

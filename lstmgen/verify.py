@@ -5,12 +5,13 @@ runner on seeded random (or given) input sequences, runs the original framework 
 same inputs, and reports the error per output. Models with no framework at hand (an IR
 `.npz` file) are checked against the float64 numpy reference instead, and say so.
 """
+
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -47,9 +48,9 @@ class VerifyReport:
     sequences: int
     timesteps: int
     atol: float
-    max_abs: np.ndarray            # per output
-    max_rel: np.ndarray            # per output
-    reference_max_abs: float       # generated code vs the float64 numpy reference
+    max_abs: np.ndarray  # per output
+    max_rel: np.ndarray  # per output
+    reference_max_abs: float  # generated code vs the float64 numpy reference
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -57,18 +58,23 @@ class VerifyReport:
         return bool(np.all(self.max_abs <= self.atol))
 
     def summary(self) -> str:
-        lines = [f"target {self.target}: {self.sequences} sequences x {self.timesteps} "
-                 f"timesteps against {self.oracle}"]
+        lines = [
+            f"target {self.target}: {self.sequences} sequences x {self.timesteps} "
+            f"timesteps against {self.oracle}"
+        ]
         for k, (a, r) in enumerate(zip(self.max_abs, self.max_rel)):
             lines.append(f"  output[{k}]: max abs error {a:.3g}, max rel error {r:.3g}")
-        lines.append(f"  against the float64 numpy reference: max abs error "
-                     f"{self.reference_max_abs:.3g}")
+        lines.append(
+            f"  against the float64 numpy reference: max abs error {self.reference_max_abs:.3g}"
+        )
         for key, value in self.extra.items():
             shown = f"{int(value)}" if float(value).is_integer() else f"{value:.3g}"
             lines.append(f"  {key}: {shown}")
         verdict = "PASS" if self.passed else "FAIL"
-        lines.append(f"{verdict}: max abs error {float(np.max(self.max_abs)):.3g} "
-                     f"{'<=' if self.passed else '>'} atol {self.atol:g}")
+        lines.append(
+            f"{verdict}: max abs error {float(np.max(self.max_abs)):.3g} "
+            f"{'<=' if self.passed else '>'} atol {self.atol:g}"
+        )
         return "\n".join(lines)
 
 
@@ -86,7 +92,7 @@ def make_inputs(input_size: int, sequences: int, timesteps: int, seed: int) -> n
     return rng.standard_normal((sequences, timesteps, input_size)).astype(np.float32)
 
 
-def read_inputs(path: Union[str, Path], input_size: int) -> np.ndarray:
+def read_inputs(path: str | Path, input_size: int) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -96,11 +102,20 @@ def read_inputs(path: Union[str, Path], input_size: int) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = None,
-           sequences: int = 16, timesteps: Optional[int] = None, seed: int = 0,
-           atol: Optional[float] = None, name: str = "model", options: Optional[dict] = None,
-           loaded: Optional[Loaded] = None, load_options: Optional[dict] = None
-           ) -> VerifyReport:
+def verify(
+    source: Any,
+    target: str = "c",
+    *,
+    inputs: np.ndarray | None = None,
+    sequences: int = 16,
+    timesteps: int | None = None,
+    seed: int = 0,
+    atol: float | None = None,
+    name: str = "model",
+    options: dict | None = None,
+    loaded: Loaded | None = None,
+    load_options: dict | None = None,
+) -> VerifyReport:
     """Generate `target` code for `source`, run it and compare with the framework."""
     loaded = loaded or open_model(source, **(load_options or {}))
     model = loaded.ir
@@ -109,9 +124,12 @@ def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = Non
         inputs = make_inputs(model.input_size, sequences, t_len, seed)
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
     if model.timesteps and inputs.shape[1] != model.timesteps and loaded.predict is not None:
-        raise LstmgenError(f"the model was built for T = {model.timesteps} timesteps; "
-                           f"inputs have T = {inputs.shape[1]}")
+        raise LstmgenError(
+            f"the model was built for T = {model.timesteps} timesteps; "
+            f"inputs have T = {inputs.shape[1]}"
+        )
     from .api import check_options, selftest_vectors
+
     options = dict(options or {})
     check_options(target, options)
     backend = get_backend(target)
@@ -131,7 +149,14 @@ def verify(source: Any, target: str = "c", *, inputs: Optional[np.ndarray] = Non
     ref_abs, _ = error_metrics(got, forward(model, inputs))
     # a backend may add figures of its own, e.g. the flash a quantized build saves
     extra = getattr(backend, "verify_extra", lambda m, **_: {})(model, **options)
-    return VerifyReport(target=target, oracle=oracle, sequences=inputs.shape[0],
-                        timesteps=inputs.shape[1], atol=atol, max_abs=max_abs,
-                        max_rel=max_rel, reference_max_abs=float(np.max(ref_abs)),
-                        extra=dict(extra))
+    return VerifyReport(
+        target=target,
+        oracle=oracle,
+        sequences=inputs.shape[0],
+        timesteps=inputs.shape[1],
+        atol=atol,
+        max_abs=max_abs,
+        max_rel=max_rel,
+        reference_max_abs=float(np.max(ref_abs)),
+        extra=dict(extra),
+    )

@@ -6,6 +6,7 @@ the frameworks over many architectures), backends/ (each target's own guarantees
 compilers, quantization, microcontrollers), robustness/ (hostile input, names, fuzzing,
 sanitizers). Helpers shared by all of them live here: support.py, grid.py, irmodels.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
-for folder in [HERE, *sorted(p for p in HERE.rglob("*") if p.is_dir() and
-                             p.name not in ("fixtures", "__pycache__", "keras2"))]:
+for folder in [
+    HERE,
+    *sorted(
+        p
+        for p in HERE.rglob("*")
+        if p.is_dir() and p.name not in ("fixtures", "__pycache__", "keras2")
+    ),
+]:
     sys.path.insert(0, str(folder))  # shared helpers and sibling test modules
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -33,8 +40,8 @@ SEQUENCES = 6
 class Case:
     spec: Spec
     keras_model: object
-    ir: object        # lstmgen.ir.Model
-    x: np.ndarray     # [N, T, D] float32
+    ir: object  # lstmgen.ir.Model
+    x: np.ndarray  # [N, T, D] float32
     expected: np.ndarray  # Keras model.predict(x)
 
 
@@ -46,11 +53,15 @@ def keras():
 @pytest.fixture(scope="session")
 def grid_cases(keras) -> list[Case]:
     import lstmgen
+
     cases = []
     for n, spec in enumerate(default_grid()):
         model = build_keras(spec, seed=100 + n)
-        x = np.random.default_rng(n).standard_normal(
-            (SEQUENCES, spec.timesteps, spec.input_size)).astype(np.float32)
+        x = (
+            np.random.default_rng(n)
+            .standard_normal((SEQUENCES, spec.timesteps, spec.input_size))
+            .astype(np.float32)
+        )
         expected = model.predict(x, verbose=0)
         assert np.all(np.isfinite(expected)), f"grid case {spec.id} is ill-conditioned"
         cases.append(Case(spec, model, lstmgen.load(model), x, expected))

@@ -5,22 +5,39 @@ wrong bias mapping shows), then `model.predict` on random inputs is the oracle. 
 default grid covers every activation, 1-3 stacked LSTMs, sizes 1-128, T 1-60, bias on
 and off, return_sequences and go_backwards; LSTMGEN_EXHAUSTIVE=1 draws many more.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from support import EXHAUSTIVE
 
 # Gates must stay bounded: an unbounded gate (linear, relu) makes the state explode, and
 # then Keras's own float32 result is noise (it differs from float64 by orders of magnitude).
 GATE_ACTIVATIONS = ["sigmoid", "hard_sigmoid", "tanh", "softsign"]
-CELL_ACTIVATIONS = ["tanh", "softsign", "relu", "linear", "elu", "softplus", "sigmoid",
-                    "hard_sigmoid"]
-HEAD_ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "softmax", "softsign", "elu",
-                    "softplus", "hard_sigmoid"]
+CELL_ACTIVATIONS = [
+    "tanh",
+    "softsign",
+    "relu",
+    "linear",
+    "elu",
+    "softplus",
+    "sigmoid",
+    "hard_sigmoid",
+]
+HEAD_ACTIVATIONS = [
+    "linear",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "softsign",
+    "elu",
+    "softplus",
+    "hard_sigmoid",
+]
 
 
 @dataclass
@@ -52,29 +69,50 @@ def make_grid(count: int, seed: int) -> list[Spec]:
         lstms = []
         for k in range(depth):
             last = k == depth - 1
-            lstms.append(LSTMSpec(
-                units=int(rng.choice([1, 2, 3, 5, 8, 16, 32, 64, 128])),
-                activation=CELL_ACTIVATIONS[(n + k) % len(CELL_ACTIVATIONS)],
-                recurrent_activation=GATE_ACTIVATIONS[(n + 3 * k) % len(GATE_ACTIVATIONS)],
-                use_bias=bool((n + k) % 4 != 3),
-                return_sequences=(not last) or bool(n % 5 == 1),
-                go_backwards=bool(rng.random() < 0.25)))
+            lstms.append(
+                LSTMSpec(
+                    units=int(rng.choice([1, 2, 3, 5, 8, 16, 32, 64, 128])),
+                    activation=CELL_ACTIVATIONS[(n + k) % len(CELL_ACTIVATIONS)],
+                    recurrent_activation=GATE_ACTIVATIONS[(n + 3 * k) % len(GATE_ACTIVATIONS)],
+                    use_bias=bool((n + k) % 4 != 3),
+                    return_sequences=(not last) or bool(n % 5 == 1),
+                    go_backwards=bool(rng.random() < 0.25),
+                )
+            )
         dense = []
         if n % 4 != 0:
             dense.append((int(rng.integers(1, 12)), HEAD_ACTIVATIONS[n % len(HEAD_ACTIVATIONS)]))
         if n % 7 == 3:
             dense.insert(0, (int(rng.integers(2, 20)), "relu"))
-        specs.append(Spec(id=f"g{n:02d}", input_size=int(rng.integers(1, 21)),
-                          timesteps=int(rng.choice([1, 2, 5, 13, 30, 60])), lstms=lstms,
-                          dense=dense, dropout=bool(n % 3 == 2),
-                          time_distributed=bool(n % 5 == 1 and n % 2 == 1)))
+        specs.append(
+            Spec(
+                id=f"g{n:02d}",
+                input_size=int(rng.integers(1, 21)),
+                timesteps=int(rng.choice([1, 2, 5, 13, 30, 60])),
+                lstms=lstms,
+                dense=dense,
+                dropout=bool(n % 3 == 2),
+                time_distributed=bool(n % 5 == 1 and n % 2 == 1),
+            )
+        )
     # Two hand-picked shapes the random draw may miss: the widest layer, and a
     # go_backwards layer after another recurrent layer (the buffered plan).
-    specs.append(Spec("wide", 20, 60, [LSTMSpec(128, return_sequences=True),
-                                       LSTMSpec(64)], [(5, "softmax")]))
-    specs.append(Spec("buffered", 4, 9, [LSTMSpec(6, return_sequences=True),
-                                         LSTMSpec(5, go_backwards=True, return_sequences=True),
-                                         LSTMSpec(3, go_backwards=True)], [(2, "linear")]))
+    specs.append(
+        Spec("wide", 20, 60, [LSTMSpec(128, return_sequences=True), LSTMSpec(64)], [(5, "softmax")])
+    )
+    specs.append(
+        Spec(
+            "buffered",
+            4,
+            9,
+            [
+                LSTMSpec(6, return_sequences=True),
+                LSTMSpec(5, go_backwards=True, return_sequences=True),
+                LSTMSpec(3, go_backwards=True),
+            ],
+            [(2, "linear")],
+        )
+    )
     return specs
 
 
@@ -91,12 +129,20 @@ def build_keras(spec: Spec, seed: int):
     unbounded cell activations.
     """
     import keras
+
     layers = [keras.Input((spec.timesteps, spec.input_size))]
     for k, s in enumerate(spec.lstms):
-        layers.append(keras.layers.LSTM(
-            s.units, activation=s.activation, recurrent_activation=s.recurrent_activation,
-            use_bias=s.use_bias, return_sequences=s.return_sequences,
-            go_backwards=s.go_backwards, name=f"lstm_{k}"))
+        layers.append(
+            keras.layers.LSTM(
+                s.units,
+                activation=s.activation,
+                recurrent_activation=s.recurrent_activation,
+                use_bias=s.use_bias,
+                return_sequences=s.return_sequences,
+                go_backwards=s.go_backwards,
+                name=f"lstm_{k}",
+            )
+        )
         if spec.dropout and k == 0:
             layers.append(keras.layers.Dropout(0.3, name="drop"))
     for k, (units, act) in enumerate(spec.dense):

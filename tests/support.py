@@ -1,4 +1,5 @@
 """Test helpers: optional tools skip on a user's machine but fail in CI (CI=true)."""
+
 from __future__ import annotations
 
 import importlib
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent      # the repository
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXHAUSTIVE = os.environ.get("LSTMGEN_EXHAUSTIVE", "") not in ("", "0")
@@ -43,6 +44,7 @@ def backend_matches_or_refuses(target: str, cases: dict, tmp_path, tolerance: fl
     from lstmgen.errors import LstmgenError
     from lstmgen.runners import get_runner
     from lstmgen.verify import error_metrics
+
     kinds = set(getattr(get_backend(target), "LAYERS", BASIC_LAYERS))
     for key, (ir, x, expected) in cases.items():
         if not ir.kinds() <= kinds:

@@ -6,6 +6,7 @@ implements, see `lstmgen.ir`; a model using any other is refused by `render` bel
 backend silently ignores part of a model). Backends read only the IR (and the plan derived
 from it); templates under `templates/<target>/` hold the text.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -47,18 +48,25 @@ def check_features(target: str, model: Any) -> None:
     backend = get_backend(target)
     kinds = getattr(backend, "LAYERS", BASIC_LAYERS)
     for layer in model.layers:
-        missing = {layer.kind, getattr(getattr(layer, "forward", None), "kind", None)} - \
-            set(kinds) - {None}
+        missing = (
+            {layer.kind, getattr(getattr(layer, "forward", None), "kind", None)}
+            - set(kinds)
+            - {None}
+        )
         if missing:
-            raise LstmgenError(f"target '{target}' does not implement {sorted(missing)[0]} "
-                               f"layers (layer '{layer.name}') yet; it implements: "
-                               f"{', '.join(sorted(kinds))}")
+            raise LstmgenError(
+                f"target '{target}' does not implement {sorted(missing)[0]} "
+                f"layers (layer '{layer.name}') yet; it implements: "
+                f"{', '.join(sorted(kinds))}"
+            )
     supported = getattr(backend, "FEATURES", frozenset())
     for feature, layers in sorted(model.features().items()):
         if feature not in supported:
-            raise LstmgenError(f"target '{target}' does not implement LSTM {feature} (used by "
-                               f"layer '{layers[0]}'); it implements: "
-                               f"{', '.join(sorted(supported)) or 'no optional features'}")
+            raise LstmgenError(
+                f"target '{target}' does not implement LSTM {feature} (used by "
+                f"layer '{layers[0]}'); it implements: "
+                f"{', '.join(sorted(supported)) or 'no optional features'}"
+            )
 
 
 def render(target: str, model: Any, name: str, **options: Any) -> dict[str, str]:

@@ -16,11 +16,11 @@ Three modes, all derived from the float32 IR alone (no calibration data):
     right shift; activations are integer functions from Q16.16 to Q16.16; results are
     rounded and saturated to int16 when stored.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 
@@ -49,10 +49,11 @@ def quantize_columns(w: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class QuantLSTM:
     """An LSTM's weights for the int8/int16 kernel (transposed, per-gate-unit scales)."""
-    Wt: np.ndarray      # [D][4H] integers
-    Ut: np.ndarray      # [H][4H] integers
-    ratio: np.ndarray   # [4H] float32: scale_W / scale_U (z is scaled to U's units first)
-    scale: np.ndarray   # [4H] float32: scale_U
+
+    Wt: np.ndarray  # [D][4H] integers
+    Ut: np.ndarray  # [H][4H] integers
+    ratio: np.ndarray  # [4H] float32: scale_W / scale_U (z is scaled to U's units first)
+    scale: np.ndarray  # [4H] float32: scale_U
 
 
 def quantize_lstm(layer: LSTM, mode: str) -> QuantLSTM:
@@ -73,9 +74,15 @@ def dequantized_model(model: Model, mode: str) -> Model:
     (q * scale): the float64 reference of it is what the quantized kernels compute, up to
     float rounding. Lets tests separate kernel bugs from quantization error."""
     import copy
+
     out = copy.deepcopy(model)
-    cells = [part for layer in out.layers for part in (
-        (layer.forward, layer.backward) if isinstance(layer, Bidirectional) else (layer,))]
+    cells = [
+        part
+        for layer in out.layers
+        for part in (
+            (layer.forward, layer.backward) if isinstance(layer, Bidirectional) else (layer,)
+        )
+    ]
     for layer in cells:
         if isinstance(layer, LSTM):
             q = quantize_lstm(layer, mode)
@@ -92,15 +99,14 @@ def dequantized_model(model: Model, mode: str) -> Model:
 # ------------------------------------------------------------------------- fixed16 --
 
 
-WORK_FRAC = 16          # the working format of pre-activations and activations: Q16.16 int32
-INPUT_FRAC = 12         # model input x: Q3.12, |x| < 8
-STATE_C_FRAC = 11       # LSTM cell state c: Q4.11, |c| < 16
-UNBOUNDED_FRAC = 11     # a vector with no known bound (relu/linear/elu/softplus): Q4.11
+WORK_FRAC = 16  # the working format of pre-activations and activations: Q16.16 int32
+INPUT_FRAC = 12  # model input x: Q3.12, |x| < 8
+STATE_C_FRAC = 11  # LSTM cell state c: Q4.11, |c| < 16
+UNBOUNDED_FRAC = 11  # a vector with no known bound (relu/linear/elu/softplus): Q4.11
 MIN_FRAC, MAX_FRAC = 2, 14
 # |f(x)| <= 1 for every x: such a layer's output fits Q1.14
-BOUNDED = {"sigmoid", "tanh", "softsign", "hard_sigmoid_keras3", "hard_sigmoid_0.2",
-           "softmax"}
-SIGMOID_STEP_BITS = 4   # sigmoid table: step 1/16 over [0, 16)
+BOUNDED = {"sigmoid", "tanh", "softsign", "hard_sigmoid_keras3", "hard_sigmoid_0.2", "softmax"}
+SIGMOID_STEP_BITS = 4  # sigmoid table: step 1/16 over [0, 16)
 SOFTPLUS_STEP_BITS = 5  # log(1 + e^-a) table: step 1/32 over [0, 16)
 TABLE_RANGE = 16
 
@@ -127,20 +133,21 @@ def _act_bound(name: str, bound_in: float) -> float:
 @dataclass
 class FixedMatrix:
     """int16 weights [rows][cols] with a per-row right shift to Q16.16."""
-    q: np.ndarray        # int16 [rows][cols]
-    shift: np.ndarray    # int8 [rows]: (input frac + weight frac) - 16
-    frac: np.ndarray     # int [rows]: weight fraction bits (q = round(w * 2^frac))
+
+    q: np.ndarray  # int16 [rows][cols]
+    shift: np.ndarray  # int8 [rows]: (input frac + weight frac) - 16
+    frac: np.ndarray  # int [rows]: weight fraction bits (q = round(w * 2^frac))
 
 
 @dataclass
 class FixedLayer:
     in_frac: int
     out_frac: int
-    W: Optional[FixedMatrix] = None      # LSTM input weights [4H][D] / Dense weights [O][I]
-    U: Optional[FixedMatrix] = None      # LSTM recurrent weights [4H][H]
-    bias: Optional[np.ndarray] = None    # int32, Q16.16
+    W: FixedMatrix | None = None  # LSTM input weights [4H][D] / Dense weights [O][I]
+    U: FixedMatrix | None = None  # LSTM recurrent weights [4H][H]
+    bias: np.ndarray | None = None  # int32, Q16.16
     c_frac: int = STATE_C_FRAC
-    logits_frac: int = 0                 # Dense + softmax: the logits' format before it
+    logits_frac: int = 0  # Dense + softmax: the logits' format before it
 
 
 @dataclass
@@ -159,18 +166,20 @@ def fixed_matrix(w: np.ndarray, in_frac: int, where: str) -> FixedMatrix:
         f = 40 if m == 0 else int(math.floor(math.log2(32767.0 / m)))
         frac[r] = min(f, 40)
         if frac[r] < lowest:
-            raise LstmgenError(f"{where}: weight {m:g} is too large for --quantize fixed16 "
-                               f"(at most {32767.0 / 2 ** lowest:g} with this input format)")
+            raise LstmgenError(
+                f"{where}: weight {m:g} is too large for --quantize fixed16 "
+                f"(at most {32767.0 / 2**lowest:g} with this input format)"
+            )
     q = np.clip(np.rint(w * np.exp2(frac)[:, None]), -32767, 32767).astype(np.int16)
     shift = (frac + in_frac - WORK_FRAC).astype(np.int8)
     return FixedMatrix(q=q, shift=shift, frac=frac)
 
 
-def fixed_bias(b: Optional[np.ndarray], where: str) -> Optional[np.ndarray]:
+def fixed_bias(b: np.ndarray | None, where: str) -> np.ndarray | None:
     if b is None:
         return None
-    v = np.rint(np.asarray(b, np.float64) * 2.0 ** WORK_FRAC)
-    if np.any(np.abs(v) > 2 ** 31 - 1):
+    v = np.rint(np.asarray(b, np.float64) * 2.0**WORK_FRAC)
+    if np.any(np.abs(v) > 2**31 - 1):
         raise LstmgenError(f"{where}: a bias is too large for --quantize fixed16 (|b| < 32768)")
     return v.astype(np.int32)
 
@@ -192,19 +201,25 @@ def fixed_plan(model: Model) -> FixedPlan:
             out = 1.0 if layer.output_activation in BOUNDED else math.inf
             bound_h = gate * out
             h_frac = frac_for_bound(bound_h)
-            fl = FixedLayer(in_frac=frac, out_frac=h_frac,
-                            W=fixed_matrix(layer.input_weights, frac, where),
-                            U=fixed_matrix(layer.recurrent_weights, h_frac, where),
-                            bias=fixed_bias(layer.bias, where))
+            fl = FixedLayer(
+                in_frac=frac,
+                out_frac=h_frac,
+                W=fixed_matrix(layer.input_weights, frac, where),
+                U=fixed_matrix(layer.recurrent_weights, h_frac, where),
+                bias=fixed_bias(layer.bias, where),
+            )
             bound, frac = bound_h, h_frac
         elif isinstance(layer, Dense):
             w = np.abs(layer.weights.astype(np.float64))
             b = 0.0 if layer.bias is None else np.abs(layer.bias.astype(np.float64))
             pre = float(np.max(w.sum(axis=1) * bound + b))
             out_bound = _act_bound(layer.activation, pre)
-            fl = FixedLayer(in_frac=frac, out_frac=frac_for_bound(out_bound),
-                            W=fixed_matrix(layer.weights, frac, where),
-                            bias=fixed_bias(layer.bias, where))
+            fl = FixedLayer(
+                in_frac=frac,
+                out_frac=frac_for_bound(out_bound),
+                W=fixed_matrix(layer.weights, frac, where),
+                bias=fixed_bias(layer.bias, where),
+            )
             if layer.activation == "softmax":
                 fl.logits_frac = frac_for_bound(pre)
             bound, frac = out_bound, fl.out_frac
@@ -220,13 +235,13 @@ def fixed_plan(model: Model) -> FixedPlan:
 
 def sigmoid_table() -> np.ndarray:
     """(sigmoid(a) - 1/2) in Q16.16 at a = k / 16, k = 0..256 (uint16, <= 32768)."""
-    a = np.arange(TABLE_RANGE * 2 ** SIGMOID_STEP_BITS + 1) / 2.0 ** SIGMOID_STEP_BITS
+    a = np.arange(TABLE_RANGE * 2**SIGMOID_STEP_BITS + 1) / 2.0**SIGMOID_STEP_BITS
     return np.rint((0.5 * np.tanh(0.5 * a)) * 65536).astype(np.uint16)
 
 
 def softplus_table() -> np.ndarray:
     """log(1 + e^-a) in Q16.16 at a = k / 32, k = 0..512 (uint16)."""
-    a = np.arange(TABLE_RANGE * 2 ** SOFTPLUS_STEP_BITS + 1) / 2.0 ** SOFTPLUS_STEP_BITS
+    a = np.arange(TABLE_RANGE * 2**SOFTPLUS_STEP_BITS + 1) / 2.0**SOFTPLUS_STEP_BITS
     return np.rint(np.log1p(np.exp(-a)) * 65536).astype(np.uint16)
 
 
@@ -237,15 +252,15 @@ def exp2_poly() -> list[int]:
     f = 0.5 + 0.5 * np.cos((2 * np.arange(n) + 1) * np.pi / (2 * n))
     coef = np.polyfit(f, np.exp2(f), 5)
     coef[-1] = 1.0  # exact at f = 0, so e^0 is exactly 1
-    return [int(round(c * 2 ** 30)) for c in coef]
+    return [int(round(c * 2**30)) for c in coef]
 
 
 def to_fixed(x: np.ndarray, frac: int) -> np.ndarray:
     """float -> int16 Q(frac), rounded to nearest, saturated (what a caller does)."""
-    v = np.rint(np.asarray(x, np.float64) * 2.0 ** frac)
+    v = np.rint(np.asarray(x, np.float64) * 2.0**frac)
     v = np.where(np.isnan(v), 0.0, v)
     return np.clip(v, -32768, 32767).astype(np.int16)
 
 
 def from_fixed(q: np.ndarray, frac: int) -> np.ndarray:
-    return (np.asarray(q, np.float64) / 2.0 ** frac).astype(np.float32)
+    return (np.asarray(q, np.float64) / 2.0**frac).astype(np.float32)

@@ -1,7 +1,8 @@
 """What every backend shares: the Jinja environment, the banner facts, array text."""
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import jinja2
@@ -23,12 +24,16 @@ def templates_dir() -> Path:
     raise FileNotFoundError("lstmgen templates folder not found next to the package")
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True, autoescape=False)
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
     env.filters["literal"] = float_literal
     env.filters["display"] = display_text  # any user-given name placed in a comment
     return env
@@ -50,14 +55,20 @@ def display_text(text: object) -> str:
 
 def banner_facts(model: Model) -> dict[str, object]:
     """Facts every generated file states at its top."""
-    shape = (f"[T][{model.output_size}] (one row per timestep)" if model.returns_sequences
-             else f"[{model.output_size}] (after the last timestep)")
+    shape = (
+        f"[T][{model.output_size}] (one row per timestep)"
+        if model.returns_sequences
+        else f"[{model.output_size}] (after the last timestep)"
+    )
     return {
-        "version": __version__, "mark": GENERATED_MARK,
+        "version": __version__,
+        "mark": GENERATED_MARK,
         "source": display_text(model.source or "an lstmgen IR model"),
         "model_name": display_text(model.name),
-        "input_shape": f"[T][{model.input_size}]", "output_shape": shape,
-        "timesteps": model.timesteps, "parameters": model.parameter_count(),
+        "input_shape": f"[T][{model.input_size}]",
+        "output_shape": shape,
+        "timesteps": model.timesteps,
+        "parameters": model.parameter_count(),
         "layer_lines": [display_text(layer_summary(layer)) for layer in model.layers],
         "notes": [display_text(note) for note in model.notes],
     }
@@ -65,6 +76,7 @@ def banner_facts(model: Model) -> dict[str, object]:
 
 def layer_summary(layer) -> str:
     from ..ir import GRU, LSTM, Bidirectional, Dense, SimpleRNN
+
     if isinstance(layer, Bidirectional):
         inner = layer_summary(layer.forward).split(": ", 1)[1]
         return f"{layer.name}: Bidirectional({inner}), merge {layer.merge_mode}"
@@ -84,13 +96,18 @@ def layer_summary(layer) -> str:
             flags.append("no bias")
         flags.extend(sorted(layer.features()))
         kind = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}[layer.kind]
-        size = (f"{layer.units} (projected to {layer.output_size})"
-                if layer.output_size != layer.units else f"{layer.units}")
+        size = (
+            f"{layer.units} (projected to {layer.output_size})"
+            if layer.output_size != layer.units
+            else f"{layer.units}"
+        )
         return f"{layer.name}: {kind} {layer.input_size} -> {size} ({', '.join(flags)})"
     if isinstance(layer, Dense):
         bias = "" if layer.bias is not None else ", no bias"
-        return (f"{layer.name}: Dense {layer.input_size} -> {layer.output_size} "
-                f"({layer.activation}{bias})")
+        return (
+            f"{layer.name}: Dense {layer.input_size} -> {layer.output_size} "
+            f"({layer.activation}{bias})"
+        )
     kind = layer.kind
     if kind == "masking":
         return f"{layer.name}: Masking (mask_value {layer.mask_value!r}) over {layer.size}"
@@ -101,17 +118,22 @@ def layer_summary(layer) -> str:
     if kind == "flatten":
         return f"{layer.name}: Flatten [{layer.timesteps}][{layer.size}] -> {layer.output_size}"
     if kind == "conv1d":
-        return (f"{layer.name}: Conv1D {layer.input_size} -> {layer.output_size} (kernel "
-                f"{layer.kernel_size}, stride {layer.stride}, dilation {layer.dilation}, "
-                f"{layer.padding}, {layer.activation})")
+        return (
+            f"{layer.name}: Conv1D {layer.input_size} -> {layer.output_size} (kernel "
+            f"{layer.kernel_size}, stride {layer.stride}, dilation {layer.dilation}, "
+            f"{layer.padding}, {layer.activation})"
+        )
     if kind == "pool1d":
-        return (f"{layer.name}: {layer.pool_type.capitalize()}Pool1D size {layer.pool_size}, "
-                f"stride {layer.stride}, {layer.padding}, over {layer.size}")
+        return (
+            f"{layer.name}: {layer.pool_type.capitalize()}Pool1D size {layer.pool_size}, "
+            f"stride {layer.stride}, {layer.padding}, over {layer.size}"
+        )
     return f"{layer.name}: Activation {layer.activation} over {layer.size}"
 
 
-def array_text(values: np.ndarray, suffix: str = "", per_line: int = 6,
-               indent: str = "    ") -> str:
+def array_text(
+    values: np.ndarray, suffix: str = "", per_line: int = 6, indent: str = "    "
+) -> str:
     """Comma-separated exact literals of a float32 array (flattened in C order)."""
     texts = [float_literal(v) + suffix for v in np.asarray(values, np.float32).ravel()]
     return wrap_values(texts, per_line, indent)

@@ -49,29 +49,57 @@ The matrix-vector product picks its kernel at import time: on CPython (which has
 `math.dist` call (see the generated `_matvec`); MicroPython keeps the float32 rows (4 bytes
 a weight) and runs a plain loop.
 """
+
 from __future__ import annotations
 
 import re
 import textwrap
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..errors import LstmgenError
-from ..ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, LayerNorm,
-                  Masking, Model, Normalize, Pool1D, SimpleRNN)
+from ..ir import (
+    GRU,
+    LSTM,
+    Activation,
+    Bidirectional,
+    Conv1D,
+    Dense,
+    Flatten,
+    LayerNorm,
+    Masking,
+    Model,
+    Normalize,
+    Pool1D,
+    SimpleRNN,
+)
 from ..literals import float_literal
 from ..naming import unique_identifiers, validate_model_name
 from .common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ()
 #: Layer kinds (see lstmgen.ir) this backend implements.
-LAYERS: frozenset[str] = frozenset({"lstm", "gru", "simple_rnn", "bidirectional", "dense",
-                                    "activation", "masking", "normalize", "layer_norm",
-                                    "flatten", "conv1d", "pool1d"})
+LAYERS: frozenset[str] = frozenset(
+    {
+        "lstm",
+        "gru",
+        "simple_rnn",
+        "bidirectional",
+        "dense",
+        "activation",
+        "masking",
+        "normalize",
+        "layer_norm",
+        "flatten",
+        "conv1d",
+        "pool1d",
+    }
+)
 #: Optional IR features (see lstmgen.ir) this backend implements.
-FEATURES: frozenset[str] = frozenset({"peephole", "clip", "input_forget", "initial_state",
-                                      "projection"})
+FEATURES: frozenset[str] = frozenset(
+    {"peephole", "clip", "input_forget", "initial_state", "projection"}
+)
 
 #: Bytes a weight takes after import. CPython: a float object (24) and a tuple slot (8).
 #: MicroPython: the literal text, which it keeps with the module's constants (~11-12 with
@@ -131,7 +159,7 @@ def _needs(activation: str) -> tuple[str, ...]:
     return EXPRESSIONS[activation][1]
 
 
-def weight_source(values: Optional[np.ndarray]) -> Optional[list[str]]:
+def weight_source(values: np.ndarray | None) -> list[str] | None:
     """Source lines holding a float32 array, flattened row-major, as exact literals.
 
     PER_LINE literals a line; a string of LINES_PER_STRING adjacent literals (each line
@@ -140,7 +168,7 @@ def weight_source(values: Optional[np.ndarray]) -> Optional[list[str]]:
     if values is None:
         return None
     texts = [float_literal(v) for v in np.asarray(values, np.float32).ravel()]
-    lines = [" ".join(texts[k:k + PER_LINE]) for k in range(0, len(texts), PER_LINE)]
+    lines = [" ".join(texts[k : k + PER_LINE]) for k in range(0, len(texts), PER_LINE)]
     source = []
     for k, line in enumerate(lines):
         ends_string = k % LINES_PER_STRING == LINES_PER_STRING - 1 or k == len(lines) - 1
@@ -158,13 +186,16 @@ def doc_text(text: str) -> str:
     return comment_text(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _part(width: int, values: Optional[np.ndarray], comment: str) -> dict:
+def _part(width: int, values: np.ndarray | None, comment: str) -> dict:
     return {"width": width, "source": weight_source(values), "comment": comment}
 
 
-def _bias_part(values: Optional[np.ndarray], rows: int, what: str = "bias") -> dict:
-    return _part(1, values, f"{what} [{rows}]" if values is not None
-                 else f"no {what}: a zero column [{rows}]")
+def _bias_part(values: np.ndarray | None, rows: int, what: str = "bias") -> dict:
+    return _part(
+        1,
+        values,
+        f"{what} [{rows}]" if values is not None else f"no {what}: a zero column [{rows}]",
+    )
 
 
 def _matrix(name: str, rows: int, parts: list[dict], comment: str) -> dict:
@@ -178,8 +209,12 @@ def _blocks(units: int, count: int) -> list[str]:
 
 
 #: Elementwise merges of a Bidirectional layer's two outputs u, v (concat joins lists).
-MERGES: dict[str, Optional[str]] = {"concat": None, "sum": "u + v", "mul": "u * v",
-                                    "ave": "(u + v) / 2.0"}
+MERGES: dict[str, str | None] = {
+    "concat": None,
+    "sum": "u + v",
+    "mul": "u * v",
+    "ave": "(u + v) / 2.0",
+}
 KIND_TITLES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}
 
 
@@ -193,115 +228,191 @@ def _layer_context(layer: Any, ident: str, inner: tuple[str, str] = ("", "")) ->
     of another.
     """
     upper = f"_{ident.upper()}"
-    ctx: dict[str, Any] = {"kind": layer.kind, "ident": ident, "name": layer.name,
-                           "name_doc": doc_text(layer.name),
-                           "name_comment": comment_text(layer.name),
-                           "matrix": upper, "summary": "", "details": "",
-                           "input_size": layer.input_size, "output_size": layer.output_size,
-                           "matrices": [], "h0": None, "projection": None}
+    ctx: dict[str, Any] = {
+        "kind": layer.kind,
+        "ident": ident,
+        "name": layer.name,
+        "name_doc": doc_text(layer.name),
+        "name_comment": comment_text(layer.name),
+        "matrix": upper,
+        "summary": "",
+        "details": "",
+        "input_size": layer.input_size,
+        "output_size": layer.output_size,
+        "matrices": [],
+        "h0": None,
+        "projection": None,
+    }
     if layer.kind in KIND_TITLES:
         h = layer.units
-        ctx.update(units=h, go_backwards=layer.go_backwards,
-                   return_sequences=layer.return_sequences,
-                   summary=f"{KIND_TITLES[layer.kind]} {layer.input_size} -> {h}")
+        ctx.update(
+            units=h,
+            go_backwards=layer.go_backwards,
+            return_sequences=layer.return_sequences,
+            summary=f"{KIND_TITLES[layer.kind]} {layer.input_size} -> {h}",
+        )
     named = f'Layer "{ctx["name_comment"]}"'
     if isinstance(layer, LSTM):
         gate, cell, out = layer.gate_activation, layer.cell_activation, layer.output_activation
         p = layer.output_size
         ctx.update(
-            rows=4 * h, blocks=_blocks(h, 4),
-            parts=[_part(layer.input_size, layer.input_weights,
-                         f"input weights [{4 * h}][{layer.input_size}]"),
-                   _part(p, layer.recurrent_weights, f"recurrent weights [{4 * h}][{p}]"),
-                   _bias_part(layer.bias, 4 * h)],
+            rows=4 * h,
+            blocks=_blocks(h, 4),
+            parts=[
+                _part(
+                    layer.input_size,
+                    layer.input_weights,
+                    f"input weights [{4 * h}][{layer.input_size}]",
+                ),
+                _part(p, layer.recurrent_weights, f"recurrent weights [{4 * h}][{p}]"),
+                _bias_part(layer.bias, 4 * h),
+            ],
             formula_c=f"c = {gate}(f) * c + {gate}(i) * {cell}(g)",
             formula_h=f"h = {gate}(o) * {out}(c)",
             forget_term=f"{expression(gate, 'zf')} * cj",
             input_term=f"{expression(gate, 'zi')} * {expression(cell, 'zg')}",
             h_update=f"{expression(gate, 'zo')} * {expression(out, 'cj')}",
-            details=f"gate {gate}, cell {cell}, output {out}")
-        ctx["matrices"].append(_matrix(upper, 4 * h, ctx["parts"],
-                                       f"{named} ({ctx['summary']})"))
+            details=f"gate {gate}, cell {cell}, output {out}",
+        )
+        ctx["matrices"].append(_matrix(upper, 4 * h, ctx["parts"], f"{named} ({ctx['summary']})"))
         if layer.projection is not None:
             ctx["summary"] += f", projected to {p}"
             ctx["formula_h"] = f"h = projection @ ({gate}(o) * {out}(c))"
             ctx["projection"] = f"{upper}__PROJ"
-            ctx["matrices"].append(_matrix(
-                ctx["projection"], p,
-                [_part(h, layer.projection, f"projection [{p}][{h}]"),
-                 _part(1, None, f"a zero column [{p}] (for the 1.0 appended to h)")],
-                f"{named}: its projection"))
+            ctx["matrices"].append(
+                _matrix(
+                    ctx["projection"],
+                    p,
+                    [
+                        _part(h, layer.projection, f"projection [{p}][{h}]"),
+                        _part(1, None, f"a zero column [{p}] (for the 1.0 appended to h)"),
+                    ],
+                    f"{named}: its projection",
+                )
+            )
         ctx.update(_lstm_features(layer, upper))
     elif isinstance(layer, GRU):
         gate, cell = layer.gate_activation, layer.cell_activation
         d = layer.input_size
         w, u, b = layer.input_weights, layer.recurrent_weights, layer.bias
-        ctx.update(rows=3 * h, blocks=_blocks(h, 3), reset_after=layer.reset_after,
-                   details=f"gate {gate}, cell {cell}",
-                   gate=gate, cell=cell)
+        ctx.update(
+            rows=3 * h,
+            blocks=_blocks(h, 3),
+            reset_after=layer.reset_after,
+            details=f"gate {gate}, cell {cell}",
+            gate=gate,
+            cell=cell,
+        )
         if layer.reset_after:
             ctx["summary"] += ", reset after"
             ctx["second"] = f"{upper}__R"
             ctx["matrices"] += [
-                _matrix(upper, 3 * h, [_part(d, w, f"input weights [{3 * h}][{d}]"),
-                                       _bias_part(b, 3 * h)],
-                        f"{named} ({ctx['summary']}): W x + b, blocks z, r, n"),
-                _matrix(ctx["second"], 3 * h,
-                        [_part(h, u, f"recurrent weights [{3 * h}][{h}]"),
-                         _bias_part(layer.recurrent_bias, 3 * h, "recurrent bias")],
-                        f"{named}: U h + recurrent bias, blocks z, r, n")]
-            ctx.update(z_expr=apply(gate, "az + uz"), r_expr=apply(gate, "ar + ur"),
-                       n_expr=apply(cell, "an + r * un"))
+                _matrix(
+                    upper,
+                    3 * h,
+                    [_part(d, w, f"input weights [{3 * h}][{d}]"), _bias_part(b, 3 * h)],
+                    f"{named} ({ctx['summary']}): W x + b, blocks z, r, n",
+                ),
+                _matrix(
+                    ctx["second"],
+                    3 * h,
+                    [
+                        _part(h, u, f"recurrent weights [{3 * h}][{h}]"),
+                        _bias_part(layer.recurrent_bias, 3 * h, "recurrent bias"),
+                    ],
+                    f"{named}: U h + recurrent bias, blocks z, r, n",
+                ),
+            ]
+            ctx.update(
+                z_expr=apply(gate, "az + uz"),
+                r_expr=apply(gate, "ar + ur"),
+                n_expr=apply(cell, "an + r * un"),
+            )
         else:
             ctx["summary"] += ", reset before"
             ctx["second"] = f"{upper}__N"
             cut = 2 * h
             ctx["matrices"] += [
-                _matrix(upper, 2 * h,
-                        [_part(d, w[:cut], f"input weights, blocks z, r [{2 * h}][{d}]"),
-                         _part(h, u[:cut], f"recurrent weights, blocks z, r [{2 * h}][{h}]"),
-                         _bias_part(None if b is None else b[:cut], 2 * h)],
-                        f"{named} ({ctx['summary']}): W x + U h + b, blocks z, r"),
-                _matrix(ctx["second"], h,
-                        [_part(d, w[cut:], f"input weights, block n [{h}][{d}]"),
-                         _part(h, u[cut:], f"recurrent weights, block n [{h}][{h}]"),
-                         _bias_part(None if b is None else b[cut:], h)],
-                        f"{named}: W_n x + U_n (r * h) + b_n, block n")]
-            ctx.update(z_expr=expression(gate, "az"), r_expr=expression(gate, "ar"),
-                       n_expr=expression(cell, "an"))
+                _matrix(
+                    upper,
+                    2 * h,
+                    [
+                        _part(d, w[:cut], f"input weights, blocks z, r [{2 * h}][{d}]"),
+                        _part(h, u[:cut], f"recurrent weights, blocks z, r [{2 * h}][{h}]"),
+                        _bias_part(None if b is None else b[:cut], 2 * h),
+                    ],
+                    f"{named} ({ctx['summary']}): W x + U h + b, blocks z, r",
+                ),
+                _matrix(
+                    ctx["second"],
+                    h,
+                    [
+                        _part(d, w[cut:], f"input weights, block n [{h}][{d}]"),
+                        _part(h, u[cut:], f"recurrent weights, block n [{h}][{h}]"),
+                        _bias_part(None if b is None else b[cut:], h),
+                    ],
+                    f"{named}: W_n x + U_n (r * h) + b_n, block n",
+                ),
+            ]
+            ctx.update(
+                z_expr=expression(gate, "az"),
+                r_expr=expression(gate, "ar"),
+                n_expr=expression(cell, "an"),
+            )
     elif isinstance(layer, SimpleRNN):
         d = layer.input_size
-        ctx.update(rows=h, activation=layer.activation, details=layer.activation,
-                   expr=None if layer.activation == "linear"
-                   else expression(layer.activation, "v"))
-        ctx["matrices"].append(_matrix(
-            upper, h, [_part(d, layer.input_weights, f"input weights [{h}][{d}]"),
-                       _part(h, layer.recurrent_weights, f"recurrent weights [{h}][{h}]"),
-                       _bias_part(layer.bias, h)],
-            f"{named} ({ctx['summary']}, {layer.activation})"))
+        ctx.update(
+            rows=h,
+            activation=layer.activation,
+            details=layer.activation,
+            expr=None if layer.activation == "linear" else expression(layer.activation, "v"),
+        )
+        ctx["matrices"].append(
+            _matrix(
+                upper,
+                h,
+                [
+                    _part(d, layer.input_weights, f"input weights [{h}][{d}]"),
+                    _part(h, layer.recurrent_weights, f"recurrent weights [{h}][{h}]"),
+                    _bias_part(layer.bias, h),
+                ],
+                f"{named} ({ctx['summary']}, {layer.activation})",
+            )
+        )
     elif isinstance(layer, Bidirectional):
         forward = _layer_context(layer.forward, inner[0])
         backward = _layer_context(layer.backward, inner[1])
-        ctx.update(forward=forward, backward=backward, merge_mode=layer.merge_mode,
-                   merge=MERGES[layer.merge_mode], return_sequences=layer.return_sequences,
-                   units=layer.forward.output_size,
-                   summary=f"Bidirectional {KIND_TITLES[layer.forward.kind]} "
-                           f"{layer.input_size} -> {layer.output_size}, "
-                           f"merge {layer.merge_mode}")
+        ctx.update(
+            forward=forward,
+            backward=backward,
+            merge_mode=layer.merge_mode,
+            merge=MERGES[layer.merge_mode],
+            return_sequences=layer.return_sequences,
+            units=layer.forward.output_size,
+            summary=f"Bidirectional {KIND_TITLES[layer.forward.kind]} "
+            f"{layer.input_size} -> {layer.output_size}, "
+            f"merge {layer.merge_mode}",
+        )
     elif isinstance(layer, Dense):
         o, i = layer.output_size, layer.input_size
         ctx.update(
-            rows=o, activation=layer.activation,
-            expr=None if layer.activation in ("linear", "softmax")
+            rows=o,
+            activation=layer.activation,
+            expr=None
+            if layer.activation in ("linear", "softmax")
             else expression(layer.activation, "v"),
             parts=[_part(i, layer.weights, f"weights [{o}][{i}]"), _bias_part(layer.bias, o)],
-            summary=f"Dense {i} -> {o}, {layer.activation}")
+            summary=f"Dense {i} -> {o}, {layer.activation}",
+        )
         ctx["matrices"].append(_matrix(upper, o, ctx["parts"], f"{named} ({ctx['summary']})"))
     elif isinstance(layer, Activation):
-        ctx.update(activation=layer.activation,
-                   expr=None if layer.activation in ("linear", "softmax")
-                   else expression(layer.activation, "v"),
-                   summary=f"Activation {layer.activation} over {layer.size}")
+        ctx.update(
+            activation=layer.activation,
+            expr=None
+            if layer.activation in ("linear", "softmax")
+            else expression(layer.activation, "v"),
+            summary=f"Activation {layer.activation} over {layer.size}",
+        )
     else:
         ctx.update(_shaping_context(layer, upper, named))
     return ctx
@@ -309,82 +420,124 @@ def _layer_context(layer: Any, ident: str, inner: tuple[str, str] = ("", "")) ->
 
 def _vector(name: str, values: np.ndarray, comment: str) -> dict:
     """A float32 vector of the generated module: `name = _vector(strings)`."""
-    return {"name": name, "vector": True, "source": weight_source(values),
-            "comment": comment}
+    return {"name": name, "vector": True, "source": weight_source(values), "comment": comment}
 
 
 def _windows_code(padding: str, span: int, stride: int) -> list[str]:
     """Source lines setting `pad` (rows of padding before the sequence) and `t_out` (output
     steps) from `t_len`: `lstmgen.ir.window_padding` written out for one layer."""
     if padding == "valid":
-        return ["# valid padding: none; an output step for every full window",
-                "pad = 0",
-                f"t_out = max(0, (t_len - {span}) // {stride} + 1)"]
+        return [
+            "# valid padding: none; an output step for every full window",
+            "pad = 0",
+            f"t_out = max(0, (t_len - {span}) // {stride} + 1)",
+        ]
     if padding == "causal":
-        return [f"# causal padding: {span - 1} zero row(s) before the sequence",
-                f"pad = {span - 1}",
-                f"t_out = (t_len - 1) // {stride} + 1"]
-    return ["# same padding (TensorFlow's rule): ceil(T / stride) output steps, the left",
-            "# padding half the total (rounded down)",
-            f"t_out = -(-t_len // {stride})",
-            f"pad = max((t_out - 1) * {stride} + {span} - t_len, 0) // 2"]
+        return [
+            f"# causal padding: {span - 1} zero row(s) before the sequence",
+            f"pad = {span - 1}",
+            f"t_out = (t_len - 1) // {stride} + 1",
+        ]
+    return [
+        "# same padding (TensorFlow's rule): ceil(T / stride) output steps, the left",
+        "# padding half the total (rounded down)",
+        f"t_out = -(-t_len // {stride})",
+        f"pad = max((t_out - 1) * {stride} + {span} - t_len, 0) // 2",
+    ]
 
 
 def _shaping_context(layer: Any, upper: str, named: str) -> dict[str, Any]:
     """Template facts of a Masking, Normalize, LayerNorm, Flatten, Conv1D or Pool1D layer."""
     if isinstance(layer, Masking):
-        return {"mask_value": repr(float(layer.mask_value)),
-                "summary": f"Masking over {layer.size}, mask_value {float(layer.mask_value)!r}"}
+        return {
+            "mask_value": repr(float(layer.mask_value)),
+            "summary": f"Masking over {layer.size}, mask_value {float(layer.mask_value)!r}",
+        }
     if isinstance(layer, Normalize):
         d = layer.input_size
-        return {"mean": f"{upper}__MEAN", "std": f"{upper}__STD",
-                "summary": f"Normalize (x - mean) / std over {d}",
-                "vectors": [_vector(f"{upper}__MEAN", layer.mean, f"{named}: mean [{d}]"),
-                            _vector(f"{upper}__STD", layer.std, f"{named}: std [{d}]")]}
+        return {
+            "mean": f"{upper}__MEAN",
+            "std": f"{upper}__STD",
+            "summary": f"Normalize (x - mean) / std over {d}",
+            "vectors": [
+                _vector(f"{upper}__MEAN", layer.mean, f"{named}: mean [{d}]"),
+                _vector(f"{upper}__STD", layer.std, f"{named}: std [{d}]"),
+            ],
+        }
     if isinstance(layer, LayerNorm):
         eps = repr(float(layer.epsilon))
-        ctx: dict[str, Any] = {"epsilon": eps, "gamma": None, "beta": None, "vectors": [],
-                               "summary": f"LayerNorm over {layer.size}, epsilon {eps}"}
+        ctx: dict[str, Any] = {
+            "epsilon": eps,
+            "gamma": None,
+            "beta": None,
+            "vectors": [],
+            "summary": f"LayerNorm over {layer.size}, epsilon {eps}",
+        }
         for what in ("gamma", "beta"):
             if getattr(layer, what) is not None:
                 ctx[what] = f"{upper}__{what.upper()}"
-                ctx["vectors"].append(_vector(ctx[what], getattr(layer, what),
-                                              f"{named}: {what} [{layer.size}]"))
-        ctx["formula_doc"] = ("(x - mean(x)) / sqrt(var(x) + epsilon)"
-                              + (" * gamma" if ctx["gamma"] else "")
-                              + (" + beta" if ctx["beta"] else ""))
+                ctx["vectors"].append(
+                    _vector(ctx[what], getattr(layer, what), f"{named}: {what} [{layer.size}]")
+                )
+        ctx["formula_doc"] = (
+            "(x - mean(x)) / sqrt(var(x) + epsilon)"
+            + (" * gamma" if ctx["gamma"] else "")
+            + (" + beta" if ctx["beta"] else "")
+        )
         return ctx
     if isinstance(layer, Flatten):
-        return {"timesteps": layer.timesteps,
-                "summary": f"Flatten [{layer.timesteps}][{layer.size}] -> {layer.output_size}"}
+        return {
+            "timesteps": layer.timesteps,
+            "summary": f"Flatten [{layer.timesteps}][{layer.size}] -> {layer.output_size}",
+        }
     if isinstance(layer, Conv1D):
         f, k, d = layer.weights.shape
         span = layer.dilation * (k - 1) + 1
-        ctx = {"rows": f, "kernel": k, "span": span, "stride": layer.stride,
-               "dilation": layer.dilation, "padding": layer.padding,
-               "activation": layer.activation, "windows": _windows_code(
-                   layer.padding, span, layer.stride),
-               "expr": None if layer.activation == "linear"
-               else expression(layer.activation, "v"),
-               "summary": f"Conv1D {d} -> {f}, kernel {k}, stride {layer.stride}, "
-                          f"dilation {layer.dilation}, {layer.padding} padding, "
-                          f"{layer.activation}"}
-        ctx["matrices"] = [_matrix(upper, f, [
-            _part(k * d, layer.weights.reshape(f, k * d),
-                  f"weights [{f}][{k}][{d}]: filter f, then tap k, then input feature"),
-            _bias_part(layer.bias, f)], f"{named} ({ctx['summary']})")]
+        ctx = {
+            "rows": f,
+            "kernel": k,
+            "span": span,
+            "stride": layer.stride,
+            "dilation": layer.dilation,
+            "padding": layer.padding,
+            "activation": layer.activation,
+            "windows": _windows_code(layer.padding, span, layer.stride),
+            "expr": None if layer.activation == "linear" else expression(layer.activation, "v"),
+            "summary": f"Conv1D {d} -> {f}, kernel {k}, stride {layer.stride}, "
+            f"dilation {layer.dilation}, {layer.padding} padding, "
+            f"{layer.activation}",
+        }
+        ctx["matrices"] = [
+            _matrix(
+                upper,
+                f,
+                [
+                    _part(
+                        k * d,
+                        layer.weights.reshape(f, k * d),
+                        f"weights [{f}][{k}][{d}]: filter f, then tap k, then input feature",
+                    ),
+                    _bias_part(layer.bias, f),
+                ],
+                f"{named} ({ctx['summary']})",
+            )
+        ]
         return ctx
     if isinstance(layer, Pool1D):
         title = f"{layer.pool_type.capitalize()}Pool1D"
-        return {"pool_type": layer.pool_type, "pool_size": layer.pool_size,
-                "stride": layer.stride, "padding": layer.padding,
-                "windows": _windows_code(layer.padding, layer.pool_size, layer.stride),
-                "summary": f"{title} size {layer.pool_size}, stride {layer.stride}, "
-                           f"{layer.padding} padding, over {layer.size}"}
+        return {
+            "pool_type": layer.pool_type,
+            "pool_size": layer.pool_size,
+            "stride": layer.stride,
+            "padding": layer.padding,
+            "windows": _windows_code(layer.padding, layer.pool_size, layer.stride),
+            "summary": f"{title} size {layer.pool_size}, stride {layer.stride}, "
+            f"{layer.padding} padding, over {layer.size}",
+        }
     raise LstmgenError(f"target 'python' does not implement {layer.kind} layers")
 
 
-def _literals(values: Optional[np.ndarray]) -> Optional[str]:
+def _literals(values: np.ndarray | None) -> str | None:
     """A float32 vector as `array('f', (...))`: exactly the float32 values."""
     if values is None:
         return None
@@ -417,17 +570,23 @@ def _lstm_features(layer: LSTM, upper: str) -> dict[str, Any]:
     body.append(f"h_new.append({expression(gate, 'a')} * {expression(out, 'cj')})")
     h0 = c0 = None
     if "initial_state" in layer.features():
-        h0 = (_literals(layer.initial_h) if layer.initial_h is not None
-              else f"[0.0] * {layer.output_size}")
-        c0 = (_literals(layer.initial_c) if layer.initial_c is not None
-              else f"[0.0] * {layer.units}")
+        h0 = (
+            _literals(layer.initial_h)
+            if layer.initial_h is not None
+            else f"[0.0] * {layer.output_size}"
+        )
+        c0 = _literals(layer.initial_c) if layer.initial_c is not None else f"[0.0] * {layer.units}"
     return {
-        "general": bool(layer.features() - {"initial_state", "projection"}), "body": body,
+        "general": bool(layer.features() - {"initial_state", "projection"}),
+        "body": body,
         "peephole": None if peephole is None else [_literals(row) for row in peephole],
         "peephole_names": [f"{upper}__PEEP_{g}" for g in "IFO"],
         "clip": clip,
         "input_forget": layer.input_forget,
-        "h0": h0, "c0": c0, "h0_name": f"{upper}__H0", "c0_name": f"{upper}__C0",
+        "h0": h0,
+        "c0": c0,
+        "h0_name": f"{upper}__H0",
+        "c0_name": f"{upper}__C0",
     }
 
 
@@ -455,7 +614,7 @@ def _identifiers(model: Model) -> tuple[list[str], list[tuple[str, str]]]:
     for layer in bidirectional:
         names += [layer.forward.name, layer.backward.name]
     idents = unique_identifiers(names)
-    top, rest = idents[:len(model.layers)], idents[len(model.layers):]
+    top, rest = idents[: len(model.layers)], idents[len(model.layers) :]
     inner = []
     for layer in model.layers:
         if isinstance(layer, Bidirectional):
@@ -486,8 +645,7 @@ def render_context(model: Model, name: str) -> dict[str, Any]:
         ctx["sees_sequence"] = k < n_seq
     matrices = []
     for ctx in layers:
-        for part in (ctx["forward"], ctx["backward"]) if ctx["kind"] == "bidirectional" \
-                else (ctx,):
+        for part in (ctx["forward"], ctx["backward"]) if ctx["kind"] == "bidirectional" else (ctx,):
             matrices += part["matrices"]
         matrices += ctx.get("vectors", [])
     kinds = model.kinds()
@@ -498,23 +656,30 @@ def render_context(model: Model, name: str) -> dict[str, Any]:
         facts[key] = [doc_text(line) for line in facts[key]]
     return {
         **facts,
-        "name": name, "layers": layers,
+        "name": name,
+        "layers": layers,
         "title": "/".join(title for kind, title in KIND_TITLES.items() if kind in kinds),
         "state_layers": [c for c in layers if c["kind"] in KIND_TITLES],
         "matrix_layers": [c for c in layers if c["kind"] in ("lstm", "dense")],
         "matrices": matrices,
-        "returns_sequences": model.returns_sequences, "streamable": model.streamable,
+        "returns_sequences": model.returns_sequences,
+        "streamable": model.streamable,
         "has_go_backwards": any(l.recurrent and l.go_backwards for l in model.layers),
         "has_bidirectional": "bidirectional" in kinds,
         "has_two_matrices": "gru" in kinds or "projection" in model.features(),
-        "input_size": model.input_size, "output_size": model.output_size,
+        "input_size": model.input_size,
+        "output_size": model.output_size,
         "math_names": sorted(math_names - {"log1p", "expm1"}),
-        "uses_log1p": "log1p" in math_names, "uses_expm1": "expm1" in math_names,
-        "helpers": sorted(a for a in used
-                          if a in EXPRESSIONS and EXPRESSIONS[a][0].startswith("_")),
+        "uses_log1p": "log1p" in math_names,
+        "uses_expm1": "expm1" in math_names,
+        "helpers": sorted(
+            a for a in used if a in EXPRESSIONS and EXPRESSIONS[a][0].startswith("_")
+        ),
         "uses_softmax": "softmax" in used,
-        "per_line": PER_LINE, "lines_per_string": LINES_PER_STRING,
-        "has_vectors": any(ctx.get("vectors") for ctx in layers), "kinds": sorted(kinds),
+        "per_line": PER_LINE,
+        "lines_per_string": LINES_PER_STRING,
+        "has_vectors": any(ctx.get("vectors") for ctx in layers),
+        "kinds": sorted(kinds),
         **_shaping_facts(model, layers),
     }
 
@@ -536,13 +701,15 @@ def _timesteps_doc(model: Model) -> list[str]:
             continue
         if layer.kind == "conv1d":
             span = layer.dilation * (layer.kernel_size - 1) + 1
-            what = f"Conv1D \"{doc_text(layer.name)}\" (window of {span} steps)"
+            what = f'Conv1D "{doc_text(layer.name)}" (window of {span} steps)'
         else:
             span = layer.pool_size
-            what = f"{layer.pool_type.capitalize()}Pool1D \"{doc_text(layer.name)}\""
-        rule = {"valid": f"max(0, (T - {span}) // {layer.stride} + 1)",
-                "same": f"ceil(T / {layer.stride})",
-                "causal": f"ceil(T / {layer.stride})"}[layer.padding]
+            what = f'{layer.pool_type.capitalize()}Pool1D "{doc_text(layer.name)}"'
+        rule = {
+            "valid": f"max(0, (T - {span}) // {layer.stride} + 1)",
+            "same": f"ceil(T / {layer.stride})",
+            "causal": f"ceil(T / {layer.stride})",
+        }[layer.padding]
         lines.append(f"{what}, {layer.padding} padding: T -> {rule}")
     return lines
 
@@ -550,14 +717,20 @@ def _timesteps_doc(model: Model) -> list[str]:
 def _shaping_facts(model: Model, layers: list[dict]) -> dict[str, Any]:
     """Template facts of the model's sequence-shaping layers as a whole."""
     kinds = model.kinds()
-    facts: dict[str, Any] = {"has_masking": "masking" in kinds, "mask_value": None,
-                             "mask_tail": [], "mask_zeros": 0, "min_timesteps": 1,
-                             "fixed_timesteps": None, "timesteps_doc": _timesteps_doc(model),
-                             "no_stream_lines": None}
+    facts: dict[str, Any] = {
+        "has_masking": "masking" in kinds,
+        "mask_value": None,
+        "mask_tail": [],
+        "mask_zeros": 0,
+        "min_timesteps": 1,
+        "fixed_timesteps": None,
+        "timesteps_doc": _timesteps_doc(model),
+        "no_stream_lines": None,
+    }
     if facts["has_masking"]:
         facts["mask_value"] = layers[0]["mask_value"]
         last = max(k for k, l in enumerate(model.layers) if l.recurrent)
-        facts["mask_tail"] = layers[last + 1:]
+        facts["mask_tail"] = layers[last + 1 :]
         facts["mask_zeros"] = model.layers[last].output_size
     if kinds & {"conv1d", "pool1d"}:
         facts["min_timesteps"] = min_timesteps(model)
@@ -566,22 +739,28 @@ def _shaping_facts(model: Model, layers: list[dict]) -> dict[str, Any]:
     if not model.streamable and kinds & {"conv1d", "pool1d", "flatten"}:
         reasons = []
         if kinds >= {"conv1d", "pool1d"}:
-            reasons.append("Conv1D and pooling layers need a window of timesteps for each "
-                           "output")
+            reasons.append("Conv1D and pooling layers need a window of timesteps for each output")
         elif kinds & {"conv1d", "pool1d"}:
-            reasons.append(f"a {'Conv1D' if 'conv1d' in kinds else 'pooling'} layer needs a "
-                           "window of timesteps for each output")
+            reasons.append(
+                f"a {'Conv1D' if 'conv1d' in kinds else 'pooling'} layer needs a "
+                "window of timesteps for each output"
+            )
         if "flatten" in kinds:
             reasons.append("Flatten needs the whole sequence")
         if any(l.recurrent and l.go_backwards for l in model.layers):
-            reasons.append("a go_backwards layer reads the sequence from its last timestep "
-                           "to its first")
+            reasons.append(
+                "a go_backwards layer reads the sequence from its last timestep to its first"
+            )
         if "bidirectional" in kinds:
-            reasons.append("the backward half of a Bidirectional layer reads the sequence "
-                           "from its last timestep to its first")
+            reasons.append(
+                "the backward half of a Bidirectional layer reads the sequence "
+                "from its last timestep to its first"
+            )
         facts["no_stream_lines"] = textwrap.wrap(
             "There is no streaming class: " + "; ".join(reasons) + "; so no output exists "
-            "before the whole sequence is known.", 88)
+            "before the whole sequence is known.",
+            88,
+        )
     return facts
 
 
@@ -589,18 +768,21 @@ def render(model: Model, name: str, **options: Any) -> dict[str, str]:
     validate_model_name(name)
     model.validate()
     if options:
-        raise LstmgenError(f"option '{sorted(options)[0]}' does not apply to target 'python'; "
-                           "it takes no options")
+        raise LstmgenError(
+            f"option '{sorted(options)[0]}' does not apply to target 'python'; it takes no options"
+        )
     for layer in model.layers:
-        kinds = {layer.kind} | ({layer.forward.kind} if isinstance(layer, Bidirectional)
-                                else set())
+        kinds = {layer.kind} | ({layer.forward.kind} if isinstance(layer, Bidirectional) else set())
         if kinds - LAYERS:
-            raise LstmgenError(f"target 'python' does not implement {sorted(kinds - LAYERS)[0]} "
-                               f"layers (layer '{layer.name}')")
+            raise LstmgenError(
+                f"target 'python' does not implement {sorted(kinds - LAYERS)[0]} "
+                f"layers (layer '{layer.name}')"
+            )
         used = sorted(getattr(layer, "features", set)() - FEATURES)
         if used:
-            raise LstmgenError(f"target 'python' does not implement LSTM {used[0]} (used by "
-                               f"layer '{layer.name}')")
+            raise LstmgenError(
+                f"target 'python' does not implement LSTM {used[0]} (used by layer '{layer.name}')"
+            )
     context = render_context(model, name)
     return {f"{name}.py": render_template("python/model.py.j2", **context)}
 
@@ -609,12 +791,17 @@ def memory_report(model: Model, **options: Any) -> str:
     """What the generated module holds in memory (for `lstmgen inspect --target python`)."""
     n = model.parameter_count()
     micro = n * MICROPYTHON_BYTES_PER_WEIGHT
-    fits = ("fits MicroPython's default 2 MB heap" if n <= MICROPYTHON_DEFAULT_HEAP_WEIGHTS
-            else "needs a MicroPython heap larger than the default 2 MB "
-                 f"(micropython -X heapsize={max(4, int(micro * 2.5 / 2**20) + 1)}M)")
-    return (f"target python: {n} weights\n"
-            f"  CPython: about {n * CPYTHON_BYTES_PER_WEIGHT / 1024:.0f} KiB after import "
-            f"({CPYTHON_BYTES_PER_WEIGHT} bytes a weight: float objects in tuples)\n"
-            f"  MicroPython: about {micro / 1024:.0f} KiB of heap after import "
-            f"({MICROPYTHON_BYTES_PER_WEIGHT:g} bytes a weight: literal text + float32 "
-            f"arrays);\n  {fits}")
+    fits = (
+        "fits MicroPython's default 2 MB heap"
+        if n <= MICROPYTHON_DEFAULT_HEAP_WEIGHTS
+        else "needs a MicroPython heap larger than the default 2 MB "
+        f"(micropython -X heapsize={max(4, int(micro * 2.5 / 2**20) + 1)}M)"
+    )
+    return (
+        f"target python: {n} weights\n"
+        f"  CPython: about {n * CPYTHON_BYTES_PER_WEIGHT / 1024:.0f} KiB after import "
+        f"({CPYTHON_BYTES_PER_WEIGHT} bytes a weight: float objects in tuples)\n"
+        f"  MicroPython: about {micro / 1024:.0f} KiB of heap after import "
+        f"({MICROPYTHON_BYTES_PER_WEIGHT:g} bytes a weight: literal text + float32 "
+        f"arrays);\n  {fits}"
+    )

@@ -4,11 +4,13 @@
 returns a `Loaded`: the IR plus, when the framework is at hand, its own forward pass,
 which the verification harness uses as the oracle.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,8 +23,8 @@ Predict = Callable[[np.ndarray], np.ndarray]
 @dataclass
 class Loaded:
     ir: Model
-    predict: Optional[Predict]  # the framework's own forward on [N, T, D]; None for IR files
-    oracle_name: str            # e.g. "Keras 3.15.1 model.predict"
+    predict: Predict | None  # the framework's own forward on [N, T, D]; None for IR files
+    oracle_name: str  # e.g. "Keras 3.15.1 model.predict"
 
 
 def open_model(source: Any, **options: Any) -> Loaded:
@@ -38,32 +40,46 @@ def open_model(source: Any, **options: Any) -> Loaded:
         suffix = path.suffix.lower()
         if suffix == ".npz":
             from ..ir_io import load_ir
+
             return Loaded(load_ir(path), None, "")
         if suffix in (".keras", ".h5", ".hdf5"):
             from . import keras as keras_extractor
+
             return keras_extractor.open_file(path)
         if suffix in (".pt", ".pth"):
             from . import torch as torch_extractor
+
             return torch_extractor.open_file(path, **options)
         if suffix == ".onnx":
             from . import onnx as onnx_extractor
+
             return onnx_extractor.open_file(path)
         if suffix == ".mat":
             from . import matlab as matlab_extractor
+
             return matlab_extractor.open_file(path)
-        raise LstmgenError(f"{path}: unknown model file type '{suffix}'; supported: "
-                           ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .onnx, .mat (from "
-                           "matlab/lstmgen_export.m), .npz (lstmgen IR)")
+        raise LstmgenError(
+            f"{path}: unknown model file type '{suffix}'; supported: "
+            ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .onnx, .mat (from "
+            "matlab/lstmgen_export.m), .npz (lstmgen IR)"
+        )
     module = type(source).__module__
-    if module.startswith("keras") or module.startswith("tf_keras") or \
-            module.startswith("tensorflow"):
+    if (
+        module.startswith("keras")
+        or module.startswith("tf_keras")
+        or module.startswith("tensorflow")
+    ):
         from . import keras as keras_extractor
+
         return keras_extractor.open_live(source)
     if module.startswith("torch") or _is_torch_module(source):
         from . import torch as torch_extractor
+
         return torch_extractor.open_live(source, **options)
-    raise LstmgenError(f"cannot load a {type(source).__name__}; pass a .keras, .pt or .npz "
-                       "path, a keras.Model, a torch nn.Module, or an lstmgen IR Model")
+    raise LstmgenError(
+        f"cannot load a {type(source).__name__}; pass a .keras, .pt or .npz "
+        "path, a keras.Model, a torch nn.Module, or an lstmgen IR Model"
+    )
 
 
 def _is_torch_module(obj: Any) -> bool:

@@ -5,51 +5,88 @@ D x 4H with gate columns i, f, c, o), activation identities (Keras 3 `hard_sigmo
 relu6(x + 3) / 6), and which layers are inference no-ops. Files are loaded with
 `safe_mode=True`, so a Lambda layer's code is never deserialised or run.
 """
+
 from __future__ import annotations
 
 import contextvars
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
-from ..ir import (GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Flatten, Layer,
-                  LayerNorm, Masking, Model, Normalize, Pool1D, SimpleRNN, float32)
+from ..ir import (
+    GRU,
+    LSTM,
+    Activation,
+    Bidirectional,
+    Conv1D,
+    Dense,
+    Flatten,
+    Layer,
+    LayerNorm,
+    Masking,
+    Model,
+    Normalize,
+    Pool1D,
+    SimpleRNN,
+    float32,
+)
 from . import Loaded
 
-SUPPORTED = ("InputLayer, LSTM, GRU, SimpleRNN, Bidirectional (concat/sum/mul/ave), Dense, "
-             "Activation, ReLU, Softmax, TimeDistributed(Dense), Masking (first), "
-             "Normalization, LayerNormalization, Flatten/Reshape after a sequence, Conv1D, "
-             "MaxPooling1D, AveragePooling1D, Dropout, SpatialDropout1D, GaussianNoise, "
-             "GaussianDropout, AlphaDropout")
+SUPPORTED = (
+    "InputLayer, LSTM, GRU, SimpleRNN, Bidirectional (concat/sum/mul/ave), Dense, "
+    "Activation, ReLU, Softmax, TimeDistributed(Dense), Masking (first), "
+    "Normalization, LayerNormalization, Flatten/Reshape after a sequence, Conv1D, "
+    "MaxPooling1D, AveragePooling1D, Dropout, SpatialDropout1D, GaussianNoise, "
+    "GaussianDropout, AlphaDropout"
+)
 #: IR layer kind -> the Keras layers that become it (for the README's support table).
-PRODUCES = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN",
-            "bidirectional": "Bidirectional", "dense": "Dense, TimeDistributed(Dense)",
-            "activation": "Activation, ReLU, Softmax", "masking": "Masking",
-            "normalize": "Normalization", "layer_norm": "LayerNormalization",
-            "flatten": "Flatten, Reshape", "conv1d": "Conv1D",
-            "pool1d": "MaxPooling1D, AveragePooling1D"}
-NO_OP_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
-                "AlphaDropout"}
+PRODUCES = {
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "simple_rnn": "SimpleRNN",
+    "bidirectional": "Bidirectional",
+    "dense": "Dense, TimeDistributed(Dense)",
+    "activation": "Activation, ReLU, Softmax",
+    "masking": "Masking",
+    "normalize": "Normalization",
+    "layer_norm": "LayerNormalization",
+    "flatten": "Flatten, Reshape",
+    "conv1d": "Conv1D",
+    "pool1d": "MaxPooling1D, AveragePooling1D",
+}
+NO_OP_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout"}
 # Keras activation name -> IR activation name (Keras 3 semantics).
 ACTIVATIONS = {
-    "linear": "linear", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
-    "softsign": "softsign", "softplus": "softplus", "elu": "elu",
-    "hard_sigmoid": "hard_sigmoid_keras3", "softmax": "softmax",
+    "linear": "linear",
+    "relu": "relu",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "softsign": "softsign",
+    "softplus": "softplus",
+    "elu": "elu",
+    "hard_sigmoid": "hard_sigmoid_keras3",
+    "softmax": "softmax",
 }
-LSTM_ORIGIN = ("Keras LSTM: kernel (D, 4H) columns i,f,c,o -> input_weights = kernel.T "
-               "(rows i,f,g,o); recurrent_kernel (H, 4H) -> recurrent_weights = "
-               "recurrent_kernel.T; bias (4H,) as is; recurrent_activation -> gate, "
-               "activation -> cell and output")
-GRU_ORIGIN = ("Keras GRU: kernel (D, 3H) columns z,r,h -> input_weights = kernel.T (rows "
-              "z,r,n); recurrent_kernel (H, 3H) -> recurrent_weights = recurrent_kernel.T; "
-              "bias (2, 3H) with reset_after -> bias = bias[0], recurrent_bias = bias[1] "
-              "(without: bias (3H,)); recurrent_activation -> gate, activation -> cell")
-SIMPLE_RNN_ORIGIN = ("Keras SimpleRNN: kernel (D, H) -> input_weights = kernel.T; "
-                     "recurrent_kernel (H, H) -> recurrent_weights = recurrent_kernel.T")
+LSTM_ORIGIN = (
+    "Keras LSTM: kernel (D, 4H) columns i,f,c,o -> input_weights = kernel.T "
+    "(rows i,f,g,o); recurrent_kernel (H, 4H) -> recurrent_weights = "
+    "recurrent_kernel.T; bias (4H,) as is; recurrent_activation -> gate, "
+    "activation -> cell and output"
+)
+GRU_ORIGIN = (
+    "Keras GRU: kernel (D, 3H) columns z,r,h -> input_weights = kernel.T (rows "
+    "z,r,n); recurrent_kernel (H, 3H) -> recurrent_weights = recurrent_kernel.T; "
+    "bias (2, 3H) with reset_after -> bias = bias[0], recurrent_bias = bias[1] "
+    "(without: bias (3H,)); recurrent_activation -> gate, activation -> cell"
+)
+SIMPLE_RNN_ORIGIN = (
+    "Keras SimpleRNN: kernel (D, H) -> input_weights = kernel.T; "
+    "recurrent_kernel (H, H) -> recurrent_weights = recurrent_kernel.T"
+)
 
 
 def import_keras() -> Any:
@@ -59,20 +96,42 @@ def import_keras() -> Any:
     except ImportError:
         raise MissingDependencyError(
             "the Keras extractor needs TensorFlow/Keras 3: pip install 'lstmgen[keras]' "
-            "(or pip install tensorflow-cpu)") from None
+            "(or pip install tensorflow-cpu)"
+        ) from None
     if int(keras.__version__.split(".")[0]) < 3:
-        raise MissingDependencyError(f"Keras {keras.__version__} found; lstmgen reads Keras 3 "
-                                     "models (pip install 'tensorflow-cpu>=2.16')")
+        raise MissingDependencyError(
+            f"Keras {keras.__version__} found; lstmgen reads Keras 3 "
+            "models (pip install 'tensorflow-cpu>=2.16')"
+        )
     return keras
 
 
 # True while extracting a model saved by Keras <= 2, whose 'hard_sigmoid' is 0.2x + 0.5.
 _KERAS2_SEMANTICS = contextvars.ContextVar("keras2_semantics", default=False)
-LEGACY_CLASSES = {"Sequential", "Functional", "Model", "InputLayer", "LSTM", "GRU",
-                  "SimpleRNN", "Bidirectional", "Dense", "Activation", "ReLU", "Softmax",
-                  "TimeDistributed", "Masking", "Normalization", "LayerNormalization",
-                  "Flatten", "Reshape", "Conv1D", "MaxPooling1D", "AveragePooling1D",
-                  *NO_OP_LAYERS}
+LEGACY_CLASSES = {
+    "Sequential",
+    "Functional",
+    "Model",
+    "InputLayer",
+    "LSTM",
+    "GRU",
+    "SimpleRNN",
+    "Bidirectional",
+    "Dense",
+    "Activation",
+    "ReLU",
+    "Softmax",
+    "TimeDistributed",
+    "Masking",
+    "Normalization",
+    "LayerNormalization",
+    "Flatten",
+    "Reshape",
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    *NO_OP_LAYERS,
+}
 
 
 def open_file(path: Path) -> Loaded:
@@ -107,6 +166,7 @@ def _check_legacy_h5(path: Path) -> str:
     before Keras deserialises anything (a Lambda's bytecode is never unmarshalled)."""
     try:
         import h5py
+
         with h5py.File(path, "r") as fh:
             version = fh.attrs.get("keras_version", b"")
             config = fh.attrs.get("model_config")
@@ -118,9 +178,11 @@ def _check_legacy_h5(path: Path) -> str:
     config = config.decode() if isinstance(config, bytes) else str(config)
     for class_name, name in _layer_classes(json.loads(config)):
         if class_name not in LEGACY_CLASSES:
-            raise UnsupportedLayerError(f"layer '{name}' of type {class_name} is not supported "
-                                        f"(refused before loading {path.name}); supported "
-                                        f"layers: {SUPPORTED}")
+            raise UnsupportedLayerError(
+                f"layer '{name}' of type {class_name} is not supported "
+                f"(refused before loading {path.name}); supported "
+                f"layers: {SUPPORTED}"
+            )
     return version or "2"
 
 
@@ -135,6 +197,7 @@ def _load_legacy_h5(keras: Any, path: Path) -> Any:
     import tempfile
 
     import h5py
+
     with tempfile.TemporaryDirectory(prefix="lstmgen-h5-") as tmp:
         copy = Path(tmp) / path.name
         shutil.copyfile(path, copy)
@@ -163,28 +226,51 @@ def _layer_classes(config) -> list[tuple[str, str]]:
     if isinstance(config, dict):
         if "class_name" in config:
             inner = config.get("config", {})
-            found.append((config["class_name"],
-                          inner.get("name", "?") if isinstance(inner, dict) else "?"))
+            found.append(
+                (config["class_name"], inner.get("name", "?") if isinstance(inner, dict) else "?")
+            )
         for value in config.values():
             found.extend(_layer_classes(value))
     elif isinstance(config, list):
         for value in config:
             found.extend(_layer_classes(value))
-    return [(c, n) for c, n in found if c not in ("GlorotUniform", "Orthogonal", "Zeros",
-                                                   "Ones", "RandomUniform", "RandomNormal",
-                                                   "Constant", "HeNormal", "HeUniform",
-                                                   "LecunNormal", "LecunUniform",
-                                                   "TruncatedNormal", "VarianceScaling",
-                                                   "L1", "L2", "L1L2", "DTypePolicy",
-                                                   "Policy", "__tuple__")]
+    return [
+        (c, n)
+        for c, n in found
+        if c
+        not in (
+            "GlorotUniform",
+            "Orthogonal",
+            "Zeros",
+            "Ones",
+            "RandomUniform",
+            "RandomNormal",
+            "Constant",
+            "HeNormal",
+            "HeUniform",
+            "LecunNormal",
+            "LecunUniform",
+            "TruncatedNormal",
+            "VarianceScaling",
+            "L1",
+            "L2",
+            "L1L2",
+            "DTypePolicy",
+            "Policy",
+            "__tuple__",
+        )
+    ]
 
 
 def _uses_hard_sigmoid(model: Model) -> bool:
     def acts(layer) -> set:
         if hasattr(layer, "forward"):
             return acts(layer.forward) | acts(layer.backward)
-        return {getattr(layer, a, None) for a in ("gate_activation", "cell_activation",
-                                                  "output_activation", "activation")}
+        return {
+            getattr(layer, a, None)
+            for a in ("gate_activation", "cell_activation", "output_activation", "activation")
+        }
+
     return any("hard_sigmoid_0.2" in acts(layer) for layer in model.layers)
 
 
@@ -210,8 +296,7 @@ def _loaded(model: Any, source: str) -> Loaded:
         outputs = []
         for sequence in x:
             _reset_states(model)
-            y = model.predict(np.repeat(sequence[None], batch, axis=0), verbose=0,
-                              batch_size=batch)
+            y = model.predict(np.repeat(sequence[None], batch, axis=0), verbose=0, batch_size=batch)
             outputs.append(y[0])
         _reset_states(model)
         return np.stack(outputs)
@@ -244,8 +329,14 @@ def extract(model: Any, source: str) -> Model:
     if not ir_layers:
         raise ModelError(f"model '{model.name}' has no layer lstmgen can compile")
     timesteps = input_shape[1]
-    ir = Model(input_size=int(input_shape[-1]), layers=ir_layers, name=model.name,
-               source=source, timesteps=int(timesteps) if timesteps else None, notes=notes)
+    ir = Model(
+        input_size=int(input_shape[-1]),
+        layers=ir_layers,
+        name=model.name,
+        source=source,
+        timesteps=int(timesteps) if timesteps else None,
+        notes=notes,
+    )
     return ir.validate()
 
 
@@ -255,27 +346,36 @@ def _input_shape(model: Any) -> tuple:
     except (AttributeError, ValueError):
         inputs = None
     if not inputs:
-        raise ModelError(f"model '{model.name}' has no defined input; build it with "
-                         "keras.Input(shape=(timesteps, features)) first")
+        raise ModelError(
+            f"model '{model.name}' has no defined input; build it with "
+            "keras.Input(shape=(timesteps, features)) first"
+        )
     if len(inputs) != 1:
-        raise UnsupportedLayerError(f"model '{model.name}' has {len(inputs)} inputs; lstmgen "
-                                    "supports single-input models")
+        raise UnsupportedLayerError(
+            f"model '{model.name}' has {len(inputs)} inputs; lstmgen supports single-input models"
+        )
     shape = tuple(inputs[0].shape)
     if len(shape) != 3 or shape[-1] is None:
-        raise UnsupportedLayerError(f"model '{model.name}' input shape {shape}: expected "
-                                    "(batch, timesteps, features) with known features")
+        raise UnsupportedLayerError(
+            f"model '{model.name}' input shape {shape}: expected "
+            "(batch, timesteps, features) with known features"
+        )
     return shape
 
 
 def _single_path_layers(model: Any, keras: Any) -> list:
     if len(model.outputs) != 1:
-        raise UnsupportedLayerError(f"model '{model.name}' has {len(model.outputs)} outputs; "
-                                    "lstmgen supports single-output models")
+        raise UnsupportedLayerError(
+            f"model '{model.name}' has {len(model.outputs)} outputs; "
+            "lstmgen supports single-output models"
+        )
     if isinstance(model, keras.Sequential):
         return list(model.layers)
     if not hasattr(model, "_operations") and not hasattr(model, "operations"):
-        raise UnsupportedLayerError(f"model '{model.name}' is a subclassed keras.Model whose "
-                                    "call() is arbitrary Python; use Sequential or functional")
+        raise UnsupportedLayerError(
+            f"model '{model.name}' is a subclassed keras.Model whose "
+            "call() is arbitrary Python; use Sequential or functional"
+        )
     layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
     expected = model.inputs[0]
     for layer in layers:
@@ -284,11 +384,14 @@ def _single_path_layers(model: Any, keras: Any) -> list:
             raise UnsupportedLayerError(
                 f"layer '{layer.name}' ({type(layer).__name__}): model '{model.name}' is not a "
                 "single chain of layers (branches, merges, shared layers or nested models); "
-                "lstmgen supports Sequential and single-path functional models")
+                "lstmgen supports Sequential and single-path functional models"
+            )
         expected = layer.output
     if layers and model.outputs[0] is not expected:
-        raise UnsupportedLayerError(f"model '{model.name}': its output is not the last layer's "
-                                    "output; only single-path models are supported")
+        raise UnsupportedLayerError(
+            f"model '{model.name}': its output is not the last layer's "
+            "output; only single-path models are supported"
+        )
     return layers
 
 
@@ -302,17 +405,20 @@ def _activation_name(fn: Any, layer: Any, field: str) -> str:
     label = getattr(fn, "__name__", repr(fn))
     raise UnsupportedLayerError(
         f"layer '{layer.name}' ({type(layer).__name__}): {field} '{label}' is not supported; "
-        f"supported: {', '.join(ACTIVATIONS)}")
+        f"supported: {', '.join(ACTIVATIONS)}"
+    )
 
 
 def _unsupported(layer: Any, why: str = "") -> UnsupportedLayerError:
     kind = type(layer).__name__
     detail = f": {why}" if why else ""
-    return UnsupportedLayerError(f"layer '{layer.name}' of type {kind} is not supported{detail}; "
-                                 f"supported layers: {SUPPORTED}")
+    return UnsupportedLayerError(
+        f"layer '{layer.name}' of type {kind} is not supported{detail}; "
+        f"supported layers: {SUPPORTED}"
+    )
 
 
-def _convert(layer: Any, width: int, notes: list[str], steps: Optional[int]) -> Optional[Layer]:
+def _convert(layer: Any, width: int, notes: list[str], steps: int | None) -> Layer | None:
     kind = type(layer).__name__
     if kind in SHAPING_CONVERTERS:
         return SHAPING_CONVERTERS[kind](layer, width, steps)
@@ -323,9 +429,11 @@ def _convert(layer: Any, width: int, notes: list[str], steps: Optional[int]) -> 
         return None
     if kind in RECURRENT_CONVERTERS:
         if layer.stateful:
-            notes.append(f"'{layer.name}' is stateful: Keras carries its state from one "
-                         "predict call to the next; the generated predict starts every call "
-                         "from zero (as after reset_states), the streaming step carries it")
+            notes.append(
+                f"'{layer.name}' is stateful: Keras carries its state from one "
+                "predict call to the next; the generated predict starts every call "
+                "from zero (as after reset_states), the streaming step carries it"
+            )
         return RECURRENT_CONVERTERS[kind](layer)
     if kind == "Bidirectional":
         return _bidirectional(layer)
@@ -337,14 +445,21 @@ def _convert(layer: Any, width: int, notes: list[str], steps: Optional[int]) -> 
             raise _unsupported(layer, f"TimeDistributed wraps {type(inner).__name__}, only Dense")
         return _dense(inner, name=layer.name)
     if kind == "Activation":
-        return Activation(layer.name, width, _activation_name(layer.activation, layer,
-                                                              "activation"),
-                          origin="Keras Activation")
+        return Activation(
+            layer.name,
+            width,
+            _activation_name(layer.activation, layer, "activation"),
+            origin="Keras Activation",
+        )
     if kind == "ReLU":
-        if (layer.max_value is not None or float(layer.negative_slope) != 0.0
-                or float(layer.threshold) != 0.0):
-            raise _unsupported(layer, "only the plain ReLU (no max_value, negative_slope, "
-                                      "threshold)")
+        if (
+            layer.max_value is not None
+            or float(layer.negative_slope) != 0.0
+            or float(layer.threshold) != 0.0
+        ):
+            raise _unsupported(
+                layer, "only the plain ReLU (no max_value, negative_slope, threshold)"
+            )
         return Activation(layer.name, width, "relu", origin="Keras ReLU")
     if kind == "Softmax":
         if layer.axis not in (-1, 2):
@@ -368,11 +483,18 @@ def _lstm(layer: Any) -> LSTM:
     kernel = float32(cell.kernel.numpy())
     recurrent = float32(cell.recurrent_kernel.numpy())
     bias = float32(cell.bias.numpy()) if cell.use_bias else None
-    return LSTM(name=layer.name, input_weights=float32(kernel.T),
-                recurrent_weights=float32(recurrent.T), bias=bias,
-                gate_activation=gate, cell_activation=act, output_activation=act,
-                return_sequences=bool(layer.return_sequences),
-                go_backwards=bool(layer.go_backwards), origin=LSTM_ORIGIN)
+    return LSTM(
+        name=layer.name,
+        input_weights=float32(kernel.T),
+        recurrent_weights=float32(recurrent.T),
+        bias=bias,
+        gate_activation=gate,
+        cell_activation=act,
+        output_activation=act,
+        return_sequences=bool(layer.return_sequences),
+        go_backwards=bool(layer.go_backwards),
+        origin=LSTM_ORIGIN,
+    )
 
 
 def _gru(layer: Any) -> GRU:
@@ -386,12 +508,19 @@ def _gru(layer: Any) -> GRU:
     if cell.use_bias:
         b = float32(cell.bias.numpy())
         bias, recurrent_bias = (float32(b[0]), float32(b[1])) if cell.reset_after else (b, None)
-    return GRU(name=layer.name, input_weights=float32(cell.kernel.numpy().T),
-               recurrent_weights=float32(cell.recurrent_kernel.numpy().T), bias=bias,
-               recurrent_bias=recurrent_bias, reset_after=bool(cell.reset_after),
-               gate_activation=gate, cell_activation=act,
-               return_sequences=bool(layer.return_sequences),
-               go_backwards=bool(layer.go_backwards), origin=GRU_ORIGIN)
+    return GRU(
+        name=layer.name,
+        input_weights=float32(cell.kernel.numpy().T),
+        recurrent_weights=float32(cell.recurrent_kernel.numpy().T),
+        bias=bias,
+        recurrent_bias=recurrent_bias,
+        reset_after=bool(cell.reset_after),
+        gate_activation=gate,
+        cell_activation=act,
+        return_sequences=bool(layer.return_sequences),
+        go_backwards=bool(layer.go_backwards),
+        origin=GRU_ORIGIN,
+    )
 
 
 def _simple_rnn(layer: Any) -> SimpleRNN:
@@ -400,11 +529,16 @@ def _simple_rnn(layer: Any) -> SimpleRNN:
     act = _activation_name(cell.activation, layer, "activation")
     if act == "softmax":
         raise _unsupported(layer, "softmax as a recurrent activation")
-    return SimpleRNN(name=layer.name, input_weights=float32(cell.kernel.numpy().T),
-                     recurrent_weights=float32(cell.recurrent_kernel.numpy().T),
-                     bias=float32(cell.bias.numpy()) if cell.use_bias else None,
-                     activation=act, return_sequences=bool(layer.return_sequences),
-                     go_backwards=bool(layer.go_backwards), origin=SIMPLE_RNN_ORIGIN)
+    return SimpleRNN(
+        name=layer.name,
+        input_weights=float32(cell.kernel.numpy().T),
+        recurrent_weights=float32(cell.recurrent_kernel.numpy().T),
+        bias=float32(cell.bias.numpy()) if cell.use_bias else None,
+        activation=act,
+        return_sequences=bool(layer.return_sequences),
+        go_backwards=bool(layer.go_backwards),
+        origin=SIMPLE_RNN_ORIGIN,
+    )
 
 
 RECURRENT_CONVERTERS = {"LSTM": _lstm, "GRU": _gru, "SimpleRNN": _simple_rnn}
@@ -423,91 +557,131 @@ def _bidirectional(layer: Any) -> Bidirectional:
     if forward.go_backwards:
         raise _unsupported(layer, "its forward layer has go_backwards=True")
     forward.name, backward.name = f"{layer.name}.forward", f"{layer.name}.backward"
-    return Bidirectional(layer.name, forward, backward, merge_mode=layer.merge_mode,
-                         origin=f"Keras Bidirectional(merge_mode={layer.merge_mode!r}): "
-                                "forward_layer and backward_layer as below; the backward "
-                                "outputs are flipped back to input time order")
+    return Bidirectional(
+        layer.name,
+        forward,
+        backward,
+        merge_mode=layer.merge_mode,
+        origin=f"Keras Bidirectional(merge_mode={layer.merge_mode!r}): "
+        "forward_layer and backward_layer as below; the backward "
+        "outputs are flipped back to input time order",
+    )
 
 
-def _masking(layer: Any, width: int, steps: Optional[int]) -> Masking:
+def _masking(layer: Any, width: int, steps: int | None) -> Masking:
     # Keras compares float32 inputs with the mask value as a float32 (0.1 is 0.100000001)
-    return Masking(layer.name, width, float(np.float32(layer.mask_value)),
-                   origin="Keras Masking: steps whose features all equal mask_value are "
-                          "zeroed and skipped by the recurrent layers")
+    return Masking(
+        layer.name,
+        width,
+        float(np.float32(layer.mask_value)),
+        origin="Keras Masking: steps whose features all equal mask_value are "
+        "zeroed and skipped by the recurrent layers",
+    )
 
 
-def _normalization(layer: Any, width: int, steps: Optional[int]) -> Normalize:
+def _normalization(layer: Any, width: int, steps: int | None) -> Normalize:
     if getattr(layer, "invert", False):
         raise _unsupported(layer, "invert=True")
     mean = np.asarray(layer.mean, np.float32).reshape(-1)
     variance = np.asarray(layer.variance, np.float32).reshape(-1)
     if mean.size == 1:
-        mean, variance = np.full(width, mean[0], np.float32), np.full(width, variance[0],
-                                                                     np.float32)
+        mean, variance = (
+            np.full(width, mean[0], np.float32),
+            np.full(width, variance[0], np.float32),
+        )
     if mean.size != width:
-        raise _unsupported(layer, f"normalizes an axis of {mean.size} values, not the "
-                                  f"{width} features")
+        raise _unsupported(
+            layer, f"normalizes an axis of {mean.size} values, not the {width} features"
+        )
     std = np.maximum(np.sqrt(variance), np.float32(1e-7))  # Keras: max(sqrt(var), epsilon)
-    return Normalize(layer.name, float32(mean), float32(std),
-                     origin="Keras Normalization: (x - mean) / max(sqrt(variance), 1e-7)")
+    return Normalize(
+        layer.name,
+        float32(mean),
+        float32(std),
+        origin="Keras Normalization: (x - mean) / max(sqrt(variance), 1e-7)",
+    )
 
 
-def _layer_normalization(layer: Any, width: int, steps: Optional[int]) -> LayerNorm:
+def _layer_normalization(layer: Any, width: int, steps: int | None) -> LayerNorm:
     axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
     if axis not in (-1, 2, (-1,), (2,)) or getattr(layer, "rms_scaling", False):
         raise _unsupported(layer, "only the feature axis, without rms_scaling")
-    return LayerNorm(layer.name, width,
-                     float32(layer.gamma.numpy()) if layer.scale else None,
-                     float32(layer.beta.numpy()) if layer.center else None,
-                     epsilon=float(layer.epsilon),
-                     origin="Keras LayerNormalization over the features")
+    return LayerNorm(
+        layer.name,
+        width,
+        float32(layer.gamma.numpy()) if layer.scale else None,
+        float32(layer.beta.numpy()) if layer.center else None,
+        epsilon=float(layer.epsilon),
+        origin="Keras LayerNormalization over the features",
+    )
 
 
-def _flatten(layer: Any, width: int, steps: Optional[int]) -> Flatten:
+def _flatten(layer: Any, width: int, steps: int | None) -> Flatten:
     kind = type(layer).__name__
     if not steps:
         raise _unsupported(layer, f"{kind} needs a fixed number of timesteps in the Input")
     if kind == "Reshape" and tuple(layer.target_shape) != (int(steps) * width,):
         raise _unsupported(layer, f"only Reshape(({int(steps) * width},)) (a flatten)")
-    return Flatten(layer.name, int(steps), width,
-                   origin=f"Keras {kind}: [T={steps}][{width}] -> [{int(steps) * width}]")
+    return Flatten(
+        layer.name,
+        int(steps),
+        width,
+        origin=f"Keras {kind}: [T={steps}][{width}] -> [{int(steps) * width}]",
+    )
 
 
-def _conv1d(layer: Any, width: int, steps: Optional[int]) -> Conv1D:
-    if getattr(layer, "groups", 1) != 1 or getattr(layer, "data_format",
-                                                   "channels_last") != "channels_last":
+def _conv1d(layer: Any, width: int, steps: int | None) -> Conv1D:
+    if (
+        getattr(layer, "groups", 1) != 1
+        or getattr(layer, "data_format", "channels_last") != "channels_last"
+    ):
         raise _unsupported(layer, "only groups=1, channels_last")
     activation = _activation_name(layer.activation, layer, "activation")
     if activation == "softmax":
         raise _unsupported(layer, "softmax activation")
     kernel = np.asarray(layer.kernel.numpy(), np.float32)  # (K, D, F)
-    return Conv1D(layer.name, float32(np.transpose(kernel, (2, 0, 1))),
-                  float32(layer.bias.numpy()) if layer.use_bias else None,
-                  stride=int(np.ravel(layer.strides)[0]),
-                  dilation=int(np.ravel(layer.dilation_rate)[0]), padding=layer.padding,
-                  activation=activation,
-                  origin="Keras Conv1D: kernel (K, D, F) -> weights (F, K, D)")
+    return Conv1D(
+        layer.name,
+        float32(np.transpose(kernel, (2, 0, 1))),
+        float32(layer.bias.numpy()) if layer.use_bias else None,
+        stride=int(np.ravel(layer.strides)[0]),
+        dilation=int(np.ravel(layer.dilation_rate)[0]),
+        padding=layer.padding,
+        activation=activation,
+        origin="Keras Conv1D: kernel (K, D, F) -> weights (F, K, D)",
+    )
 
 
-def _pool1d(layer: Any, width: int, steps: Optional[int]) -> Pool1D:
+def _pool1d(layer: Any, width: int, steps: int | None) -> Pool1D:
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise _unsupported(layer, "only channels_last")
     size = int(np.ravel(layer.pool_size)[0])
     stride = int(np.ravel(layer.strides)[0]) if layer.strides is not None else size
     kind = "max" if type(layer).__name__ == "MaxPooling1D" else "avg"
-    return Pool1D(layer.name, width, kind, size, stride, layer.padding,
-                  origin=f"Keras {type(layer).__name__}")
+    return Pool1D(
+        layer.name, width, kind, size, stride, layer.padding, origin=f"Keras {type(layer).__name__}"
+    )
 
 
-SHAPING_CONVERTERS = {"Masking": _masking, "Normalization": _normalization,
-                      "LayerNormalization": _layer_normalization, "Flatten": _flatten,
-                      "Reshape": _flatten, "Conv1D": _conv1d, "MaxPooling1D": _pool1d,
-                      "AveragePooling1D": _pool1d}
+SHAPING_CONVERTERS = {
+    "Masking": _masking,
+    "Normalization": _normalization,
+    "LayerNormalization": _layer_normalization,
+    "Flatten": _flatten,
+    "Reshape": _flatten,
+    "Conv1D": _conv1d,
+    "MaxPooling1D": _pool1d,
+    "AveragePooling1D": _pool1d,
+}
 
 
-def _dense(layer: Any, name: Optional[str] = None) -> Dense:
+def _dense(layer: Any, name: str | None = None) -> Dense:
     kernel = float32(layer.kernel.numpy())
     bias = float32(layer.bias.numpy()) if layer.use_bias else None
-    return Dense(name=name or layer.name, weights=float32(kernel.T), bias=bias,
-                 activation=_activation_name(layer.activation, layer, "activation"),
-                 origin="Keras Dense: kernel (I, O) -> weights = kernel.T; bias as is")
+    return Dense(
+        name=name or layer.name,
+        weights=float32(kernel.T),
+        bias=bias,
+        activation=_activation_name(layer.activation, layer, "activation"),
+        origin="Keras Dense: kernel (I, O) -> weights = kernel.T; bias as is",
+    )

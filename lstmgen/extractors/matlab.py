@@ -10,10 +10,11 @@ clip(0.2x + 0.5, 0, 1); StateActivationFunction applies to the cell candidate an
 before the output gate; `predict` starts from a zero state. sequenceInputLayer's 'zscore'
 and 'center' normalization become a Normalize layer, (x - Mean) ./ StandardDeviation.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -21,26 +22,34 @@ from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
 from ..ir import LSTM, Activation, Dense, Layer, Model, Normalize, float32
 from . import Loaded
 
-SUPPORTED = ("sequenceInput (Normalization none/zscore/center), lstm (OutputMode sequence/"
-             "last; StateActivationFunction tanh/softsign/relu; GateActivationFunction "
-             "sigmoid/hard-sigmoid), fullyConnected, relu, tanh, sigmoid, softmax, dropout")
+SUPPORTED = (
+    "sequenceInput (Normalization none/zscore/center), lstm (OutputMode sequence/"
+    "last; StateActivationFunction tanh/softsign/relu; GateActivationFunction "
+    "sigmoid/hard-sigmoid), fullyConnected, relu, tanh, sigmoid, softmax, dropout"
+)
 #: IR layer kind -> the MATLAB layers that become it (for the README's support table).
-PRODUCES = {"lstm": "lstmLayer", "dense": "fullyConnectedLayer",
-            "activation": "reluLayer, tanhLayer, sigmoidLayer, softmaxLayer",
-            "normalize": "sequenceInputLayer zscore/center"}
+PRODUCES = {
+    "lstm": "lstmLayer",
+    "dense": "fullyConnectedLayer",
+    "activation": "reluLayer, tanhLayer, sigmoidLayer, softmaxLayer",
+    "normalize": "sequenceInputLayer zscore/center",
+}
 STATE_ACTIVATIONS = {"tanh": "tanh", "softsign": "softsign", "relu": "relu"}
 GATE_ACTIVATIONS = {"sigmoid": "sigmoid", "hard-sigmoid": "hard_sigmoid_0.2"}
-LSTM_ORIGIN = ("MATLAB lstmLayer: InputWeights (4H, D) rows i,f,g,o -> input_weights as is; "
-               "RecurrentWeights (4H, H) -> recurrent_weights as is; Bias (4H, 1) -> bias; "
-               "GateActivationFunction -> gate, StateActivationFunction -> cell and output")
+LSTM_ORIGIN = (
+    "MATLAB lstmLayer: InputWeights (4H, D) rows i,f,g,o -> input_weights as is; "
+    "RecurrentWeights (4H, H) -> recurrent_weights as is; Bias (4H, 1) -> bias; "
+    "GateActivationFunction -> gate, StateActivationFunction -> cell and output"
+)
 
 
 def open_file(path: Path) -> Loaded:
     try:
         import scipy.io
     except ImportError:
-        raise MissingDependencyError("reading .mat files needs scipy: pip install "
-                                     "'lstmgen[matlab]'") from None
+        raise MissingDependencyError(
+            "reading .mat files needs scipy: pip install 'lstmgen[matlab]'"
+        ) from None
     try:
         contents = scipy.io.loadmat(str(path), squeeze_me=False, struct_as_record=True)
     except Exception as exc:  # scipy raises ValueError, TypeError, MatReadError, ...
@@ -48,8 +57,9 @@ def open_file(path: Path) -> Loaded:
         raise ModelError(f"{path}: not a readable MATLAB .mat file ({first})") from None
     cells = contents.get("layers")
     if not isinstance(cells, np.ndarray) or cells.dtype != object:
-        raise ModelError(f"{path}: no cell array 'layers'; write the file with "
-                         "matlab/lstmgen_export.m")
+        raise ModelError(
+            f"{path}: no cell array 'layers'; write the file with matlab/lstmgen_export.m"
+        )
     records = [_record(cell, k, path) for k, cell in enumerate(cells.ravel(order="F"))]
     ir = extract(records, name=path.stem, source=f"MATLAB export, file {path.name}")
     return Loaded(ir, None, "")
@@ -73,7 +83,7 @@ def extract(records: list[dict[str, Any]], name: str = "matlab", source: str = "
     """The IR of the layer records (dicts with MATLAB's field names)."""
     layers: list[Layer] = []
     notes: list[str] = []
-    input_size: Optional[int] = None
+    input_size: int | None = None
     width = 0
     sequence = True
     for k, rec in enumerate(records):
@@ -81,8 +91,9 @@ def extract(records: list[dict[str, Any]], name: str = "matlab", source: str = "
         lname = str(rec.get("Name") or f"layer{k + 1}")
         where = f"layer {k + 1} '{lname}' ({kind})"
         if k == 0 and kind != "sequenceInput":
-            raise UnsupportedLayerError(f"{where}: the first layer must be sequenceInput; "
-                                        f"supported: {SUPPORTED}")
+            raise UnsupportedLayerError(
+                f"{where}: the first layer must be sequenceInput; supported: {SUPPORTED}"
+            )
         if kind == "sequenceInput":
             if k != 0:
                 raise UnsupportedLayerError(f"{where}: only as the first layer")
@@ -99,22 +110,32 @@ def extract(records: list[dict[str, Any]], name: str = "matlab", source: str = "
             w = _matrix(rec, "Weights", where)
             b = _matrix(rec, "Bias", where).reshape(-1)
             if w.shape[1] != width or b.shape != (w.shape[0],):
-                raise ModelError(f"{where}: Weights {w.shape} / Bias {b.shape} do not fit an "
-                                 f"input of size {width}")
-            layers.append(Dense(lname, float32(w), float32(b), origin="MATLAB "
-                                "fullyConnectedLayer: Weights (O, I) and Bias (O, 1) as is"))
+                raise ModelError(
+                    f"{where}: Weights {w.shape} / Bias {b.shape} do not fit an "
+                    f"input of size {width}"
+                )
+            layers.append(
+                Dense(
+                    lname,
+                    float32(w),
+                    float32(b),
+                    origin="MATLAB fullyConnectedLayer: Weights (O, I) and Bias (O, 1) as is",
+                )
+            )
             width = w.shape[0]
         elif kind in ("relu", "tanh", "sigmoid", "softmax"):
             layers.append(Activation(lname, width, kind, origin=f"MATLAB {kind}Layer"))
         elif kind == "dropout":
             notes.append(f"dropped '{lname}' (dropout): identity at inference")
         else:
-            raise UnsupportedLayerError(f"{where}: layer type {kind!r} is not supported; "
-                                        f"supported: {SUPPORTED}")
+            raise UnsupportedLayerError(
+                f"{where}: layer type {kind!r} is not supported; supported: {SUPPORTED}"
+            )
     if input_size is None:
         raise ModelError("no sequenceInput layer")
-    return Model(input_size=input_size, layers=layers, name=name, source=source,
-                 notes=notes).validate()
+    return Model(
+        input_size=input_size, layers=layers, name=name, source=source, notes=notes
+    ).validate()
 
 
 def _int(rec: dict, field: str, where: str) -> int:
@@ -136,20 +157,26 @@ def _normalization(rec: dict, name: str, d: int, where: str) -> list[Layer]:
     if mode == "none":
         return []
     if mode not in ("zscore", "center"):
-        raise UnsupportedLayerError(f"{where}: Normalization '{mode}' is not supported; "
-                                    "supported: none, zscore, center")
+        raise UnsupportedLayerError(
+            f"{where}: Normalization '{mode}' is not supported; supported: none, zscore, center"
+        )
     mean = _matrix(rec, "Mean", where).reshape(-1)
-    std = (_matrix(rec, "StandardDeviation", where).reshape(-1) if mode == "zscore"
-           else np.ones(1))
+    std = _matrix(rec, "StandardDeviation", where).reshape(-1) if mode == "zscore" else np.ones(1)
     mean = np.broadcast_to(mean, (d,)) if mean.size in (1, d) else None
     std = np.broadcast_to(std, (d,)) if std.size in (1, d) else None
     if mean is None or std is None:
         raise ModelError(f"{where}: Mean/StandardDeviation must have 1 or InputSize={d} values")
     if np.any(std <= 0):
         raise ModelError(f"{where}: StandardDeviation must be positive")
-    return [Normalize(f"{name}_{mode}", float32(mean), float32(std),
-                      origin=f"MATLAB sequenceInputLayer Normalization '{mode}': (x - Mean) "
-                             "./ StandardDeviation")]
+    return [
+        Normalize(
+            f"{name}_{mode}",
+            float32(mean),
+            float32(std),
+            origin=f"MATLAB sequenceInputLayer Normalization '{mode}': (x - Mean) "
+            "./ StandardDeviation",
+        )
+    ]
 
 
 def _lstm(rec: dict, name: str, d: int, where: str) -> LSTM:
@@ -158,21 +185,31 @@ def _lstm(rec: dict, name: str, d: int, where: str) -> LSTM:
     b = _matrix(rec, "Bias", where).reshape(-1)
     h = u.shape[1]
     if w.shape != (4 * h, d) or u.shape != (4 * h, h) or b.shape != (4 * h,):
-        raise ModelError(f"{where}: InputWeights {w.shape}, RecurrentWeights {u.shape}, Bias "
-                         f"{b.shape} do not fit 4H x D, 4H x H, 4H x 1 with D={d}, H={h}")
+        raise ModelError(
+            f"{where}: InputWeights {w.shape}, RecurrentWeights {u.shape}, Bias "
+            f"{b.shape} do not fit 4H x D, 4H x H, 4H x 1 with D={d}, H={h}"
+        )
     state = str(rec.get("StateActivationFunction", "tanh"))
     gate = str(rec.get("GateActivationFunction", "sigmoid"))
     if state not in STATE_ACTIVATIONS:
-        raise UnsupportedLayerError(f"{where}: StateActivationFunction '{state}'; supported: "
-                                    f"{', '.join(STATE_ACTIVATIONS)}")
+        raise UnsupportedLayerError(
+            f"{where}: StateActivationFunction '{state}'; supported: {', '.join(STATE_ACTIVATIONS)}"
+        )
     if gate not in GATE_ACTIVATIONS:
-        raise UnsupportedLayerError(f"{where}: GateActivationFunction '{gate}'; supported: "
-                                    f"{', '.join(GATE_ACTIVATIONS)}")
+        raise UnsupportedLayerError(
+            f"{where}: GateActivationFunction '{gate}'; supported: {', '.join(GATE_ACTIVATIONS)}"
+        )
     mode = str(rec.get("OutputMode", "sequence"))
     if mode not in ("sequence", "last"):
         raise UnsupportedLayerError(f"{where}: OutputMode '{mode}'; supported: sequence, last")
-    return LSTM(name, float32(w), float32(u), float32(b),
-                gate_activation=GATE_ACTIVATIONS[gate],
-                cell_activation=STATE_ACTIVATIONS[state],
-                output_activation=STATE_ACTIVATIONS[state],
-                return_sequences=mode == "sequence", origin=LSTM_ORIGIN)
+    return LSTM(
+        name,
+        float32(w),
+        float32(u),
+        float32(b),
+        gate_activation=GATE_ACTIVATIONS[gate],
+        cell_activation=STATE_ACTIVATIONS[state],
+        output_activation=STATE_ACTIVATIONS[state],
+        return_sequences=mode == "sequence",
+        origin=LSTM_ORIGIN,
+    )

@@ -6,6 +6,7 @@ the generated `predict` entry point and returns y as [N, T, O] or [N, O]. Runner
 also expose `run_steps(...)`, which feeds each sequence one `step` at a time and returns
 the output of every step, [N, T, O].
 """
+
 from __future__ import annotations
 
 from types import ModuleType

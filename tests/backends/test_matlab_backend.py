@@ -23,6 +23,7 @@ single, 3.9e-16 double), at several T per model including the shortest T that gi
 output timestep; a shorter input is refused by an assert (tests/test_shaping_layers.py
 checks the same kinds against Keras).
 """
+
 from __future__ import annotations
 
 import re
@@ -31,31 +32,59 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import ROOT, require_tool
 
 import lstmgen
 from lstmgen.backends import matlab as backend
 from lstmgen.backends.common import GENERATED_MARK
 from lstmgen.errors import LstmgenError, MissingDependencyError
-from lstmgen.ir import (ELEMENTWISE_ACTIVATIONS, GRU, LSTM, Activation, Bidirectional, Conv1D,
-                        Dense, Flatten, LayerNorm, Masking, Model, Normalize, Pool1D,
-                        SimpleRNN)
+from lstmgen.ir import (
+    ELEMENTWISE_ACTIVATIONS,
+    GRU,
+    LSTM,
+    Activation,
+    Bidirectional,
+    Conv1D,
+    Dense,
+    Flatten,
+    LayerNorm,
+    Masking,
+    Model,
+    Normalize,
+    Pool1D,
+    SimpleRNN,
+)
 from lstmgen.naming import unique_identifiers
 from lstmgen.reference import forward
 from lstmgen.runners import matlab as runner
 from lstmgen.verify import error_metrics
-from support import ROOT, require_tool
 
 NAME = "net"  # every grid model gets the same name: the batch must not mix them up
-DOUBLE_TOLERANCE = 1e-5            # against Keras
+DOUBLE_TOLERANCE = 1e-5  # against Keras
 DOUBLE_REFERENCE_TOLERANCE = 1e-10  # against the float64 numpy reference
-SINGLE_TOLERANCE = 1e-5            # against Keras and the reference
-STEP_BUDGET = 1.5e6                # weights x NAME_step calls per model and precision
+SINGLE_TOLERANCE = 1e-5  # against Keras and the reference
+STEP_BUDGET = 1.5e6  # weights x NAME_step calls per model and precision
 PRECISIONS = ("single", "double")
 LARGE = dict(input_size=9, units=256, timesteps=50, sequences=2)
 
 # Functions the generated code may call: MATLAB built-ins that MATLAB Coder supports.
-ALLOWED_CALLS = {"single", "double", "zeros", "assert", "size", "exp", "abs", "tanh", "max",
-                 "min", "log1p", "expm1", "bsxfun", "sum", "isempty"}
+ALLOWED_CALLS = {
+    "single",
+    "double",
+    "zeros",
+    "assert",
+    "size",
+    "exp",
+    "abs",
+    "tanh",
+    "max",
+    "min",
+    "log1p",
+    "expm1",
+    "bsxfun",
+    "sum",
+    "isempty",
+}
 # ... and those that Masking, LayerNorm, Flatten, Conv1D and pooling add
 SHAPING_CALLS = {"false", "all", "sqrt", "reshape", "floor", "ceil"}
 FORBIDDEN = {
@@ -87,8 +116,11 @@ def octave():
 
 @pytest.fixture(scope="module")
 def rendered(grid_cases):
-    return {(case.spec.id, p): backend.render(case.ir, NAME, precision=p)
-            for case in grid_cases for p in PRECISIONS}
+    return {
+        (case.spec.id, p): backend.render(case.ir, NAME, precision=p)
+        for case in grid_cases
+        for p in PRECISIONS
+    }
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +134,16 @@ def octave_grid(octave, grid_cases, rendered, tmp_path_factory):
             jobs.append(runner.Job(case.ir, files, NAME, case.x, root / f"{case.spec.id}_{p}"))
             keys.append((case.spec.id, p, "predict"))
             if case.ir.streamable:
-                jobs.append(runner.Job(case.ir, files, NAME, _step_prefix(case.ir, case.x),
-                                       root / f"{case.spec.id}_{p}_steps", steps=True))
+                jobs.append(
+                    runner.Job(
+                        case.ir,
+                        files,
+                        NAME,
+                        _step_prefix(case.ir, case.x),
+                        root / f"{case.spec.id}_{p}_steps",
+                        steps=True,
+                    )
+                )
                 keys.append((case.spec.id, p, "steps"))
     start = time.perf_counter()
     results = runner.run_batch(jobs, processes=2)
@@ -170,8 +210,9 @@ def test_step_gives_predict_outputs(grid_cases, octave_grid, precision):
             _, rel = error_metrics(got, ref)
             assert rel.max() <= max(tolerance, 1e-10), (case.spec.id, t)
         if x.shape[1] == case.x.shape[1] and x.shape[0] == case.x.shape[0]:
-            _, rel = error_metrics(result.steps if case.ir.returns_sequences
-                                   else result.steps[:, -1], case.expected)
+            _, rel = error_metrics(
+                result.steps if case.ir.returns_sequences else result.steps[:, -1], case.expected
+            )
             assert rel.max() <= SINGLE_TOLERANCE, case.spec.id
         checked += 1
     assert checked >= 10
@@ -193,8 +234,9 @@ def _code_lines(text: str) -> list[str]:
     return out
 
 
-def _check_codegen_friendly(where: str, filename: str, text: str, precision: str,
-                            extra_calls: frozenset = frozenset()) -> None:
+def _check_codegen_friendly(
+    where: str, filename: str, text: str, precision: str, extra_calls: frozenset = frozenset()
+) -> None:
     """%#codegen, help block first, no forbidden construct, only allowed calls (and
     `extra_calls`)."""
     lines = text.splitlines()
@@ -224,8 +266,7 @@ def _check_codegen_friendly(where: str, filename: str, text: str, precision: str
 def test_codegen_pragma_and_no_forbidden_constructs(grid_cases, rendered):
     for (spec_id, precision), files in rendered.items():
         for filename, text in files.items():
-            _check_codegen_friendly(f"{spec_id}/{precision}/{filename}", filename, text,
-                                    precision)
+            _check_codegen_friendly(f"{spec_id}/{precision}/{filename}", filename, text, precision)
 
 
 def test_generated_mark_and_determinism(grid_cases, rendered):
@@ -239,8 +280,9 @@ def test_generated_mark_and_determinism(grid_cases, rendered):
         assert rendered[case.spec.id, "single"] != rendered[case.spec.id, "double"]
 
 
-_LITERAL = re.compile(r"^(\w+) = (?:single\(\[|double\(single\(\[)\n(.*?)\n    \]\)\)?;$",
-                      re.M | re.S)
+_LITERAL = re.compile(
+    r"^(\w+) = (?:single\(\[|double\(single\(\[)\n(.*?)\n    \]\)\)?;$", re.M | re.S
+)
 
 
 def _literals(text: str) -> dict[str, tuple[str, np.ndarray]]:
@@ -263,10 +305,12 @@ def _recurrent_arrays(layer) -> dict[str, np.ndarray]:
         arrays["Pr"] = layer.projection
         if layer.initial_h is not None or layer.initial_c is not None:
             zeros = np.zeros  # a missing half of the initial state is zero
-            arrays["h0"] = (zeros(layer.output_size, np.float32) if layer.initial_h is None
-                            else layer.initial_h)
-            arrays["c0"] = (zeros(layer.units, np.float32) if layer.initial_c is None
-                            else layer.initial_c)
+            arrays["h0"] = (
+                zeros(layer.output_size, np.float32) if layer.initial_h is None else layer.initial_h
+            )
+            arrays["c0"] = (
+                zeros(layer.units, np.float32) if layer.initial_c is None else layer.initial_c
+            )
     return arrays
 
 
@@ -289,8 +333,11 @@ def _expected_arrays(model: Model) -> dict[str, np.ndarray]:
     """{identifier: array} of every literal; the parts of a Bidirectional layer are named
     after it (see _part_identifiers)."""
     outer = unique_identifiers([l.name for l in model.layers])
-    inner = iter(_part_identifiers(outer, [k for k, l in enumerate(model.layers)
-                                           if isinstance(l, Bidirectional)]))
+    inner = iter(
+        _part_identifiers(
+            outer, [k for k, l in enumerate(model.layers) if isinstance(l, Bidirectional)]
+        )
+    )
     expected = {}
     for layer, ident in zip(model.layers, outer):
         if isinstance(layer, Bidirectional):
@@ -304,8 +351,7 @@ def _expected_arrays(model: Model) -> dict[str, np.ndarray]:
                 arrays = {"W": part.weights, "b": part.bias}
             else:
                 arrays = {}
-            expected.update({f"{k}_{part_ident}": a for k, a in arrays.items()
-                             if a is not None})
+            expected.update({f"{k}_{part_ident}": a for k, a in arrays.items() if a is not None})
     return expected
 
 
@@ -318,8 +364,9 @@ def test_literals_parse_back_exactly_in_python(grid_cases, rendered):
                 assert set(found) == set(expected), (case.spec.id, filename)
                 for ident, (_, values) in found.items():
                     got = values.astype(np.float32)  # double -> single, as single([...])
-                    assert np.array_equal(got.view(np.uint32),
-                                          expected[ident].ravel().view(np.uint32)), ident
+                    assert np.array_equal(
+                        got.view(np.uint32), expected[ident].ravel().view(np.uint32)
+                    ), ident
 
 
 def _awkward_model() -> Model:
@@ -328,16 +375,31 @@ def _awkward_model() -> Model:
     bits = rng.integers(0, 2**32, size=400, dtype=np.uint64).astype(np.uint32)
     pool = bits.view(np.float32)
     pool = pool[np.isfinite(pool)]
-    special = np.array([0.0, -0.0, 0.1, -0.1, 1 / 3, 1e-45, -1e-45, 1.17549435e-38,
-                        3.4028235e38, -3.4028235e38, 16777215.0, 0.30000001, 2.5e-10,
-                        np.nextafter(np.float32(1), np.float32(2))], dtype=np.float32)
+    special = np.array(
+        [
+            0.0,
+            -0.0,
+            0.1,
+            -0.1,
+            1 / 3,
+            1e-45,
+            -1e-45,
+            1.17549435e-38,
+            3.4028235e38,
+            -3.4028235e38,
+            16777215.0,
+            0.30000001,
+            2.5e-10,
+            np.nextafter(np.float32(1), np.float32(2)),
+        ],
+        dtype=np.float32,
+    )
     values = np.concatenate([special, pool]).astype(np.float32)
 
     def take(n):
         return np.resize(np.roll(values, n), n).astype(np.float32)
 
-    lstm = LSTM("odd name!", take(16 * 3).reshape(16, 3),
-                take(16 * 4).reshape(16, 4), take(16))
+    lstm = LSTM("odd name!", take(16 * 3).reshape(16, 3), take(16 * 4).reshape(16, 4), take(16))
     dense = Dense("dense", take(2 * 4).reshape(2, 4), take(2))
     return Model(3, [lstm, dense], name="awkward").validate()
 
@@ -351,18 +413,26 @@ def test_help_and_literals_in_octave(octave, grid_cases, rendered, tmp_path):
         (help_dir / filename).write_text(text)
     model = _awkward_model()
     expected = _expected_arrays(model)
-    script = [f"cd('{help_dir}');", f"help {NAME}_predict", "disp('=====');",
-              f"help {NAME}_step", "disp('=====');"]
+    script = [
+        f"cd('{help_dir}');",
+        f"help {NAME}_predict",
+        "disp('=====');",
+        f"help {NAME}_step",
+        "disp('=====');",
+    ]
     for precision in PRECISIONS:
         files = backend.render(model, "awkward", precision=precision)
         lit_dir = tmp_path / precision
         lit_dir.mkdir()
         for ident, (assignment, _) in _literals(files["awkward_predict.m"]).items():
-            script += [f"cd('{lit_dir}');", assignment,
-                       f"fid = fopen('{ident}.bin', 'w'); fwrite(fid, {ident}.', "
-                       f"class({ident})); fclose(fid);",
-                       f"fid = fopen('{ident}.size', 'w'); fprintf(fid, '%d %d %s', "
-                       f"size({ident}), class({ident})); fclose(fid);"]
+            script += [
+                f"cd('{lit_dir}');",
+                assignment,
+                f"fid = fopen('{ident}.bin', 'w'); fwrite(fid, {ident}.', "
+                f"class({ident})); fclose(fid);",
+                f"fid = fopen('{ident}.size', 'w'); fprintf(fid, '%d %d %s', "
+                f"size({ident}), class({ident})); fclose(fid);",
+            ]
     done = runner.octave_eval("\n".join(script))
     predict_help, step_help, _ = done.stdout.split("=====")
     d, o = case.ir.input_size, case.ir.output_size
@@ -383,13 +453,16 @@ def test_help_and_literals_in_octave(octave, grid_cases, rendered, tmp_path):
             assert (int(rows), int(cols)) == shape, ident
             got = np.fromfile(tmp_path / precision / f"{ident}.bin", dtype=dtype)
             want = array.ravel().astype(dtype)
-            assert np.array_equal(got.view(np.uint32 if precision == "single" else np.uint64),
-                                  want.view(np.uint32 if precision == "single"
-                                            else np.uint64)), (precision, ident)
+            assert np.array_equal(
+                got.view(np.uint32 if precision == "single" else np.uint64),
+                want.view(np.uint32 if precision == "single" else np.uint64),
+            ), (precision, ident)
 
 
-EXTREMES = np.array([-1000.0, -100.0, -88.8, -30.0, -3.0, -0.5, -0.0, 0.0, 0.5, 3.0, 30.0,
-                     88.8, 100.0, 1000.0], dtype=np.float32)
+EXTREMES = np.array(
+    [-1000.0, -100.0, -88.8, -30.0, -3.0, -0.5, -0.0, 0.0, 0.5, 3.0, 30.0, 88.8, 100.0, 1000.0],
+    dtype=np.float32,
+)
 
 
 def _activation_models() -> list[Model]:
@@ -406,23 +479,48 @@ def _activation_models() -> list[Model]:
         gate = names[(k + 3) % len(names)]
         out = names[(k + 5) % len(names)]
         layers = [
-            LSTM("lstm", draw(16, 3), draw(16, 4), draw(16) if k % 2 else None,
-                 gate_activation=gate, cell_activation=act, output_activation=out,
-                 return_sequences=True, go_backwards=k % 3 == 1),
+            LSTM(
+                "lstm",
+                draw(16, 3),
+                draw(16, 4),
+                draw(16) if k % 2 else None,
+                gate_activation=gate,
+                cell_activation=act,
+                output_activation=out,
+                return_sequences=True,
+                go_backwards=k % 3 == 1,
+            ),
             Dense("dense", draw(5, 4), draw(5), activation=act),
             Activation("act", 5, names[(k + 1) % len(names)]),
-            LSTM("lstm2", draw(8, 5), draw(8, 2), draw(8), gate_activation=act,
-                 cell_activation=gate, return_sequences=k % 2 == 0),
+            LSTM(
+                "lstm2",
+                draw(8, 5),
+                draw(8, 2),
+                draw(8),
+                gate_activation=act,
+                cell_activation=gate,
+                return_sequences=k % 2 == 0,
+            ),
             Dense("head", draw(4, 2), None, activation="softmax" if k % 2 else "linear"),
         ]
         models.append(Model(3, layers, name=f"act_{k}", source="random weights").validate())
     for act in names + ["softmax"]:
-        head = ([Dense("extremes", np.zeros((EXTREMES.size, 1), np.float32), EXTREMES,
-                       activation=act)] if act != "softmax" else
-                [Dense("extremes", np.zeros((EXTREMES.size, 1), np.float32), EXTREMES),
-                 Activation("softmax", EXTREMES.size, "softmax")])
-        models.append(Model(3, [LSTM("lstm", draw(4, 3), draw(4, 1), draw(4))] + head,
-                            name=f"extreme_{act}", source="random weights").validate())
+        head = (
+            [Dense("extremes", np.zeros((EXTREMES.size, 1), np.float32), EXTREMES, activation=act)]
+            if act != "softmax"
+            else [
+                Dense("extremes", np.zeros((EXTREMES.size, 1), np.float32), EXTREMES),
+                Activation("softmax", EXTREMES.size, "softmax"),
+            ]
+        )
+        models.append(
+            Model(
+                3,
+                [LSTM("lstm", draw(4, 3), draw(4, 1), draw(4))] + head,
+                name=f"extreme_{act}",
+                source="random weights",
+            ).validate()
+        )
     return models
 
 
@@ -433,8 +531,16 @@ def test_every_activation_matches_reference(octave, tmp_path):
     jobs = []
     for k, model in enumerate(models):
         for p in PRECISIONS:
-            jobs.append(runner.Job(model, backend.render(model, "acts", precision=p), "acts", x,
-                                   tmp_path / f"{k}_{p}", steps=model.streamable))
+            jobs.append(
+                runner.Job(
+                    model,
+                    backend.render(model, "acts", precision=p),
+                    "acts",
+                    x,
+                    tmp_path / f"{k}_{p}",
+                    steps=model.streamable,
+                )
+            )
     results = runner.run_batch(jobs, processes=2)
     for job, result in zip(jobs, results):
         result.check(job)
@@ -458,8 +564,12 @@ def _large_model() -> Model:
     def draw(*shape, scale):
         return rng.uniform(-scale, scale, shape).astype(np.float32)
 
-    lstm = LSTM("lstm", draw(4 * h, d, scale=0.5), draw(4 * h, h, scale=1 / np.sqrt(h)),
-                draw(4 * h, scale=0.5))
+    lstm = LSTM(
+        "lstm",
+        draw(4 * h, d, scale=0.5),
+        draw(4 * h, h, scale=1 / np.sqrt(h)),
+        draw(4 * h, scale=0.5),
+    )
     dense = Dense("head", draw(1, h, scale=1 / np.sqrt(h)), draw(1, scale=0.5))
     return Model(d, [lstm, dense], name="large", source="random weights").validate()
 
@@ -467,23 +577,37 @@ def _large_model() -> Model:
 def test_large_model_runs_in_octave(octave, tmp_path, record_property):
     """9 -> LSTM(256) -> Dense(1): ~272k literal weights parse and run in Octave."""
     model = _large_model()
-    x = np.random.default_rng(3).standard_normal(
-        (LARGE["sequences"], LARGE["timesteps"], model.input_size)).astype(np.float32)
+    x = (
+        np.random.default_rng(3)
+        .standard_normal((LARGE["sequences"], LARGE["timesteps"], model.input_size))
+        .astype(np.float32)
+    )
     jobs = []
     for precision in PRECISIONS:
         files = backend.render(model, "big", precision=precision)
         jobs.append(runner.Job(model, files, "big", x, tmp_path / precision))
-    jobs.append(runner.Job(model, backend.render(model, "big"), "big", x[:1, :3],
-                           tmp_path / "steps", predict=False, steps=True))
+    jobs.append(
+        runner.Job(
+            model,
+            backend.render(model, "big"),
+            "big",
+            x[:1, :3],
+            tmp_path / "steps",
+            predict=False,
+            steps=True,
+        )
+    )
     start = time.perf_counter()
     results = [r.check(j) for j, r in zip(jobs, runner.run_batch(jobs, processes=2))]
     wall = time.perf_counter() - start
     size_mb = len(jobs[0].files["big_predict.m"]) / 1e6
-    report = (f"large model ({model.parameter_count()} weights, big_predict.m {size_mb:.1f} MB): "
-              f"{wall:.1f} s wall for 2 Octave processes; predict of {LARGE['sequences']} x "
-              f"T={LARGE['timesteps']}: {results[0].predict_seconds:.2f} s single, "
-              f"{results[1].predict_seconds:.2f} s double (first call parses the file); "
-              f"3 step calls: {results[2].steps_seconds:.2f} s")
+    report = (
+        f"large model ({model.parameter_count()} weights, big_predict.m {size_mb:.1f} MB): "
+        f"{wall:.1f} s wall for 2 Octave processes; predict of {LARGE['sequences']} x "
+        f"T={LARGE['timesteps']}: {results[0].predict_seconds:.2f} s single, "
+        f"{results[1].predict_seconds:.2f} s double (first call parses the file); "
+        f"3 step calls: {results[2].steps_seconds:.2f} s"
+    )
     print("\n" + report)
     record_property("large_model_octave", report)
     ref = forward(model, x)
@@ -505,10 +629,25 @@ def test_precision_option_and_names(grid_cases, tmp_path):
         backend.render(model, "end")
     assert backend.render(model, NAME) == backend.render(model, NAME, precision="single")
     from lstmgen.cli import main
+
     out = tmp_path / "out"
-    assert main(["generate", str(ROOT / "examples" / "sine_lstm.keras"),
-                 "--target", "matlab", "--name", "sine", "--out", str(out),
-                 "--precision", "double"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(ROOT / "examples" / "sine_lstm.keras"),
+                "--target",
+                "matlab",
+                "--name",
+                "sine",
+                "--out",
+                str(out),
+                "--precision",
+                "double",
+            ]
+        )
+        == 0
+    )
     text = (out / "sine_predict.m").read_text()
     assert "double(single([" in text and "zeros(16, 1, 'double')" in text
     assert (out / "sine_step.m").exists()
@@ -539,6 +678,7 @@ def test_verify_example_end_to_end(octave, example_model_path, precision):
 
 # ---- GRU, SimpleRNN, Bidirectional, LSTM projection (hand-built IR, no framework) --------
 
+
 def _new_kind_models() -> dict[str, Model]:
     """Every branch of the new layer kinds: GRU with reset_after (with and without the
     recurrent bias) and without it, no bias, go_backwards; SimpleRNN; LSTM projection alone
@@ -550,64 +690,118 @@ def _new_kind_models() -> dict[str, Model]:
         return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
 
     def gru(name, d, h, reset_after=True, bias=True, recurrent_bias=True, **kw):
-        return GRU(name, draw(3 * h, d), draw(3 * h, h), draw(3 * h) if bias else None,
-                   draw(3 * h) if reset_after and recurrent_bias else None,
-                   reset_after=reset_after, **kw)
+        return GRU(
+            name,
+            draw(3 * h, d),
+            draw(3 * h, h),
+            draw(3 * h) if bias else None,
+            draw(3 * h) if reset_after and recurrent_bias else None,
+            reset_after=reset_after,
+            **kw,
+        )
 
     def rnn(name, d, h, bias=True, **kw):
         return SimpleRNN(name, draw(h, d), draw(h, h), draw(h) if bias else None, **kw)
 
     def lstm(name, d, h, projection=None, **kw):
-        return LSTM(name, draw(4 * h, d), draw(4 * h, projection or h), draw(4 * h),
-                    projection=draw(projection, h) if projection else None, **kw)
+        return LSTM(
+            name,
+            draw(4 * h, d),
+            draw(4 * h, projection or h),
+            draw(4 * h),
+            projection=draw(projection, h) if projection else None,
+            **kw,
+        )
 
     def bi(name, make, d, h, merge, sequences, **kw):
-        return Bidirectional(name, make(name + " fw", d, h, return_sequences=sequences, **kw),
-                             make(name + " bw", d, h, return_sequences=sequences,
-                                  go_backwards=True, **kw), merge_mode=merge)
+        return Bidirectional(
+            name,
+            make(name + " fw", d, h, return_sequences=sequences, **kw),
+            make(name + " bw", d, h, return_sequences=sequences, go_backwards=True, **kw),
+            merge_mode=merge,
+        )
 
     models = {
-        "gru": [gru("g1", 3, 6, return_sequences=True), gru("g2", 6, 4, recurrent_bias=False),
-                Dense("d", draw(2, 4), draw(2))],
-        "gru_reset_before": [gru("g1", 3, 5, reset_after=False, return_sequences=True,
-                                 gate_activation="hard_sigmoid_0.2",
-                                 cell_activation="softsign"),
-                             gru("g2", 5, 1, reset_after=False, bias=False,
-                                 return_sequences=True)],
-        "gru_backwards": [gru("g", 3, 4, go_backwards=True, return_sequences=True),
-                          gru("g2", 4, 2, reset_after=False, go_backwards=True)],
-        "simple_rnn": [rnn("r1", 3, 7, activation="relu", return_sequences=True),
-                       rnn("r2", 7, 3, bias=False, activation="linear"),
-                       Dense("d", draw(2, 3), None, activation="softmax")],
-        "projection": [lstm("p1", 3, 6, projection=4, return_sequences=True),
-                       lstm("p2", 4, 5, projection=1)],
-        "projection_features": [lstm("p", 3, 5, projection=2, return_sequences=True,
-                                     peephole=draw(3, 5), clip=1.5, input_forget=True,
-                                     initial_h=draw(2), initial_c=draw(5))],
-        "mixed_stream": [lstm("l", 3, 4, return_sequences=True), gru("g", 4, 3,
-                                                                     return_sequences=True),
-                         rnn("r", 3, 2, return_sequences=True)],
-        "bi_stacked": [bi("b1", lstm, 3, 5, "concat", True),
-                       bi("b2", gru, 10, 3, "ave", True, reset_after=False),
-                       bi("b3", rnn, 3, 2, "concat", False),
-                       Dense("d", draw(1, 4), draw(1), activation="sigmoid")],
+        "gru": [
+            gru("g1", 3, 6, return_sequences=True),
+            gru("g2", 6, 4, recurrent_bias=False),
+            Dense("d", draw(2, 4), draw(2)),
+        ],
+        "gru_reset_before": [
+            gru(
+                "g1",
+                3,
+                5,
+                reset_after=False,
+                return_sequences=True,
+                gate_activation="hard_sigmoid_0.2",
+                cell_activation="softsign",
+            ),
+            gru("g2", 5, 1, reset_after=False, bias=False, return_sequences=True),
+        ],
+        "gru_backwards": [
+            gru("g", 3, 4, go_backwards=True, return_sequences=True),
+            gru("g2", 4, 2, reset_after=False, go_backwards=True),
+        ],
+        "simple_rnn": [
+            rnn("r1", 3, 7, activation="relu", return_sequences=True),
+            rnn("r2", 7, 3, bias=False, activation="linear"),
+            Dense("d", draw(2, 3), None, activation="softmax"),
+        ],
+        "projection": [
+            lstm("p1", 3, 6, projection=4, return_sequences=True),
+            lstm("p2", 4, 5, projection=1),
+        ],
+        "projection_features": [
+            lstm(
+                "p",
+                3,
+                5,
+                projection=2,
+                return_sequences=True,
+                peephole=draw(3, 5),
+                clip=1.5,
+                input_forget=True,
+                initial_h=draw(2),
+                initial_c=draw(5),
+            )
+        ],
+        "mixed_stream": [
+            lstm("l", 3, 4, return_sequences=True),
+            gru("g", 4, 3, return_sequences=True),
+            rnn("r", 3, 2, return_sequences=True),
+        ],
+        "bi_stacked": [
+            bi("b1", lstm, 3, 5, "concat", True),
+            bi("b2", gru, 10, 3, "ave", True, reset_after=False),
+            bi("b3", rnn, 3, 2, "concat", False),
+            Dense("d", draw(1, 4), draw(1), activation="sigmoid"),
+        ],
         "bi_projection": [bi("bp", lstm, 3, 5, "mul", True, projection=2), lstm("l", 2, 3)],
-        "bi_names": [bi("x", rnn, 3, 3, "concat", True), rnn("x_fw", 6, 2,
-                                                              return_sequences=True),
-                     Activation("x_bw", 2, "tanh")],
+        "bi_names": [
+            bi("x", rnn, 3, 3, "concat", True),
+            rnn("x_fw", 6, 2, return_sequences=True),
+            Activation("x_bw", 2, "tanh"),
+        ],
         # a 40-character identifier ending in "_", a part name taken by a later layer, and
         # names that are hostile in a MATLAB comment
-        "bi_long_names": [bi("a" * 39 + " b\n%'%{ \u540d", gru, 3, 2, "sum", True),
-                          rnn("a" * 37 + "_fw", 2, 2)],
+        "bi_long_names": [
+            bi("a" * 39 + " b\n%'%{ \u540d", gru, 3, 2, "sum", True),
+            rnn("a" * 37 + "_fw", 2, 2),
+        ],
     }
     kinds = {"lstm": lstm, "gru": gru, "rnn": rnn}
-    for k, (merge, sequences) in enumerate((m, s) for m in ("concat", "sum", "mul", "ave")
-                                           for s in (True, False)):
+    for k, (merge, sequences) in enumerate(
+        (m, s) for m in ("concat", "sum", "mul", "ave") for s in (True, False)
+    ):
         kind = list(kinds)[k % 3]
         models[f"bi_{kind}_{merge}_{'seq' if sequences else 'last'}"] = [
-            bi("bi", kinds[kind], 3, 4, merge, sequences)]
-    return {key: Model(3, layers, name=key, source="random weights").validate()
-            for key, layers in models.items()}
+            bi("bi", kinds[kind], 3, 4, merge, sequences)
+        ]
+    return {
+        key: Model(3, layers, name=key, source="random weights").validate()
+        for key, layers in models.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -620,8 +814,16 @@ def new_kinds(octave, tmp_path_factory):
         t_len = 1 if key == "bi_lstm_concat_seq" else 9  # T = 1 once: both parts see 1 step
         x = np.random.default_rng(k).standard_normal((3, t_len, 3)).astype(np.float32)
         for p in PRECISIONS:
-            jobs.append(runner.Job(model, backend.render(model, NAME, precision=p), NAME, x,
-                                   root / f"{key}_{p}", steps=model.streamable))
+            jobs.append(
+                runner.Job(
+                    model,
+                    backend.render(model, NAME, precision=p),
+                    NAME,
+                    x,
+                    root / f"{key}_{p}",
+                    steps=model.streamable,
+                )
+            )
             precisions.append(p)
     start = time.perf_counter()
     results = runner.run_batch(jobs, processes=2)
@@ -637,8 +839,10 @@ def test_new_kinds_match_reference(new_kinds):
         assert result.predict.dtype == (np.float32 if precision == "single" else np.float64)
         _, rel = error_metrics(result.predict, forward(job.model, job.x))
         worst[job.model.name, precision] = float(rel.max())
-    print("\nmax rel error vs reference: " + ", ".join(
-        f"{key}/{p} {err:.1e}" for (key, p), err in sorted(worst.items())))
+    print(
+        "\nmax rel error vs reference: "
+        + ", ".join(f"{key}/{p} {err:.1e}" for (key, p), err in sorted(worst.items()))
+    )
     for (key, precision), err in worst.items():
         bound = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
         assert err <= bound, (key, precision, err)
@@ -687,8 +891,9 @@ def test_new_kinds_code_and_literals():
                 assert set(found) == set(expected), where
                 for ident, (_, values) in found.items():
                     got = values.astype(np.float32)
-                    assert np.array_equal(got.view(np.uint32),
-                                          expected[ident].ravel().view(np.uint32)), ident
+                    assert np.array_equal(
+                        got.view(np.uint32), expected[ident].ravel().view(np.uint32)
+                    ), ident
     text = backend.render(_new_kind_models()["bi_names"], NAME)[f"{NAME}_predict.m"]
     assert "(a Bidirectional layer)" in text  # why there is no step file
     for ident in ("W_x_fw", "W_x_fw_2", "W_x_bw_2", "y_x_bw"):
@@ -725,8 +930,14 @@ def _shaping_models() -> dict[str, tuple[Model, tuple[int, ...]]]:
         return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
 
     def lstm(name, d, h, projection=None, **kw):
-        return LSTM(name, draw(4 * h, d), draw(4 * h, projection or h), draw(4 * h),
-                    projection=draw(projection, h) if projection else None, **kw)
+        return LSTM(
+            name,
+            draw(4 * h, d),
+            draw(4 * h, projection or h),
+            draw(4 * h),
+            projection=draw(projection, h) if projection else None,
+            **kw,
+        )
 
     def gru(name, d, h, **kw):
         return GRU(name, draw(3 * h, d), draw(3 * h, h), draw(3 * h), draw(3 * h), **kw)
@@ -735,9 +946,12 @@ def _shaping_models() -> dict[str, tuple[Model, tuple[int, ...]]]:
         return SimpleRNN(name, draw(h, d), draw(h, h), draw(h), **kw)
 
     def bi(name, make, d, h, merge, sequences):
-        return Bidirectional(name, make(name + "_f", d, h, return_sequences=sequences),
-                             make(name + "_b", d, h, return_sequences=sequences,
-                                  go_backwards=True), merge_mode=merge)
+        return Bidirectional(
+            name,
+            make(name + "_f", d, h, return_sequences=sequences),
+            make(name + "_b", d, h, return_sequences=sequences, go_backwards=True),
+            merge_mode=merge,
+        )
 
     def conv(name, filters, kernel, d, bias=True, **kw):
         return Conv1D(name, draw(filters, kernel, d), draw(filters) if bias else None, **kw)
@@ -747,50 +961,136 @@ def _shaping_models() -> dict[str, tuple[Model, tuple[int, ...]]]:
 
     masked = (8,)
     models = {
-        "mask_stack": ([Masking("mask", 3, 0.0), lstm("l", 3, 4, return_sequences=True),
-                        Dense("d", draw(3, 4), draw(3)), gru("g", 3, 3, return_sequences=True),
-                        rnn("r", 3, 2)], masked),
-        "mask_backwards": ([Masking("mask", 3, -1.0),
-                            lstm("l", 3, 3, return_sequences=True, go_backwards=True),
-                            bi("b", gru, 3, 2, "concat", True),
-                            bi("b2", rnn, 4, 2, "ave", False)], masked),
-        "mask_initial_state": ([Masking("mask", 3, 2.5),
-                                lstm("l", 3, 4, projection=2, initial_h=draw(2),
-                                     initial_c=draw(4), return_sequences=True),
-                                lstm("l2", 2, 3, initial_h=draw(3))], masked),
-        "mask_norms": ([Masking("mask", 3, 0.0), normalize("n", 3),
-                        LayerNorm("ln", 3, draw(3), draw(3), 1e-3),
-                        gru("g", 3, 4, return_sequences=True),
-                        LayerNorm("ln2", 4, None, None, 1e-5)], masked),
-        "norms": ([normalize("n", 3), lstm("l", 3, 5), LayerNorm("ln", 5, draw(5), None, 1e-3),
-                   normalize("n2", 5), LayerNorm("ln3", 5, None, draw(5), 0.25),
-                   Dense("d", draw(2, 5), draw(2))], (7,)),
+        "mask_stack": (
+            [
+                Masking("mask", 3, 0.0),
+                lstm("l", 3, 4, return_sequences=True),
+                Dense("d", draw(3, 4), draw(3)),
+                gru("g", 3, 3, return_sequences=True),
+                rnn("r", 3, 2),
+            ],
+            masked,
+        ),
+        "mask_backwards": (
+            [
+                Masking("mask", 3, -1.0),
+                lstm("l", 3, 3, return_sequences=True, go_backwards=True),
+                bi("b", gru, 3, 2, "concat", True),
+                bi("b2", rnn, 4, 2, "ave", False),
+            ],
+            masked,
+        ),
+        "mask_initial_state": (
+            [
+                Masking("mask", 3, 2.5),
+                lstm(
+                    "l",
+                    3,
+                    4,
+                    projection=2,
+                    initial_h=draw(2),
+                    initial_c=draw(4),
+                    return_sequences=True,
+                ),
+                lstm("l2", 2, 3, initial_h=draw(3)),
+            ],
+            masked,
+        ),
+        "mask_norms": (
+            [
+                Masking("mask", 3, 0.0),
+                normalize("n", 3),
+                LayerNorm("ln", 3, draw(3), draw(3), 1e-3),
+                gru("g", 3, 4, return_sequences=True),
+                LayerNorm("ln2", 4, None, None, 1e-5),
+            ],
+            masked,
+        ),
+        "norms": (
+            [
+                normalize("n", 3),
+                lstm("l", 3, 5),
+                LayerNorm("ln", 5, draw(5), None, 1e-3),
+                normalize("n2", 5),
+                LayerNorm("ln3", 5, None, draw(5), 0.25),
+                Dense("d", draw(2, 5), draw(2)),
+            ],
+            (7,),
+        ),
         "conv_valid": ([conv("c", 4, 3, 3, activation="relu"), lstm("l", 4, 3)], (3, 9)),
-        "conv_strided_dilated": ([conv("c", 4, 3, 3, stride=2, dilation=2, activation="tanh"),
-                                  Pool1D("p", 4, "max", 3, 1, "valid"),
-                                  gru("g", 4, 3, return_sequences=True)], (9, 10, 14)),
-        "conv_same": ([conv("c", 3, 4, 3, padding="same"), Pool1D("p", 3, "avg", 2, 1, "same"),
-                       lstm("l", 3, 3, return_sequences=True)], (1, 2, 7)),
-        "conv_same_strided": ([conv("c", 3, 2, 3, bias=False, stride=3, dilation=2,
-                                    padding="same", activation="elu"),
-                               Pool1D("p", 3, "max", 3, 2, "same"),
-                               rnn("r", 3, 2, return_sequences=True)], (1, 5, 10, 11)),
-        "conv_causal": ([conv("c", 3, 3, 3, dilation=2, padding="causal", activation="tanh"),
-                         conv("c2", 4, 2, 3, stride=2, padding="causal"),
-                         Pool1D("p", 4, "avg", 2, 2, "valid"), lstm("l", 4, 3)], (3, 8)),
-        "conv_bidirectional": ([conv("c", 3, 1, 3), Pool1D("p", 3, "avg", 1, 1, "valid"),
-                                bi("b", lstm, 3, 2, "concat", True),
-                                bi("b2", gru, 4, 2, "sum", True)], (1, 6)),
-        "flatten": ([normalize("n", 3), lstm("l", 3, 4, return_sequences=True),
-                     Flatten("f", 6, 4), Dense("d", draw(2, 24), draw(2), activation="softmax")],
-                    (6,)),
-        "conv_flatten": ([conv("c", 3, 3, 3, stride=2), lstm("l", 3, 2, return_sequences=True),
-                          Flatten("f", 3, 2), Dense("d", draw(2, 6), draw(2))], (7,)),
+        "conv_strided_dilated": (
+            [
+                conv("c", 4, 3, 3, stride=2, dilation=2, activation="tanh"),
+                Pool1D("p", 4, "max", 3, 1, "valid"),
+                gru("g", 4, 3, return_sequences=True),
+            ],
+            (9, 10, 14),
+        ),
+        "conv_same": (
+            [
+                conv("c", 3, 4, 3, padding="same"),
+                Pool1D("p", 3, "avg", 2, 1, "same"),
+                lstm("l", 3, 3, return_sequences=True),
+            ],
+            (1, 2, 7),
+        ),
+        "conv_same_strided": (
+            [
+                conv(
+                    "c", 3, 2, 3, bias=False, stride=3, dilation=2, padding="same", activation="elu"
+                ),
+                Pool1D("p", 3, "max", 3, 2, "same"),
+                rnn("r", 3, 2, return_sequences=True),
+            ],
+            (1, 5, 10, 11),
+        ),
+        "conv_causal": (
+            [
+                conv("c", 3, 3, 3, dilation=2, padding="causal", activation="tanh"),
+                conv("c2", 4, 2, 3, stride=2, padding="causal"),
+                Pool1D("p", 4, "avg", 2, 2, "valid"),
+                lstm("l", 4, 3),
+            ],
+            (3, 8),
+        ),
+        "conv_bidirectional": (
+            [
+                conv("c", 3, 1, 3),
+                Pool1D("p", 3, "avg", 1, 1, "valid"),
+                bi("b", lstm, 3, 2, "concat", True),
+                bi("b2", gru, 4, 2, "sum", True),
+            ],
+            (1, 6),
+        ),
+        "flatten": (
+            [
+                normalize("n", 3),
+                lstm("l", 3, 4, return_sequences=True),
+                Flatten("f", 6, 4),
+                Dense("d", draw(2, 24), draw(2), activation="softmax"),
+            ],
+            (6,),
+        ),
+        "conv_flatten": (
+            [
+                conv("c", 3, 3, 3, stride=2),
+                lstm("l", 3, 2, return_sequences=True),
+                Flatten("f", 3, 2),
+                Dense("d", draw(2, 6), draw(2)),
+            ],
+            (7,),
+        ),
     }
     timesteps = {"flatten": 6, "conv_flatten": 7}
-    return {key: (Model(3, layers, name=key, source="random weights",
-                        timesteps=timesteps.get(key)).validate(), lengths)
-            for key, (layers, lengths) in models.items()}
+    return {
+        key: (
+            Model(
+                3, layers, name=key, source="random weights", timesteps=timesteps.get(key)
+            ).validate(),
+            lengths,
+        )
+        for key, (layers, lengths) in models.items()
+    }
 
 
 def _shaping_input(model: Model, t_len: int, seed: int) -> np.ndarray:
@@ -842,8 +1142,11 @@ def shaping(octave, tmp_path_factory):
             files = backend.render(model, NAME, precision=p)
             for t_len in lengths:
                 x = _shaping_input(model, t_len, seed=k * 100 + t_len)
-                jobs.append(runner.Job(model, files, NAME, x, root / f"{key}_{p}_{t_len}",
-                                       steps=model.streamable))
+                jobs.append(
+                    runner.Job(
+                        model, files, NAME, x, root / f"{key}_{p}_{t_len}", steps=model.streamable
+                    )
+                )
             short = backend.min_timesteps(model) - 1
             if model.timesteps is not None:
                 short = model.timesteps - 1
@@ -852,10 +1155,12 @@ def shaping(octave, tmp_path_factory):
                 refused.append(runner.Job(model, files, NAME, x, root / f"{key}_short"))
     start = time.perf_counter()
     results = runner.run_batch(jobs + refused, processes=2)
-    print(f"\nOctave ran {len(jobs) + len(refused)} shaping jobs in "
-          f"{time.perf_counter() - start:.1f} s")
+    print(
+        f"\nOctave ran {len(jobs) + len(refused)} shaping jobs in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
     done = [(job, result.check(job)) for job, result in zip(jobs, results)]
-    return done, list(zip(refused, results[len(jobs):]))
+    return done, list(zip(refused, results[len(jobs) :]))
 
 
 def test_shaping_layers_match_reference(shaping):
@@ -872,8 +1177,10 @@ def test_shaping_layers_match_reference(shaping):
         worst[key] = max(worst.get(key, 0.0), float(rel.max()))
         bound = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
         assert rel.max() <= bound, (job.workdir.name, float(rel.max()))
-    print("\nmax rel error vs reference: " + ", ".join(
-        f"{key}/{p} {err:.1e}" for (key, p), err in sorted(worst.items())))
+    print(
+        "\nmax rel error vs reference: "
+        + ", ".join(f"{key}/{p} {err:.1e}" for (key, p), err in sorted(worst.items()))
+    )
     assert {k for k, _ in worst} == set(_shaping_models())
 
 
@@ -888,8 +1195,9 @@ def test_shaping_step_gives_predict_outputs(shaping):
             assert set(job.files) == {f"{NAME}_predict.m"}, model.name
             assert result.steps is None
             continue
-        tolerance = (SINGLE_TOLERANCE if result.output_class == "single"
-                     else DOUBLE_REFERENCE_TOLERANCE)
+        tolerance = (
+            SINGLE_TOLERANCE if result.output_class == "single" else DOUBLE_REFERENCE_TOLERANCE
+        )
         for t in range(1, job.x.shape[1] + 1):
             ref = forward(model, job.x[:, :t])
             got = result.steps[:, :t] if model.returns_sequences else result.steps[:, t - 1]
@@ -908,8 +1216,13 @@ def test_too_short_input_is_refused(shaping):
     step, or with another T than a Flatten model's, stops NAME_predict at an assert that
     says what T it needs."""
     refused = shaping[1]
-    assert {job.model.name for job, _ in refused} >= {"conv_valid", "conv_strided_dilated",
-                                                      "conv_causal", "flatten", "conv_flatten"}
+    assert {job.model.name for job, _ in refused} >= {
+        "conv_valid",
+        "conv_strided_dilated",
+        "conv_causal",
+        "flatten",
+        "conv_flatten",
+    }
     for job, result in refused:
         assert result.error is not None, job.model.name
         model = job.model
@@ -934,14 +1247,14 @@ def test_shaping_code_and_literals():
             for filename, text in files.items():
                 where = f"{key}/{precision}/{filename}"
                 assert text.isascii(), where
-                _check_codegen_friendly(where, filename, text, precision,
-                                        frozenset(SHAPING_CALLS))
+                _check_codegen_friendly(where, filename, text, precision, frozenset(SHAPING_CALLS))
                 found = _literals(text)
                 assert set(found) == set(expected), where
                 for ident, (_, values) in found.items():
                     got = values.astype(np.float32)
-                    assert np.array_equal(got.view(np.uint32),
-                                          expected[ident].ravel().view(np.uint32)), ident
+                    assert np.array_equal(
+                        got.view(np.uint32), expected[ident].ravel().view(np.uint32)
+                    ), ident
     models = {key: model for key, (model, _) in _shaping_models().items()}
     files = backend.render(models["mask_stack"], NAME)
     assert "whose 3 features all equal 0.0 is masked" in files[f"{NAME}_predict.m"]
@@ -959,7 +1272,8 @@ def test_masked_step_state_in_help_and_persistent():
     models = {key: model for key, (model, _) in _shaping_models().items()}
     step = backend.render(models["mask_initial_state"], NAME)[f"{NAME}_step.m"]
     assert "persistent h_l c_l o_l" in step and "persistent h_l2 c_l2 o_l2" in step
-    assert f"{(2 + 4 + 2 + 3 + 3 + 3) * 4} bytes of LSTM state (h and c) and held outputs (o)" \
-        in step
+    assert (
+        f"{(2 + 4 + 2 + 3 + 3 + 3) * 4} bytes of LSTM state (h and c) and held outputs (o)" in step
+    )
     step = backend.render(models["mask_stack"], NAME)[f"{NAME}_step.m"]
     assert "persistent h_l c_l\n" in step and "o_" not in step

@@ -1,4 +1,5 @@
 """The IR: validation messages, .npz save/load, literal exactness, naming."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import re
 
 import numpy as np
 import pytest
-
 from irmodels import branch_models
+
 from lstmgen.backends import c as c_backend
 from lstmgen.errors import LstmgenError, ModelError
 from lstmgen.ir import LSTM, Dense, Model
@@ -77,11 +78,15 @@ def test_validation_names_the_field():
 
 def test_float_literals_round_trip():
     rng = np.random.default_rng(1)
-    values = np.concatenate([
-        rng.standard_normal(20000).astype(np.float32) * np.float32(10.0) ** rng.integers(
-            -37, 37, 20000).astype(np.float32),
-        np.array([0.0, -0.0, 1.0, 0.1, 1e-45, 3.4028235e38, 1.1754944e-38, 16777217.0],
-                 np.float32)])
+    values = np.concatenate(
+        [
+            rng.standard_normal(20000).astype(np.float32)
+            * np.float32(10.0) ** rng.integers(-37, 37, 20000).astype(np.float32),
+            np.array(
+                [0.0, -0.0, 1.0, 0.1, 1e-45, 3.4028235e38, 1.1754944e-38, 16777217.0], np.float32
+            ),
+        ]
+    )
     values = values[np.isfinite(values)]
     for v in values:
         text = float_literal(v)
@@ -95,8 +100,7 @@ def test_c_literals_are_the_ir_weights_bit_for_bit():
     arrays = dict(re.findall(r"static const float (\w+)\[\d+\] = \{([^}]*)\};", source))
     lstm = model.layers[0]
     text = arrays["net_l0_Wt"]  # the C backend stores input weights transposed, [D][4H]
-    parsed = np.array([np.float32(t.strip().rstrip("f")) for t in text.split(",")],
-                      np.float32)
+    parsed = np.array([np.float32(t.strip().rstrip("f")) for t in text.split(",")], np.float32)
     assert parsed.tobytes() == np.ascontiguousarray(lstm.input_weights.T).tobytes()
 
 
@@ -112,11 +116,18 @@ def test_names_are_sanitised_and_unique():
 
 def test_optional_features_round_trip_and_are_gated(tmp_path):
     from lstmgen.backends import TARGETS, get_backend, render
+
     rng = np.random.default_rng(0)
-    lstm = LSTM("peepy", rng.random((12, 2), dtype=np.float32),
-                rng.random((12, 3), dtype=np.float32), None,
-                peephole=rng.random((3, 3), dtype=np.float32), clip=2.0, input_forget=True,
-                initial_c=rng.random(3, dtype=np.float32))
+    lstm = LSTM(
+        "peepy",
+        rng.random((12, 2), dtype=np.float32),
+        rng.random((12, 3), dtype=np.float32),
+        None,
+        peephole=rng.random((3, 3), dtype=np.float32),
+        clip=2.0,
+        input_forget=True,
+        initial_c=rng.random(3, dtype=np.float32),
+    )
     model = Model(2, [lstm]).validate()
     assert set(model.features()) == {"peephole", "clip", "input_forget", "initial_state"}
     again = load_ir(save_ir(model, tmp_path / "m.npz"))

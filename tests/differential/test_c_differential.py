@@ -1,4 +1,5 @@
 """Generated C against Keras model.predict over the random-architecture grid (via cffi)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,10 +28,22 @@ def test_grid_covers_the_promised_space(grid_cases):
     specs = [c.spec for c in grid_cases]
     lstms = [l for s in specs for l in s.lstms]
     assert {len(s.lstms) for s in specs} == {1, 2, 3}
-    assert {l.activation for l in lstms} >= {"tanh", "softsign", "relu", "linear", "elu",
-                                              "softplus", "sigmoid", "hard_sigmoid"}
-    assert {l.recurrent_activation for l in lstms} >= {"sigmoid", "hard_sigmoid", "tanh",
-                                                       "softsign"}
+    assert {l.activation for l in lstms} >= {
+        "tanh",
+        "softsign",
+        "relu",
+        "linear",
+        "elu",
+        "softplus",
+        "sigmoid",
+        "hard_sigmoid",
+    }
+    assert {l.recurrent_activation for l in lstms} >= {
+        "sigmoid",
+        "hard_sigmoid",
+        "tanh",
+        "softsign",
+    }
     assert any(l.go_backwards for l in lstms) and any(not l.use_bias for l in lstms)
     assert any(s.lstms[-1].return_sequences for s in specs)
     assert max(l.units for l in lstms) == 128 and min(l.units for l in lstms) == 1
@@ -102,7 +115,8 @@ def test_c_step_streams_like_keras_sequences(compiled, keras, tmp_path):
 
 def _predict_prefix(keras, case, t: int) -> np.ndarray:
     """Keras output on the first t steps: rebuild the same layers for length t."""
-    model = keras.models.clone_model(case.keras_model, input_tensors=keras.Input(
-        (t, case.spec.input_size)))
+    model = keras.models.clone_model(
+        case.keras_model, input_tensors=keras.Input((t, case.spec.input_size))
+    )
     model.set_weights(case.keras_model.get_weights())
     return model.predict(case.x[:, :t], verbose=0)

@@ -1,11 +1,13 @@
 """Optional LSTM features (peephole, clip, input_forget, initial state) in every backend
 that declares them, against onnxruntime running the same layer as an ONNX LSTM node."""
+
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
 import pytest
+from support import require_module
 
 from lstmgen.backends import TARGETS, get_backend, render
 from lstmgen.errors import LstmgenError
@@ -13,12 +15,14 @@ from lstmgen.ir import LSTM, Dense, Model
 from lstmgen.reference import forward
 from lstmgen.runners import get_runner
 from lstmgen.verify import error_metrics
-from support import require_module
 
 H, D, T = 5, 3, 25
 IR_TO_ONNX = [0, 3, 1, 2]  # IR blocks i, f, g, o -> ONNX i, o, f, c
 FEATURE_SETS = [
-    {"peephole"}, {"clip"}, {"input_forget"}, {"initial_state"},
+    {"peephole"},
+    {"clip"},
+    {"input_forget"},
+    {"initial_state"},
     {"peephole", "clip", "input_forget", "initial_state"},
 ]
 
@@ -28,12 +32,19 @@ def feature_model(features: set[str], seed: int) -> Model:
 
     def u(*shape, scale=1.0):
         return rng.uniform(-scale, scale, shape).astype(np.float32)
-    lstm = LSTM("feat", u(4 * H, D), u(4 * H, H), u(4 * H), return_sequences=True,
-                peephole=u(3, H) if "peephole" in features else None,
-                clip=1.25 if "clip" in features else None,
-                input_forget="input_forget" in features,
-                initial_h=u(H) if "initial_state" in features else None,
-                initial_c=u(H, scale=2.0) if "initial_state" in features else None)
+
+    lstm = LSTM(
+        "feat",
+        u(4 * H, D),
+        u(4 * H, H),
+        u(4 * H),
+        return_sequences=True,
+        peephole=u(3, H) if "peephole" in features else None,
+        clip=1.25 if "clip" in features else None,
+        input_forget="input_forget" in features,
+        initial_h=u(H) if "initial_state" in features else None,
+        initial_c=u(H, scale=2.0) if "initial_state" in features else None,
+    )
     return Model(D, [lstm, Dense("head", u(2, H), u(2))], name="features").validate()
 
 
@@ -42,13 +53,19 @@ def onnxruntime_oracle(model: Model, x: np.ndarray) -> np.ndarray:
     onnx = require_module("onnx")
     ort = require_module("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
+
     lstm, dense = model.layers
 
     def reorder(a):
-        return np.concatenate([a[k * H:(k + 1) * H] for k in IR_TO_ONNX])
-    inits = {"W": reorder(lstm.input_weights)[None], "R": reorder(lstm.recurrent_weights)[None],
-             "B": np.concatenate([reorder(lstm.bias), np.zeros(4 * H, np.float32)])[None],
-             "Dw": np.ascontiguousarray(dense.weights.T), "Db": dense.bias}
+        return np.concatenate([a[k * H : (k + 1) * H] for k in IR_TO_ONNX])
+
+    inits = {
+        "W": reorder(lstm.input_weights)[None],
+        "R": reorder(lstm.recurrent_weights)[None],
+        "B": np.concatenate([reorder(lstm.bias), np.zeros(4 * H, np.float32)])[None],
+        "Dw": np.ascontiguousarray(dense.weights.T),
+        "Db": dense.bias,
+    }
     n = x.shape[0]
     inputs = ["x", "W", "R", "B", "", "", "", ""]
     if lstm.initial_h is not None:
@@ -63,15 +80,20 @@ def onnxruntime_oracle(model: Model, x: np.ndarray) -> np.ndarray:
         attrs["clip"] = lstm.clip
     if lstm.input_forget:
         attrs["input_forget"] = 1
-    nodes = [helper.make_node("LSTM", inputs, ["Y"], **attrs),
-             helper.make_node("Squeeze", ["Y", "axes"], ["S"]),   # [T, 1, N, H] -> [T, N, H]
-             helper.make_node("MatMul", ["S", "Dw"], ["M"]),
-             helper.make_node("Add", ["M", "Db"], ["y"])]
+    nodes = [
+        helper.make_node("LSTM", inputs, ["Y"], **attrs),
+        helper.make_node("Squeeze", ["Y", "axes"], ["S"]),  # [T, 1, N, H] -> [T, N, H]
+        helper.make_node("MatMul", ["S", "Dw"], ["M"]),
+        helper.make_node("Add", ["M", "Db"], ["y"]),
+    ]
     graph = helper.make_graph(
-        nodes, "features", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [T, n, D])],
+        nodes,
+        "features",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [T, n, D])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [T, n, 2])],
         initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()]
-        + [numpy_helper.from_array(np.array([1], np.int64), "axes")])
+        + [numpy_helper.from_array(np.array([1], np.int64), "axes")],
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     y = session.run(["y"], {"x": np.ascontiguousarray(np.swapaxes(x, 0, 1))})[0]
@@ -112,6 +134,9 @@ def test_backends_implement_or_refuse_each_feature(target, tmp_path):
 
 
 def test_every_feature_is_implemented_somewhere():
-    declared = set(itertools.chain.from_iterable(
-        getattr(get_backend(t), "FEATURES", frozenset()) for t in TARGETS))
+    declared = set(
+        itertools.chain.from_iterable(
+            getattr(get_backend(t), "FEATURES", frozenset()) for t in TARGETS
+        )
+    )
     assert declared == {"peephole", "clip", "input_forget", "initial_state", "projection"}

@@ -1,12 +1,12 @@
 """Legacy HDF5 models saved by tf.keras 2.15 (Keras 2): `hard_sigmoid` means
 clip(0.2x + 0.5, 0, 1) there, not Keras 3's relu6(x + 3) / 6. Oracle: the predictions
 tf.keras 2.15 itself made, stored with the fixtures (tests/fixtures/keras2/make_fixtures.py)."""
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import FIXTURES as ALL_FIXTURES  # noqa: E402
 
 import lstmgen
 from lstmgen.backends import BASIC_LAYERS, TARGETS, get_backend, render
@@ -16,8 +16,6 @@ from lstmgen.extractors import open_model
 from lstmgen.reference import forward
 from lstmgen.runners import get_runner
 from lstmgen.verify import error_metrics
-
-from support import FIXTURES as ALL_FIXTURES  # noqa: E402
 
 FIXTURES = ALL_FIXTURES / "keras2"
 MODELS = ["lstm_hard_sigmoid", "gru_reset_before", "plain_sigmoid"]
@@ -33,8 +31,9 @@ def test_keras2_files_match_tf215_predictions(name, keras, tmp_path):
     for target in sorted(TARGETS):
         if not loaded.ir.kinds() <= set(getattr(get_backend(target), "LAYERS", BASIC_LAYERS)):
             continue  # tests/test_recurrent_layers.py checks the refusal
-        got = get_runner(target).run(loaded.ir, render(target, loaded.ir, "net"), "net",
-                                     data["x"], tmp_path)
+        got = get_runner(target).run(
+            loaded.ir, render(target, loaded.ir, "net"), "net", data["x"], tmp_path
+        )
         assert error_metrics(got, data["y"])[1].max() <= 1e-5, target
 
 
@@ -49,6 +48,7 @@ def test_hard_sigmoid_means_keras2s(keras):
 def test_keras3_predict_on_a_keras2_file_is_wrong(keras):
     """Why the oracle switch matters: Keras 3 loads the file, but computes another model."""
     from lstmgen.extractors.keras import _load_legacy_h5  # drops Keras-2-only arguments
+
     data = np.load(FIXTURES / "lstm_hard_sigmoid.npz")
     model = _load_legacy_h5(keras, FIXTURES / "lstm_hard_sigmoid.h5")
     assert np.abs(model.predict(data["x"], verbose=0) - data["y"]).max() > 1e-3

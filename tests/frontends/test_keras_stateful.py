@@ -1,6 +1,7 @@
 """Stateful Keras models: Keras carries the state from one predict call to the next. The
 generated predict() starts every call from zero (Keras after reset_states()); the streaming
 step() carries the state across calls exactly as Keras does across predict calls."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,14 +14,20 @@ from lstmgen.verify import error_metrics
 
 def test_stateful_predict_and_streaming(keras, tmp_path):
     L = keras.layers
-    model = keras.Sequential([keras.Input((5, 3), batch_size=1),
-                              L.LSTM(6, stateful=True, return_sequences=True),
-                              L.LSTM(4, stateful=True), L.Dense(2)])
+    model = keras.Sequential(
+        [
+            keras.Input((5, 3), batch_size=1),
+            L.LSTM(6, stateful=True, return_sequences=True),
+            L.LSTM(4, stateful=True),
+            L.Dense(2),
+        ]
+    )
     rng = np.random.default_rng(0)
     for layer in model.layers:
         if layer.get_weights():
-            layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(np.float32)
-                               for w in layer.get_weights()])
+            layer.set_weights(
+                [rng.uniform(-0.6, 0.6, w.shape).astype(np.float32) for w in layer.get_weights()]
+            )
     chunks = rng.standard_normal((3, 5, 3)).astype(np.float32)
     keras_carried = [model.predict(chunk[None], verbose=0)[0] for chunk in chunks]
     for layer in model.layers:

@@ -1,12 +1,14 @@
 """MATLAB front end: .mat files with lstmLayer's field names, checked against PyTorch
 (the same i, f, g, o row order) and an independent implementation of MATLAB's documented
 equations; the export script itself runs in GNU Octave on mock layer objects."""
+
 from __future__ import annotations
 
 import subprocess
 
 import numpy as np
 import pytest
+from support import require_module, require_tool
 
 import lstmgen
 from lstmgen.backends import c as c_backend
@@ -15,7 +17,6 @@ from lstmgen.errors import ModelError, UnsupportedLayerError
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
 from lstmgen.verify import error_metrics
-from support import require_module, require_tool
 
 TOLERANCE = 1e-5
 
@@ -29,22 +30,40 @@ def write_mat(path, layers: list[dict]) -> None:
 
 
 def random_net(rng, d, hs, o, norm="none", mode="last", state="tanh", gate="sigmoid"):
-    layers = [{"Type": "sequenceInput", "Name": "in", "InputSize": float(d),
-               "Normalization": norm, "Mean": rng.normal(0, 2, (d, 1)).astype(np.float32),
-               "StandardDeviation": rng.uniform(0.5, 3, (d, 1)).astype(np.float32)}]
+    layers = [
+        {
+            "Type": "sequenceInput",
+            "Name": "in",
+            "InputSize": float(d),
+            "Normalization": norm,
+            "Mean": rng.normal(0, 2, (d, 1)).astype(np.float32),
+            "StandardDeviation": rng.uniform(0.5, 3, (d, 1)).astype(np.float32),
+        }
+    ]
     width = d
     for k, h in enumerate(hs):
-        layers.append({"Type": "lstm", "Name": f"lstm{k}",
-                       "InputWeights": rng.uniform(-0.5, 0.5, (4 * h, width)).astype(np.float32),
-                       "RecurrentWeights": rng.uniform(-0.5, 0.5, (4 * h, h)).astype(np.float32),
-                       "Bias": rng.uniform(-0.5, 0.5, (4 * h, 1)).astype(np.float32),
-                       "OutputMode": mode if k == len(hs) - 1 else "sequence",
-                       "StateActivationFunction": state, "GateActivationFunction": gate})
+        layers.append(
+            {
+                "Type": "lstm",
+                "Name": f"lstm{k}",
+                "InputWeights": rng.uniform(-0.5, 0.5, (4 * h, width)).astype(np.float32),
+                "RecurrentWeights": rng.uniform(-0.5, 0.5, (4 * h, h)).astype(np.float32),
+                "Bias": rng.uniform(-0.5, 0.5, (4 * h, 1)).astype(np.float32),
+                "OutputMode": mode if k == len(hs) - 1 else "sequence",
+                "StateActivationFunction": state,
+                "GateActivationFunction": gate,
+            }
+        )
         width = h
     layers.append({"Type": "dropout", "Name": "drop"})
-    layers.append({"Type": "fullyConnected", "Name": "fc",
-                   "Weights": rng.uniform(-0.5, 0.5, (o, width)).astype(np.float32),
-                   "Bias": rng.uniform(-0.5, 0.5, (o, 1)).astype(np.float32)})
+    layers.append(
+        {
+            "Type": "fullyConnected",
+            "Name": "fc",
+            "Weights": rng.uniform(-0.5, 0.5, (o, width)).astype(np.float32),
+            "Bias": rng.uniform(-0.5, 0.5, (o, 1)).astype(np.float32),
+        }
+    )
     layers.append({"Type": "softmax" if o > 1 else "tanh", "Name": "act"})
     return layers
 
@@ -56,7 +75,8 @@ def torch_oracle(layers, x):
     inp = layers[0]
     if inp["Normalization"] == "zscore":
         y = (y - torch.as_tensor(inp["Mean"].ravel())) / torch.as_tensor(
-            inp["StandardDeviation"].ravel())
+            inp["StandardDeviation"].ravel()
+        )
     elif inp["Normalization"] == "center":
         y = y - torch.as_tensor(inp["Mean"].ravel())
     with torch.no_grad():
@@ -72,8 +92,7 @@ def torch_oracle(layers, x):
                 if layer["OutputMode"] == "last":
                     y = y[:, -1]
             elif layer["Type"] == "fullyConnected":
-                y = y @ torch.as_tensor(layer["Weights"]).T + torch.as_tensor(
-                    layer["Bias"].ravel())
+                y = y @ torch.as_tensor(layer["Weights"]).T + torch.as_tensor(layer["Bias"].ravel())
             elif layer["Type"] == "softmax":
                 y = torch.softmax(y, dim=-1)
             elif layer["Type"] == "tanh":
@@ -83,22 +102,29 @@ def torch_oracle(layers, x):
 
 def matlab_equations(layers, x):
     """lstmLayer as MATLAB documents it, written out independently of lstmgen."""
+
     def act(name, v):
-        return {"tanh": np.tanh, "softsign": lambda a: a / (1 + np.abs(a)),
-                "relu": lambda a: np.maximum(a, 0), "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
-                "hard-sigmoid": lambda a: np.clip(0.2 * a + 0.5, 0, 1)}[name](v)
+        return {
+            "tanh": np.tanh,
+            "softsign": lambda a: a / (1 + np.abs(a)),
+            "relu": lambda a: np.maximum(a, 0),
+            "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
+            "hard-sigmoid": lambda a: np.clip(0.2 * a + 0.5, 0, 1),
+        }[name](v)
+
     seq = x.astype(np.float64)
     for layer in layers[1:]:
         if layer["Type"] == "lstm":
-            w, r, b = (layer[k].astype(np.float64) for k in ("InputWeights",
-                                                            "RecurrentWeights", "Bias"))
+            w, r, b = (
+                layer[k].astype(np.float64) for k in ("InputWeights", "RecurrentWeights", "Bias")
+            )
             hn = r.shape[1]
             h = np.zeros((seq.shape[0], hn))
             c = np.zeros_like(h)
             outs = []
             for t in range(seq.shape[1]):
                 z = seq[:, t] @ w.T + h @ r.T + b.ravel()
-                i, f, g, o = (z[:, k * hn:(k + 1) * hn] for k in range(4))
+                i, f, g, o = (z[:, k * hn : (k + 1) * hn] for k in range(4))
                 gate, state = layer["GateActivationFunction"], layer["StateActivationFunction"]
                 c = act(gate, f) * c + act(gate, i) * act(state, g)
                 h = act(gate, o) * act(state, c)
@@ -119,6 +145,7 @@ def run_c(ir, x, tmp_path):
 def run_python(ir, x, tmp_path):
     from lstmgen.backends import render
     from lstmgen.runners import python as python_runner
+
     return python_runner.run(ir, render("python", ir, "net"), "net", x, tmp_path)
 
 
@@ -137,16 +164,19 @@ def test_mat_files_match_pytorch(tmp_path, norm, hs, mode):
     assert ir.layers[-1].kind == "activation" and not any(l.name == "drop" for l in ir.layers)
 
 
-@pytest.mark.parametrize("state,gate", [("softsign", "hard-sigmoid"), ("relu", "sigmoid"),
-                                        ("tanh", "hard-sigmoid")])
+@pytest.mark.parametrize(
+    "state,gate", [("softsign", "hard-sigmoid"), ("relu", "sigmoid"), ("tanh", "hard-sigmoid")]
+)
 def test_matlab_activations_match_documented_equations(tmp_path, state, gate):
     rng = np.random.default_rng(3)
     layers = random_net(rng, 3, [6], 2, "none", "sequence", state, gate)
     layers[-1] = {"Type": "tanh", "Name": "out"}
     write_mat(tmp_path / "net.mat", layers)
     ir = lstmgen.load(tmp_path / "net.mat")
-    assert ir.layers[0].gate_activation == {"sigmoid": "sigmoid",
-                                            "hard-sigmoid": "hard_sigmoid_0.2"}[gate]
+    assert (
+        ir.layers[0].gate_activation
+        == {"sigmoid": "sigmoid", "hard-sigmoid": "hard_sigmoid_0.2"}[gate]
+    )
     x = rng.standard_normal((4, 7, 3)).astype(np.float32) * 3
     expected = matlab_equations(layers, x)
     for got in (run_c(ir, x, tmp_path), run_python(ir, x, tmp_path)):
@@ -161,13 +191,16 @@ def test_inspect_names_matlab_fields(tmp_path, capsys):
     assert "InputWeights (4H, D) rows i,f,g,o" in out and "dropped 'drop'" in out
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda L: L[1].__setitem__("StateActivationFunction", "gelu"), "StateActivationFunction"),
-    (lambda L: L[1].__setitem__("Bias", np.zeros((3, 1), np.float32)), "do not fit"),
-    (lambda L: L.__setitem__(0, {"Type": "imageInput", "Name": "img"}), "sequenceInput"),
-    (lambda L: L.insert(2, {"Type": "gru", "Name": "g"}), "'gru'"),
-    (lambda L: L[0].__setitem__("Normalization", "rescale-symmetric"), "rescale-symmetric"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda L: L[1].__setitem__("StateActivationFunction", "gelu"), "StateActivationFunction"),
+        (lambda L: L[1].__setitem__("Bias", np.zeros((3, 1), np.float32)), "do not fit"),
+        (lambda L: L.__setitem__(0, {"Type": "imageInput", "Name": "img"}), "sequenceInput"),
+        (lambda L: L.insert(2, {"Type": "gru", "Name": "g"}), "'gru'"),
+        (lambda L: L[0].__setitem__("Normalization", "rescale-symmetric"), "rescale-symmetric"),
+    ],
+)
 def test_bad_mat_files(tmp_path, capsys, edit, message):
     layers = random_net(np.random.default_rng(1), 2, [3], 1)
     edit(layers)
@@ -208,10 +241,19 @@ end
 """
 MOCK_CLASSES = {
     "SequenceInputLayer": ["Name", "InputSize", "Normalization", "Mean", "StandardDeviation"],
-    "LSTMLayer": ["Name", "InputWeights", "RecurrentWeights", "Bias", "OutputMode",
-                  "StateActivationFunction", "GateActivationFunction"],
+    "LSTMLayer": [
+        "Name",
+        "InputWeights",
+        "RecurrentWeights",
+        "Bias",
+        "OutputMode",
+        "StateActivationFunction",
+        "GateActivationFunction",
+    ],
     "FullyConnectedLayer": ["Name", "Weights", "Bias"],
-    "SoftmaxLayer": ["Name"], "DropoutLayer": ["Name"], "ClassificationOutputLayer": ["Name"],
+    "SoftmaxLayer": ["Name"],
+    "DropoutLayer": ["Name"],
+    "ClassificationOutputLayer": ["Name"],
 }
 
 
@@ -221,10 +263,11 @@ def test_export_script_in_octave(tmp_path):
     package = tmp_path / "+nnet" / "+cnn" / "+layer"
     package.mkdir(parents=True)
     for cls, props in MOCK_CLASSES.items():
-        (package / f"{cls}.m").write_text(MOCK.format(
-            cls=cls, props="\n".join(f"    {p} = [];" for p in props)))
-    from pathlib import Path
+        (package / f"{cls}.m").write_text(
+            MOCK.format(cls=cls, props="\n".join(f"    {p} = [];" for p in props))
+        )
     from support import ROOT
+
     export_dir = ROOT / "matlab"
     script = f"""
 addpath('{export_dir}'); addpath('{tmp_path}');
@@ -243,8 +286,12 @@ net.Layers = {{nnet.cnn.layer.SequenceInputLayer('Name', 'in', 'InputSize', 2, .
 lstmgen_export(net, '{tmp_path / "exported.mat"}');
 save('-v7', '{tmp_path / "expected.mat"}', 'W', 'R', 'b');
 """
-    result = subprocess.run([octave, "-q", "-H", "--no-window-system", "--eval", script],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [octave, "-q", "-H", "--no-window-system", "--eval", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     scipy_io = require_module("scipy.io")
     expected = scipy_io.loadmat(str(tmp_path / "expected.mat"))
@@ -256,5 +303,4 @@ save('-v7', '{tmp_path / "expected.mat"}', 'W', 'R', 'b');
     assert np.array_equal(lstm.bias, expected["b"].ravel())
     assert (lstm.gate_activation, lstm.cell_activation) == ("hard_sigmoid_0.2", "softsign")
     assert not lstm.return_sequences and "dropped 'drop'" in ir.notes[0]
-    assert np.array_equal(ir.layers[0].mean, [0.5, -1]) and np.array_equal(ir.layers[0].std,
-                                                                            [2, 4])
+    assert np.array_equal(ir.layers[0].mean, [0.5, -1]) and np.array_equal(ir.layers[0].std, [2, 4])

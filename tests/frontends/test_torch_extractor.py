@@ -1,4 +1,5 @@
 """PyTorch front end: nn.LSTM stacks + Linear heads against the module's own forward."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,6 +18,7 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def torch():
     from support import require_module
+
     return require_module("torch")
 
 
@@ -24,8 +26,14 @@ def make_net(torch, d, h, layers, bias, batch_first, head, sequence):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = torch.nn.LSTM(d, h, num_layers=layers, bias=bias,
-                                      batch_first=batch_first, dropout=0.2 if layers > 1 else 0)
+            self.lstm = torch.nn.LSTM(
+                d,
+                h,
+                num_layers=layers,
+                bias=bias,
+                batch_first=batch_first,
+                dropout=0.2 if layers > 1 else 0,
+            )
             mods, width = [], h
             for item in head:
                 if isinstance(item, int):
@@ -40,6 +48,7 @@ def make_net(torch, d, h, layers, bias, batch_first, head, sequence):
             if not sequence:
                 y = y[:, -1] if batch_first else y[-1]
             return self.head(y)
+
     torch.manual_seed(d * 100 + h)
     net = Net()
     with torch.no_grad():  # biases are zero-ish by default: make them count
@@ -53,17 +62,37 @@ def grid(torch):
     return [
         dict(d=3, h=5, layers=1, bias=True, batch_first=True, head=[1], sequence=False),
         dict(d=1, h=1, layers=1, bias=False, batch_first=False, head=[], sequence=False),
-        dict(d=20, h=64, layers=2, bias=True, batch_first=True,
-             head=[16, nn.ReLU(), 4, nn.Softmax(dim=-1)], sequence=False),
-        dict(d=7, h=12, layers=3, bias=True, batch_first=False, head=[3, nn.Tanh()],
-             sequence=True),
-        dict(d=9, h=32, layers=2, bias=False, batch_first=True,
-             head=[nn.Dropout(0.5), 5, nn.Sigmoid()], sequence=True),
-        dict(d=4, h=6, layers=1, bias=True, batch_first=True,
-             head=[6, nn.ELU(), 2, nn.Softplus(), nn.Identity(), 2, nn.Hardsigmoid()],
-             sequence=False),
-        dict(d=5, h=8, layers=1, bias=True, batch_first=True, head=[3, nn.Softsign()],
-             sequence=False),
+        dict(
+            d=20,
+            h=64,
+            layers=2,
+            bias=True,
+            batch_first=True,
+            head=[16, nn.ReLU(), 4, nn.Softmax(dim=-1)],
+            sequence=False,
+        ),
+        dict(d=7, h=12, layers=3, bias=True, batch_first=False, head=[3, nn.Tanh()], sequence=True),
+        dict(
+            d=9,
+            h=32,
+            layers=2,
+            bias=False,
+            batch_first=True,
+            head=[nn.Dropout(0.5), 5, nn.Sigmoid()],
+            sequence=True,
+        ),
+        dict(
+            d=4,
+            h=6,
+            layers=1,
+            bias=True,
+            batch_first=True,
+            head=[6, nn.ELU(), 2, nn.Softplus(), nn.Identity(), 2, nn.Hardsigmoid()],
+            sequence=False,
+        ),
+        dict(
+            d=5, h=8, layers=1, bias=True, batch_first=True, head=[3, nn.Softsign()], sequence=False
+        ),
     ]
 
 
@@ -94,8 +123,7 @@ def test_two_biases_are_summed(torch):
     net = make_net(torch, 2, 3, 1, True, True, [], False)
     ir = lstmgen.load(net, example_input=np.zeros((1, 2, 2), np.float32))
     lstm = net.lstm
-    assert np.array_equal(ir.layers[0].bias,
-                          (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach().numpy())
+    assert np.array_equal(ir.layers[0].bias, (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach().numpy())
     assert np.array_equal(ir.layers[0].input_weights, lstm.weight_ih_l0.detach().numpy())
     assert "bias_ih_l0 + bias_hh_l0" in ir.layers[0].origin
 
@@ -106,17 +134,19 @@ def test_state_dict_file_with_head_description(torch, tmp_path, capsys):
     x = np.random.default_rng(3).standard_normal((4, 9, 4)).astype(np.float32)
     with torch.no_grad():
         expected = net.eval()(torch.as_tensor(x)).numpy()
-    loaded = lstmgen.extractors.open_model(tmp_path / "net.pt",
-                                           head=["head.0", "relu", "head.2"])
+    loaded = lstmgen.extractors.open_model(tmp_path / "net.pt", head=["head.0", "relu", "head.2"])
     assert np.allclose(loaded.predict(x), expected, atol=1e-6)
-    report = lstmgen.verify(tmp_path / "net.pt", "c", inputs=x,
-                            load_options={"head": ["head.0", "relu", "head.2"]})
+    report = lstmgen.verify(
+        tmp_path / "net.pt", "c", inputs=x, load_options={"head": ["head.0", "relu", "head.2"]}
+    )
     assert report.passed and "PyTorch" in report.oracle
     assert main(["verify", str(tmp_path / "net.pt"), "--head", "head.0,relu,head.2"]) == 0
     assert main(["inspect", str(tmp_path / "net.pt"), "--head", "head.0,relu,head.2"]) == 0
     assert "weight_ih_l{k}".replace("{k}", "0") in capsys.readouterr().out
-    assert main(["generate", str(tmp_path / "net.pt"), "--head", "nope",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(["generate", str(tmp_path / "net.pt"), "--head", "nope", "--out", str(tmp_path / "o")])
+        == 2
+    )
     assert "'nope'" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
@@ -126,6 +156,7 @@ def test_unsafe_pickle_is_refused(torch, tmp_path):
     class Boom:
         def __reduce__(self):
             return (print, ("pwned",))
+
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"x": Boom()}))
     with pytest.raises(ModelError, match="weights_only"):
         lstmgen.load(tmp_path / "evil.pt")
@@ -148,6 +179,7 @@ def _module(torch, recurrent, head_in, sequence, use_h_n=False):
                 h_n = state[0] if isinstance(state, tuple) else state
                 return self.fc(torch.cat([h_n[-2], h_n[-1]], dim=-1))
             return self.fc(y[:, -1])
+
     torch.manual_seed(head_in)
     net = Net()
     with torch.no_grad():
@@ -159,17 +191,22 @@ def _module(torch, recurrent, head_in, sequence, use_h_n=False):
 def recurrent_cases(torch):
     nn = torch.nn
     return {
-        "bi_lstm_h_n": _module(torch, nn.LSTM(4, 5, num_layers=2, bidirectional=True,
-                                              batch_first=True), 10, False, use_h_n=True),
-        "bi_gru_seq": _module(torch, nn.GRU(4, 3, bidirectional=True, batch_first=True), 6,
-                              True),
-        "proj": _module(torch, nn.LSTM(4, 8, proj_size=3, num_layers=2, batch_first=True), 3,
-                        False),
-        "bi_proj": _module(torch, nn.LSTM(4, 6, proj_size=2, bidirectional=True,
-                                          batch_first=True), 4, True),
+        "bi_lstm_h_n": _module(
+            torch,
+            nn.LSTM(4, 5, num_layers=2, bidirectional=True, batch_first=True),
+            10,
+            False,
+            use_h_n=True,
+        ),
+        "bi_gru_seq": _module(torch, nn.GRU(4, 3, bidirectional=True, batch_first=True), 6, True),
+        "proj": _module(
+            torch, nn.LSTM(4, 8, proj_size=3, num_layers=2, batch_first=True), 3, False
+        ),
+        "bi_proj": _module(
+            torch, nn.LSTM(4, 6, proj_size=2, bidirectional=True, batch_first=True), 4, True
+        ),
         "gru": _module(torch, nn.GRU(4, 7, num_layers=2, batch_first=True), 7, False),
-        "rnn_relu": _module(torch, nn.RNN(4, 6, nonlinearity="relu", batch_first=True), 6,
-                            True),
+        "rnn_relu": _module(torch, nn.RNN(4, 6, nonlinearity="relu", batch_first=True), 6, True),
         "rnn_no_bias": _module(torch, nn.RNN(4, 5, bias=False, batch_first=True), 5, False),
     }
 
@@ -178,6 +215,7 @@ def test_gru_rnn_bidirectional_projection_match_forward(torch, tmp_path):
     from lstmgen.backends import BASIC_LAYERS, TARGETS, get_backend, render
     from lstmgen.reference import forward
     from lstmgen.runners import get_runner
+
     x = np.random.default_rng(5).standard_normal((4, 9, 4)).astype(np.float32)
     for key, net in recurrent_cases(torch).items():
         loaded = lstmgen.extractors.open_model(net, example_input=x)
@@ -194,8 +232,9 @@ def test_gru_rnn_bidirectional_projection_match_forward(torch, tmp_path):
                 continue
             workdir = tmp_path / f"{key}_{target}"
             workdir.mkdir()
-            got = get_runner(target).run(loaded.ir, render(target, loaded.ir, "net"), "net",
-                                         x, workdir)
+            got = get_runner(target).run(
+                loaded.ir, render(target, loaded.ir, "net"), "net", x, workdir
+            )
             assert error_metrics(got, expected)[1].max() <= TOLERANCE, (key, target)
 
 
@@ -204,9 +243,9 @@ def test_gru_rows_and_biases_are_mapped(torch):
     ir = lstmgen.load(net, example_input=np.zeros((1, 2, 4), np.float32))
     gru, h = ir.layers[0], 7
     w = net.rnn.weight_ih_l0.detach().numpy()
-    assert np.array_equal(gru.input_weights[:h], w[h:2 * h])      # z is PyTorch's 2nd block
-    assert np.array_equal(gru.input_weights[h:2 * h], w[:h])      # r is its 1st
-    assert np.array_equal(gru.recurrent_bias[2 * h:], net.rnn.bias_hh_l0.detach().numpy()[2 * h:])
+    assert np.array_equal(gru.input_weights[:h], w[h : 2 * h])  # z is PyTorch's 2nd block
+    assert np.array_equal(gru.input_weights[h : 2 * h], w[:h])  # r is its 1st
+    assert np.array_equal(gru.recurrent_bias[2 * h :], net.rnn.bias_hh_l0.detach().numpy()[2 * h :])
     assert gru.reset_after and "rows r,z,n -> input_weights rows z,r,n" in gru.origin
 
 
@@ -217,6 +256,7 @@ def test_bidirectional_state_dict_file(torch, tmp_path):
     with torch.no_grad():
         expected = net.eval()(torch.as_tensor(x)).numpy()
     from lstmgen.reference import forward
+
     ir = lstmgen.load(tmp_path / "bi.pt", head=["fc"])
     assert error_metrics(forward(ir, x), expected)[1].max() <= TOLERANCE
 
@@ -232,9 +272,12 @@ def test_unsupported_torch_features(torch):
 
         def forward(self, v):
             return self.lstm(v)[0][:, -1]
+
     with pytest.raises(UnsupportedLayerError, match="h_n"):
-        lstmgen.load(BiLast(), example_input=np.random.default_rng(0).standard_normal(
-            (2, 3, 2)).astype(np.float32))
+        lstmgen.load(
+            BiLast(),
+            example_input=np.random.default_rng(0).standard_normal((2, 3, 2)).astype(np.float32),
+        )
 
     class Odd(nn.Module):  # forward does something the chain of modules does not say
         def __init__(self):
@@ -245,6 +288,7 @@ def test_unsupported_torch_features(torch):
         def forward(self, v):
             y, _ = self.lstm(v)
             return self.fc(y[:, -1] * 2)
+
     with pytest.raises(UnsupportedLayerError, match="does not compute the chain"):
         lstmgen.load(Odd(), example_input=x)
 
@@ -256,5 +300,6 @@ def test_unsupported_torch_features(torch):
 
         def forward(self, v):
             return self.lstm(self.conv(v.transpose(1, 2)).transpose(1, 2))[0][:, -1]
+
     with pytest.raises(UnsupportedLayerError, match="conv.*Conv1d"):
         lstmgen.load(Conv(), example_input=x)

@@ -1,4 +1,5 @@
 """Broken and hostile model files: one clear error line, exit code 2, nothing written."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from irmodels import branch_models
+
 from lstmgen.cli import main
 from lstmgen.ir_io import save_ir
 
@@ -55,24 +56,41 @@ def _edit_npz(src, dst, edit) -> None:
     np.savez(dst, **contents)
 
 
-@pytest.mark.parametrize("edit,expected", [
-    (lambda a, m: a.__setitem__("layer0.bias", np.zeros(3, np.float32)), "bias has shape"),
-    (lambda a, m: a.__setitem__("layer0.input_weights", np.zeros((0, 4), np.float32)),
-     "input_weights"),
-    (lambda a, m: a.__setitem__("layer0.recurrent_weights", np.zeros((0, 0), np.float32)),
-     "recurrent_weights has shape (0, 0)"),
-    (lambda a, m: a.__setitem__("layer0.input_weights", np.zeros((0, 4), np.float32))
-     or a.__setitem__("layer0.recurrent_weights", np.zeros((0, 0), np.float32)),
-     "at least one unit"),
-    (lambda a, m: m["layers"][0].__setitem__("gate_activation", "swish"), "'swish'"),
-    (lambda a, m: m["layers"][0].__setitem__("kind", "transformer"),
-     "unknown kind 'transformer'"),
-    (lambda a, m: m["layers"][0].__setitem__("kind", "gru"), "unknown field(s)"),
-    (lambda a, m: m["layers"][0].__setitem__("peepholes", True), "unknown field"),
-    (lambda a, m: m.__setitem__("version", 99), "version 99"),
-    (lambda a, m: a.__setitem__("layer0.input_weights",
-                                np.full((12, 4), np.inf, np.float32)), "NaN/Inf"),
-])
+@pytest.mark.parametrize(
+    "edit,expected",
+    [
+        (lambda a, m: a.__setitem__("layer0.bias", np.zeros(3, np.float32)), "bias has shape"),
+        (
+            lambda a, m: a.__setitem__("layer0.input_weights", np.zeros((0, 4), np.float32)),
+            "input_weights",
+        ),
+        (
+            lambda a, m: a.__setitem__("layer0.recurrent_weights", np.zeros((0, 0), np.float32)),
+            "recurrent_weights has shape (0, 0)",
+        ),
+        (
+            lambda a, m: (
+                a.__setitem__("layer0.input_weights", np.zeros((0, 4), np.float32))
+                or a.__setitem__("layer0.recurrent_weights", np.zeros((0, 0), np.float32))
+            ),
+            "at least one unit",
+        ),
+        (lambda a, m: m["layers"][0].__setitem__("gate_activation", "swish"), "'swish'"),
+        (
+            lambda a, m: m["layers"][0].__setitem__("kind", "transformer"),
+            "unknown kind 'transformer'",
+        ),
+        (lambda a, m: m["layers"][0].__setitem__("kind", "gru"), "unknown field(s)"),
+        (lambda a, m: m["layers"][0].__setitem__("peepholes", True), "unknown field"),
+        (lambda a, m: m.__setitem__("version", 99), "version 99"),
+        (
+            lambda a, m: a.__setitem__(
+                "layer0.input_weights", np.full((12, 4), np.inf, np.float32)
+            ),
+            "NaN/Inf",
+        ),
+    ],
+)
 def test_hand_edited_ir(tmp_path, capsys, edit, expected):
     model = branch_models()["three_stages"]
     path = save_ir(model, tmp_path / "m.npz")

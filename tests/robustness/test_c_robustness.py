@@ -1,4 +1,5 @@
 """The generated C under stress: sanitizers, valgrind, extreme inputs, reentrancy."""
+
 from __future__ import annotations
 
 import subprocess
@@ -6,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from irmodels import branch_models
+from support import require_tool
+
 from lstmgen.backends import c as c_backend
 from lstmgen.reference import forward
-from support import require_tool
 
 # Feeds every sequence of a binary input file through predict (and step, twice
 # interleaved with two states when streamable), printing one output row per sequence.
@@ -63,10 +64,10 @@ T_LEN = 7
 def extreme_inputs(input_size: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, T_LEN, input_size)).astype(np.float32)
-    x[1] *= np.float32(1e30)                     # huge magnitudes
-    x[2] = np.float32(1e-40)                      # denormals
-    x[3, 2] = np.nan                              # NaN at one step
-    x[4, ::2] = np.inf                            # infinities
+    x[1] *= np.float32(1e30)  # huge magnitudes
+    x[2] = np.float32(1e-40)  # denormals
+    x[3, 2] = np.nan  # NaN at one step
+    x[4, ::2] = np.inf  # infinities
     x[5] = -np.float32(3.4e38)
     return x
 
@@ -77,15 +78,30 @@ def build(folder: Path, model, compiler: list[str]) -> Path:
     (folder / "driver.c").write_text(DRIVER)
     exe = folder / "driver"
     flags = ["-DSTREAMABLE"] if model.streamable else []
-    subprocess.run([*compiler, *flags, "-I", str(folder), str(folder / "driver.c"),
-                    str(folder / "net.c"), "-lm", "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            *compiler,
+            *flags,
+            "-I",
+            str(folder),
+            str(folder / "driver.c"),
+            str(folder / "net.c"),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     return exe
 
 
 def run(exe: Path, x: np.ndarray, folder: Path, prefix: list[str] = ()) -> list[list[float]]:
     x.astype(np.float32).tofile(folder / "x.bin")
-    result = subprocess.run([*prefix, str(exe), str(folder / "x.bin"), str(x.shape[0]),
-                             str(x.shape[1])], capture_output=True, text=True)
+    result = subprocess.run(
+        [*prefix, str(exe), str(folder / "x.bin"), str(x.shape[0]), str(x.shape[1])],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "runtime error" not in result.stderr and "ERROR" not in result.stderr, result.stderr
     return [[float(v) for v in line.split()] for line in result.stdout.splitlines()]
@@ -95,9 +111,19 @@ def run(exe: Path, x: np.ndarray, folder: Path, prefix: list[str] = ()) -> list[
 def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
     clang = require_tool("clang")
     model = MODELS[key]
-    exe = build(tmp_path, model, [clang, "-std=c99", "-g", "-O1", "-fno-omit-frame-pointer",
-                                  "-fsanitize=address,undefined,float-cast-overflow",
-                                  "-fno-sanitize-recover=all"])
+    exe = build(
+        tmp_path,
+        model,
+        [
+            clang,
+            "-std=c99",
+            "-g",
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-fsanitize=address,undefined,float-cast-overflow",
+            "-fno-sanitize-recover=all",
+        ],
+    )
     x = extreme_inputs(model.input_size)
     rows = run(exe, x, tmp_path)
     assert len(rows) == 6 + (2 if model.streamable else 0)
@@ -111,13 +137,13 @@ def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
 
 
 def test_documented_behaviour_of_nan_and_huge_inputs(tmp_path):
-    model = MODELS["tiny"]   # sigmoid/tanh LSTM(1): bounded, so saturation is visible
+    model = MODELS["tiny"]  # sigmoid/tanh LSTM(1): bounded, so saturation is visible
     exe = build(tmp_path, model, [require_tool("gcc"), "-std=c99", "-O2"])
     rows = run(exe, extreme_inputs(1), tmp_path)
-    assert all(np.isfinite(rows[1])) and abs(rows[1][0]) < 1.0   # 1e30: saturates, finite
-    assert all(np.isfinite(rows[2]))                             # denormals: ordinary
-    assert np.isnan(rows[3][0])                                   # NaN in: NaN out
-    assert all(np.isfinite(rows[5])) and abs(rows[5][0]) < 1.0   # -3.4e38: saturates
+    assert all(np.isfinite(rows[1])) and abs(rows[1][0]) < 1.0  # 1e30: saturates, finite
+    assert all(np.isfinite(rows[2]))  # denormals: ordinary
+    assert np.isnan(rows[3][0])  # NaN in: NaN out
+    assert all(np.isfinite(rows[5])) and abs(rows[5][0]) < 1.0  # -3.4e38: saturates
 
 
 def test_two_interleaved_states_equal_separate_runs(tmp_path):
@@ -132,5 +158,9 @@ def test_valgrind_clean(tmp_path):
     valgrind = require_tool("valgrind")
     model = MODELS["three_stages"]
     exe = build(tmp_path, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
-    run(exe, extreme_inputs(model.input_size), tmp_path,
-        prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"])
+    run(
+        exe,
+        extreme_inputs(model.input_size),
+        tmp_path,
+        prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"],
+    )

@@ -1,4 +1,5 @@
 """Unsupported or unsafe Keras models: one clear error naming the layer, nothing written."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,8 +18,11 @@ def _seq(keras, *layers, timesteps=5, features=3):
 
 
 CASES = {
-    "global_pool": (lambda k: k.layers.GlobalAveragePooling1D(name="gap"), "gap",
-                    "GlobalAveragePooling1D"),
+    "global_pool": (
+        lambda k: k.layers.GlobalAveragePooling1D(name="gap"),
+        "gap",
+        "GlobalAveragePooling1D",
+    ),
     "upsampling": (lambda k: k.layers.UpSampling1D(2, name="up"), "up", "UpSampling1D"),
     "leaky": (lambda k: k.layers.LeakyReLU(name="leaky"), "leaky", "LeakyReLU"),
     "crop": (lambda k: k.layers.Cropping1D(1, name="crop"), "crop", "Cropping1D"),
@@ -29,8 +33,11 @@ CASES = {
 def test_unsupported_layer_is_named(keras, case):
     make, name, kind = CASES[case]
     kwargs = {"timesteps": 5}
-    model = _seq(keras, make(keras), keras.layers.LSTM(2), **kwargs) if case in (
-        "upsampling", "leaky", "crop") else _seq(keras, make(keras), **kwargs)
+    model = (
+        _seq(keras, make(keras), keras.layers.LSTM(2), **kwargs)
+        if case in ("upsampling", "leaky", "crop")
+        else _seq(keras, make(keras), **kwargs)
+    )
     with pytest.raises(UnsupportedLayerError) as err:
         lstmgen.load(model)
     message = str(err.value)
@@ -81,8 +88,11 @@ def test_cli_unsupported_layer_exit_2_no_output(keras, tmp_path):
     path = tmp_path / "up.keras"
     _seq(keras, keras.layers.UpSampling1D(2, name="my_up"), keras.layers.LSTM(2)).save(path)
     out = tmp_path / "build"
-    result = subprocess.run([sys.executable, "-m", "lstmgen", "generate", str(path), "--out",
-                             str(out)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "lstmgen", "generate", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     lines = [l for l in result.stderr.splitlines() if l.startswith("lstmgen:")]
     assert len(lines) == 1 and "'my_up'" in lines[0] and "UpSampling1D" in lines[0]

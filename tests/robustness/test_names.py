@@ -1,4 +1,5 @@
 """Hostile layer names become valid, distinct identifiers in C, Python and MATLAB."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,9 +11,33 @@ from lstmgen.reference import forward
 from lstmgen.runners import get_runner
 from lstmgen.verify import error_metrics
 
-HOSTILE = ["int", "class", "end", "for", "2nd layer", "dense/1", "Dense_1", "dense 1",
-           "ünïcödé", "名前", "x" * 120, "", "__init__", "h", "z", "t", "NULL", "persistent",
-           "a*/b", "/*c", "q??/", 'tri"""ple', "back\\slash\\", "new\nline%", "'quote'"]
+HOSTILE = [
+    "int",
+    "class",
+    "end",
+    "for",
+    "2nd layer",
+    "dense/1",
+    "Dense_1",
+    "dense 1",
+    "ünïcödé",
+    "名前",
+    "x" * 120,
+    "",
+    "__init__",
+    "h",
+    "z",
+    "t",
+    "NULL",
+    "persistent",
+    "a*/b",
+    "/*c",
+    "q??/",
+    'tri"""ple',
+    "back\\slash\\",
+    "new\nline%",
+    "'quote'",
+]
 
 
 def hostile_model() -> Model:
@@ -21,14 +46,25 @@ def hostile_model() -> Model:
     width = 2
     for k, name in enumerate(HOSTILE):
         if k < 3:
-            layers.append(LSTM(name or "-", rng.uniform(-1, 1, (8, width)).astype(np.float32),
-                               rng.uniform(-1, 1, (8, 2)).astype(np.float32),
-                               rng.uniform(-1, 1, 8).astype(np.float32),
-                               return_sequences=k < 2))
+            layers.append(
+                LSTM(
+                    name or "-",
+                    rng.uniform(-1, 1, (8, width)).astype(np.float32),
+                    rng.uniform(-1, 1, (8, 2)).astype(np.float32),
+                    rng.uniform(-1, 1, 8).astype(np.float32),
+                    return_sequences=k < 2,
+                )
+            )
             width = 2
         elif k % 2:
-            layers.append(Dense(name or "--", rng.uniform(-1, 1, (2, width)).astype(np.float32),
-                                None, activation="tanh"))
+            layers.append(
+                Dense(
+                    name or "--",
+                    rng.uniform(-1, 1, (2, width)).astype(np.float32),
+                    None,
+                    activation="tanh",
+                )
+            )
         else:
             layers.append(Activation(name or "---", width, "softsign"))
     # layer names must be unique in the IR; sanitising may still make them collide

@@ -1,12 +1,14 @@
 """The generated C's own tanh/sigmoid: error bounds stated in the code hold over all floats."""
+
 from __future__ import annotations
 
 import subprocess
 
 from irmodels import branch_models
+from support import require_tool
+
 from lstmgen.backends import c as c_backend
 from lstmgen.ir import LSTM, Model
-from support import require_tool
 
 SWEEP = r"""
 #include <math.h>
@@ -44,10 +46,22 @@ def test_tanh_and_sigmoid_error_bounds(tmp_path):
     for name, text in c_backend.render(model, "net").items():
         (tmp_path / name).write_text(text)
     (tmp_path / "sweep.c").write_text(SWEEP)
-    subprocess.run([gcc, "-O2", "-I", str(tmp_path), str(tmp_path / "sweep.c"), "-lm", "-o",
-                    str(tmp_path / "sweep")], check=True)
-    lines = subprocess.run([str(tmp_path / "sweep")], capture_output=True, text=True,
-                           check=True).stdout.split("\n")
+    subprocess.run(
+        [
+            gcc,
+            "-O2",
+            "-I",
+            str(tmp_path),
+            str(tmp_path / "sweep.c"),
+            "-lm",
+            "-o",
+            str(tmp_path / "sweep"),
+        ],
+        check=True,
+    )
+    lines = subprocess.run(
+        [str(tmp_path / "sweep")], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
     worst_tanh, worst_sigmoid = map(float, lines[0].split())
     assert worst_tanh <= 4.1e-7 and worst_sigmoid <= 2.2e-7  # as the generated comments say
     assert lines[1].split() == ["1", "-1", "1", "0", "0", "1", "1", "1"]

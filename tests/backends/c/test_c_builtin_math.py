@@ -1,5 +1,6 @@
 """--math builtin: the generated C's own exp/log1p/expm1 (no <math.h>, no libm call), with
 the error bounds its comments state holding over the whole float range."""
+
 from __future__ import annotations
 
 import re
@@ -7,17 +8,35 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from irmodels import branch_models
+from support import require_tool
+
 from lstmgen.backends import c as c_backend
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
 from lstmgen.verify import error_metrics
-from support import require_tool
 
 # Every libm function a C LSTM could reach for; none may be referenced by a builtin build.
-LIBM = {"exp", "expf", "expm1f", "log1pf", "logf", "log", "tanhf", "tanh", "fabsf", "fabs",
-        "fmaf", "powf", "sqrtf", "expm1", "log1p", "exp2f", "ldexpf", "__expf_finite"}
+LIBM = {
+    "exp",
+    "expf",
+    "expm1f",
+    "log1pf",
+    "logf",
+    "log",
+    "tanhf",
+    "tanh",
+    "fabsf",
+    "fabs",
+    "fmaf",
+    "powf",
+    "sqrtf",
+    "expm1",
+    "log1p",
+    "exp2f",
+    "ldexpf",
+    "__expf_finite",
+}
 
 SWEEP = r"""
 #include <math.h>
@@ -94,15 +113,27 @@ def sweep(builtin_all):
     gcc = require_tool("gcc")
     _, _, folder = builtin_all
     (folder / "sweep.c").write_text(SWEEP)
-    subprocess.run([gcc, "-O2", "-I", str(folder), str(folder / "sweep.c"), "-lm", "-o",
-                    str(folder / "sweep")], check=True)
+    subprocess.run(
+        [
+            gcc,
+            "-O2",
+            "-I",
+            str(folder),
+            str(folder / "sweep.c"),
+            "-lm",
+            "-o",
+            str(folder / "sweep"),
+        ],
+        check=True,
+    )
     out = subprocess.run([str(folder / "sweep")], capture_output=True, text=True, check=True)
     return out.stdout.splitlines()
 
 
 def test_error_bounds_over_all_floats(sweep, builtin_all):
-    w_exp, w_exp_sub, w_softplus, w_elu, w_tanh, w_sigmoid, w_softsign = map(float,
-                                                                            sweep[0].split())
+    w_exp, w_exp_sub, w_softplus, w_elu, w_tanh, w_sigmoid, w_softsign = map(
+        float, sweep[0].split()
+    )
     source = builtin_all[1]["net.c"]
     # the bounds the generated comment states (docs/microcontroller.md repeats them)
     assert "exp_builtin    max rel error 1.2e-7" in source and w_exp <= 1.2e-7
@@ -115,18 +146,25 @@ def test_error_bounds_over_all_floats(sweep, builtin_all):
 def test_special_values(sweep):
     e_inf, e_minf, e_m100, e_887, e_89, e_0 = map(float, sweep[1].split())
     assert (e_inf, e_minf, e_89, e_0) == (np.inf, 0.0, np.inf, 1.0)
-    assert abs(e_m100 - np.exp(-100.0)) <= 1.5e-45 and abs(e_887 / np.exp(float(np.float32(88.7))) - 1) < 1e-5
-    assert sweep[2].split() == ["0", "1", "0", "1"]          # sigmoid(-100) is 0, not NaN
+    assert (
+        abs(e_m100 - np.exp(-100.0)) <= 1.5e-45
+        and abs(e_887 / np.exp(float(np.float32(88.7))) - 1) < 1e-5
+    )
+    assert sweep[2].split() == ["0", "1", "0", "1"]  # sigmoid(-100) is 0, not NaN
     sp_m100, sp_100, sp_minf, sp_inf = map(float, sweep[3].split())
     assert abs(sp_m100 - np.exp(-100.0)) <= 3e-45 and (sp_100, sp_minf, sp_inf) == (
-        100.0, 0.0, np.inf)
+        100.0,
+        0.0,
+        np.inf,
+    )
     assert sweep[4].split() == ["-1", "-1", "-1", "1"]
-    assert sweep[5].split() == ["1"] * 6                      # NaN in, NaN out
-    assert sweep[6].split() == ["1", "0"]                     # softmax: no overflow
+    assert sweep[5].split() == ["1"] * 6  # NaN in, NaN out
+    assert sweep[6].split() == ["1", "0"]  # softmax: no overflow
 
 
-@pytest.mark.parametrize("compiler,opts", [("gcc", ["-O0"]), ("gcc", ["-O2"]),
-                                           ("clang", ["-O2"]), ("arm", ["-Os"])])
+@pytest.mark.parametrize(
+    "compiler,opts", [("gcc", ["-O0"]), ("gcc", ["-O2"]), ("clang", ["-O2"]), ("arm", ["-Os"])]
+)
 def test_no_math_header_and_no_libm_symbol(builtin_all, compiler, opts, tmp_path):
     """No <math.h>, and `nm -u` on the object lists no math function (gcc, clang, ARM)."""
     model, files, folder = builtin_all
@@ -137,12 +175,17 @@ def test_no_math_header_and_no_libm_symbol(builtin_all, compiler, opts, tmp_path
     else:
         exe, nm, flags = require_tool(compiler), require_tool("nm"), ["-march=native"]
     obj = tmp_path / "net.o"
-    result = subprocess.run([exe, *c_runner.C_WARNINGS, *flags, *opts, "-c",
-                             str(folder / "net.c"), "-o", str(obj)], capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [exe, *c_runner.C_WARNINGS, *flags, *opts, "-c", str(folder / "net.c"), "-o", str(obj)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0 and not result.stderr, result.stderr
-    undefined = set(subprocess.run([nm, "-u", str(obj)], capture_output=True, text=True,
-                                   check=True).stdout.split()) - {"U"}
+    undefined = set(
+        subprocess.run(
+            [nm, "-u", str(obj)], capture_output=True, text=True, check=True
+        ).stdout.split()
+    ) - {"U"}
     assert not undefined & LIBM, undefined
     assert undefined <= {"memcpy", "memset"}, undefined
 
@@ -152,10 +195,24 @@ def test_libm_build_does_use_libm(builtin_all, tmp_path):
     files = c_backend.render(builtin_all[0], "net")
     (tmp_path / "net.c").write_text(files["net.c"])
     (tmp_path / "net.h").write_text(files["net.h"])
-    subprocess.run([require_tool("gcc"), "-std=c99", "-O2", "-c", str(tmp_path / "net.c"),
-                    "-o", str(tmp_path / "net.o")], check=True)
-    undefined = subprocess.run([require_tool("nm"), "-u", str(tmp_path / "net.o")],
-                               capture_output=True, text=True, check=True).stdout
+    subprocess.run(
+        [
+            require_tool("gcc"),
+            "-std=c99",
+            "-O2",
+            "-c",
+            str(tmp_path / "net.c"),
+            "-o",
+            str(tmp_path / "net.o"),
+        ],
+        check=True,
+    )
+    undefined = subprocess.run(
+        [require_tool("nm"), "-u", str(tmp_path / "net.o")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert re.search(r"\b(expf|log1pf|expm1f)\b", undefined)
 
 

@@ -1,5 +1,6 @@
 """The generated C compiles without a single warning as C99 (gcc, clang) and as C++,
 and hand-built models reaching every template branch match the numpy reference."""
+
 from __future__ import annotations
 
 import re
@@ -8,16 +9,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from irmodels import branch_models
+from support import require_tool
+
 from lstmgen.backends import c as c_backend
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
 from lstmgen.verify import error_metrics
-from support import require_tool
 
-WARNINGS = ["-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow", "-Wconversion",
-            "-Wdouble-promotion", "-Wstrict-prototypes", "-Wmissing-prototypes"]
+WARNINGS = [
+    "-Wall",
+    "-Wextra",
+    "-pedantic",
+    "-Werror",
+    "-Wshadow",
+    "-Wconversion",
+    "-Wdouble-promotion",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+]
 CXX_WARNINGS = ["-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow"]
 COMPILERS = {
     "gcc": ["-std=c99", *WARNINGS],
@@ -45,26 +55,54 @@ def test_compiles_without_warnings(rendered, compiler, key):
     exe = require_tool(compiler)
     folder = rendered[key]
     for opts in (["-O0"], ["-O2"], ["-O3", "-march=native"]):  # native: the fmaf path
-        result = subprocess.run([exe, *COMPILERS[compiler], *opts, "-c", str(folder / "net.c"),
-                                 "-o", str(folder / f"net_{compiler}{opts[0]}.o")],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                exe,
+                *COMPILERS[compiler],
+                *opts,
+                "-c",
+                str(folder / "net.c"),
+                "-o",
+                str(folder / f"net_{compiler}{opts[0]}.o"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0 and not result.stderr, (opts, result.stderr)
 
 
 def test_header_is_self_contained_cxx(rendered, tmp_path):
     exe = require_tool("g++")
     main = tmp_path / "main.cpp"
-    main.write_text('#include "net.h"\nint main() { net_state s; net_reset(&s); '
-                    'float x[NET_INPUT_SIZE] = {0}; float y[NET_OUTPUT_SIZE]; '
-                    'net_step(&s, x, y); return net_predict(x, 1, y); }\n')
+    main.write_text(
+        '#include "net.h"\nint main() { net_state s; net_reset(&s); '
+        "float x[NET_INPUT_SIZE] = {0}; float y[NET_OUTPUT_SIZE]; "
+        "net_step(&s, x, y); return net_predict(x, 1, y); }\n"
+    )
     folder = rendered["all_activations"]
     obj = tmp_path / "net.o"  # compiled as C, linked from C++: the extern "C" guards matter
-    result = subprocess.run([require_tool("gcc"), "-std=c99", "-c", str(folder / "net.c"),
-                             "-o", str(obj)], capture_output=True, text=True)
+    result = subprocess.run(
+        [require_tool("gcc"), "-std=c99", "-c", str(folder / "net.c"), "-o", str(obj)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
-    result = subprocess.run([exe, "-std=c++11", *CXX_WARNINGS, "-I", str(folder), str(main),
-                             str(obj), "-lm", "-o", str(tmp_path / "prog")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            exe,
+            "-std=c++11",
+            *CXX_WARNINGS,
+            "-I",
+            str(folder),
+            str(main),
+            str(obj),
+            "-lm",
+            "-o",
+            str(tmp_path / "prog"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert subprocess.run([str(tmp_path / "prog")]).returncode == 0
 

@@ -6,6 +6,7 @@ Cortex-M4F (hard float, qemu mps2-an386) and a Cortex-M3 (soft float, qemu mps2-
 and the generated self-test NAME_selftest.c runs on qemu with semihosting: its exit code
 must be 0, and the outputs it prints must match the framework's predictions.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from irmodels import branch_models
+from support import missing, require_tool
+
 from lstmgen.api import SelftestData
 from lstmgen.backends import c as c_backend
 from lstmgen.backends.c_quant import from_fixed
@@ -24,10 +26,14 @@ from lstmgen.memory import estimate, measure
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
 from lstmgen.verify import make_inputs
-from support import missing, require_tool
 
-MODES = {"float": {}, "int8": {"quantize": "int8"}, "int16": {"quantize": "int16"},
-         "fixed16": {"quantize": "fixed16"}, "builtin": {"math": "builtin"}}
+MODES = {
+    "float": {},
+    "int8": {"quantize": "int8"},
+    "int16": {"quantize": "int16"},
+    "fixed16": {"quantize": "fixed16"},
+    "builtin": {"math": "builtin"},
+}
 CORES = ["m4f", "m3"]
 SEQUENCES = 16
 # a stack frame's saved registers, locals and alignment on top of the estimated scratch
@@ -48,12 +54,23 @@ def large_model() -> Model:
     """9 -> LSTM(256) -> Dense(1): the size keras2c's issue tracker talks about."""
     rng = np.random.default_rng(7)
     s = 1.0 / np.sqrt(256)
-    return Model(9, [
-        LSTM("lstm", rng.uniform(-s, s, (1024, 9)).astype(np.float32),
-             rng.uniform(-s, s, (1024, 256)).astype(np.float32),
-             rng.uniform(-0.5, 0.5, 1024).astype(np.float32)),
-        Dense("out", rng.uniform(-s, s, (1, 256)).astype(np.float32),
-              rng.uniform(-0.5, 0.5, 1).astype(np.float32))], name="large")
+    return Model(
+        9,
+        [
+            LSTM(
+                "lstm",
+                rng.uniform(-s, s, (1024, 9)).astype(np.float32),
+                rng.uniform(-s, s, (1024, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1024).astype(np.float32),
+            ),
+            Dense(
+                "out",
+                rng.uniform(-s, s, (1, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1).astype(np.float32),
+            ),
+        ],
+        name="large",
+    )
 
 
 def qemu_outputs(files, name, workdir, core, model, mode):
@@ -62,8 +79,11 @@ def qemu_outputs(files, name, workdir, core, model, mode):
     result = c_runner.run_qemu(elf, core)
     got, _, _ = c_runner.parse_selftest(result.stdout)
     if mode == "fixed16":
-        frac = int(re.search(rf"#define {name.upper()}_OUTPUT_FRAC_BITS (\d+)",
-                             files[f"{name}.h"]).group(1))
+        frac = int(
+            re.search(rf"#define {name.upper()}_OUTPUT_FRAC_BITS (\d+)", files[f"{name}.h"]).group(
+                1
+            )
+        )
         got = from_fixed(got, frac).astype(np.float64)
     return result.returncode, result.stdout, got
 
@@ -71,6 +91,7 @@ def qemu_outputs(files, name, workdir, core, model, mode):
 @pytest.fixture(scope="module")
 def sine(keras, example_model_path):
     import lstmgen
+
     km = keras.models.load_model(example_model_path)
     model = lstmgen.load(example_model_path)
     x = make_inputs(1, SEQUENCES, 20, seed=3)
@@ -80,8 +101,9 @@ def sine(keras, example_model_path):
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_example_runs_on_cortex_m_and_matches_keras(arm, sine, mode, tmp_path):
     model, x, expected = sine
-    files = c_backend.render(model, "sine", selftest=SelftestData(x, expected, "Keras"),
-                             **MODES[mode])
+    files = c_backend.render(
+        model, "sine", selftest=SelftestData(x, expected, "Keras"), **MODES[mode]
+    )
     atol = c_backend.default_atol(**MODES[mode])
     outputs = {}
     for core in CORES:
@@ -107,11 +129,13 @@ def test_every_template_branch_runs_on_cortex_m(arm, key, tmp_path):
     x = make_inputs(model.input_size, 8, t_len, seed=5)
     expected = forward(model, x).astype(np.float32)
     for mode, options in MODES.items():
-        files = c_backend.render(model, "net", selftest=SelftestData(x, expected, "reference"),
-                                 **options)
+        files = c_backend.render(
+            model, "net", selftest=SelftestData(x, expected, "reference"), **options
+        )
         for core in CORES:
-            rc, out, got = qemu_outputs(files, "net", tmp_path / f"{mode}_{core}", core, model,
-                                        mode)
+            rc, out, got = qemu_outputs(
+                files, "net", tmp_path / f"{mode}_{core}", core, model, mode
+            )
             assert rc == 0, (mode, core, out[-2000:])
             err = np.max(np.abs(got - expected.ravel()) / np.maximum(1, np.abs(expected.ravel())))
             assert err <= c_backend.default_atol(**options), (mode, core, err)
@@ -123,11 +147,11 @@ def test_selftest_reports_mismatches(arm, tmp_path):
     x = make_inputs(1, 4, 5, seed=1)
     wrong = forward(model, x).astype(np.float32) + np.float32(0.5)
     for mode in ("float", "fixed16"):
-        files = c_backend.render(model, "net", selftest=SelftestData(x, wrong, "wrong"),
-                                 **MODES[mode])
+        files = c_backend.render(
+            model, "net", selftest=SelftestData(x, wrong, "wrong"), **MODES[mode]
+        )
         for core in CORES:
-            rc, out, _ = qemu_outputs(files, "net", tmp_path / f"{mode}{core}", core, model,
-                                      mode)
+            rc, out, _ = qemu_outputs(files, "net", tmp_path / f"{mode}{core}", core, model, mode)
             assert rc == 1 and out.count("MISMATCH") == 4, out
             assert "net_selftest: 4 of 4 outputs out of tolerance" in out
 
@@ -137,9 +161,16 @@ def large_files():
     model = large_model()
     x = make_inputs(9, 2, 8, seed=2)
     y = forward(model, x).astype(np.float32)
-    return model, {mode: c_backend.render(model, "large", selftest=SelftestData(x, y, "ref"),
-                                          **MODES[mode])
-                   for mode in ("float", "int8", "fixed16")}, y
+    return (
+        model,
+        {
+            mode: c_backend.render(
+                model, "large", selftest=SelftestData(x, y, "ref"), **MODES[mode]
+            )
+            for mode in ("float", "int8", "fixed16")
+        },
+        y,
+    )
 
 
 def test_large_model_runs_and_fits_a_microcontroller(arm, large_files, tmp_path):
@@ -149,8 +180,7 @@ def test_large_model_runs_and_fits_a_microcontroller(arm, large_files, tmp_path)
     for mode, core in (("float", "m4f"), ("int8", "m4f"), ("fixed16", "m3")):
         rc, out, got = qemu_outputs(files[mode], "large", tmp_path / mode, core, model, mode)
         assert rc == 0, out[-2000:]
-        assert np.max(np.abs(got - expected.ravel())) <= c_backend.default_atol(
-            **MODES[mode])
+        assert np.max(np.abs(got - expected.ravel())) <= c_backend.default_atol(**MODES[mode])
         m = measure(files[mode], "large", "cortex-m3" if mode == "fixed16" else "cortex-m4")
         est = estimate(model, **MODES[mode])
         assert m.ram_bytes == 0
@@ -186,10 +216,22 @@ def test_weight_symbols_are_read_only(arm, tmp_path):
         for name, text in files.items():
             (tmp_path / name).write_text(text)
         obj = tmp_path / f"{mode}.o"
-        subprocess.run(["arm-none-eabi-gcc", *c_runner.C_WARNINGS, *c_runner.ARM_CORES["m3"][0],
-                        "-Os", "-c", str(tmp_path / "net.c"), "-o", str(obj)], check=True)
-        symbols = subprocess.run(["arm-none-eabi-nm", str(obj)], capture_output=True,
-                                 text=True, check=True).stdout
+        subprocess.run(
+            [
+                "arm-none-eabi-gcc",
+                *c_runner.C_WARNINGS,
+                *c_runner.ARM_CORES["m3"][0],
+                "-Os",
+                "-c",
+                str(tmp_path / "net.c"),
+                "-o",
+                str(obj),
+            ],
+            check=True,
+        )
+        symbols = subprocess.run(
+            ["arm-none-eabi-nm", str(obj)], capture_output=True, text=True, check=True
+        ).stdout
         weights = [l.split() for l in symbols.splitlines() if re.search(r" net_\w+_(W|U|b)", l)]
         assert weights and all(kind in "rR" for _, kind, _ in weights), weights
 
@@ -199,8 +241,12 @@ def test_fixed16_has_no_floating_point(arm, tmp_path):
     soft-float library (__aeabi_f*, __aeabi_d*) in the object -- model and self-test."""
     for key, model in branch_models().items():
         x = make_inputs(model.input_size, 2, 3, seed=0)
-        files = c_backend.render(model, "net", quantize="fixed16",
-                                 selftest=SelftestData(x, forward(model, x), "reference"))
+        files = c_backend.render(
+            model,
+            "net",
+            quantize="fixed16",
+            selftest=SelftestData(x, forward(model, x), "reference"),
+        )
         for name, text in files.items():
             code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
             assert not re.search(r"\b(float|double)\b", code), (key, name)
@@ -208,13 +254,30 @@ def test_fixed16_has_no_floating_point(arm, tmp_path):
             (tmp_path / name).write_text(text)
         for source in ("net.c", "net_selftest.c"):
             obj = tmp_path / (source + ".o")
-            subprocess.run(["arm-none-eabi-gcc", *c_runner.C_WARNINGS,
-                            *c_runner.ARM_CORES["m3"][0], "-Os", "-I", str(tmp_path), "-c",
-                            str(tmp_path / source), "-o", str(obj)], check=True)
-            dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True,
-                                 text=True, check=True).stdout
-            undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)],
-                                       capture_output=True, text=True, check=True).stdout
+            subprocess.run(
+                [
+                    "arm-none-eabi-gcc",
+                    *c_runner.C_WARNINGS,
+                    *c_runner.ARM_CORES["m3"][0],
+                    "-Os",
+                    "-I",
+                    str(tmp_path),
+                    "-c",
+                    str(tmp_path / source),
+                    "-o",
+                    str(obj),
+                ],
+                check=True,
+            )
+            dis = subprocess.run(
+                ["arm-none-eabi-objdump", "-d", str(obj)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            undefined = subprocess.run(
+                ["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True, check=True
+            ).stdout
             assert not re.search(r"__aeabi_[fd]", dis + undefined), (key, source)
 
 
@@ -224,26 +287,42 @@ def test_float_on_m3_uses_soft_float(arm, tmp_path):
     files = c_backend.render(branch_models()["tiny"], "net")
     (tmp_path / "net.c").write_text(files["net.c"])
     (tmp_path / "net.h").write_text(files["net.h"])
-    subprocess.run(["arm-none-eabi-gcc", "-std=c99", *c_runner.ARM_CORES["m3"][0], "-Os",
-                    "-c", str(tmp_path / "net.c"), "-o", str(tmp_path / "net.o")], check=True)
-    undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(tmp_path / "net.o")],
-                               capture_output=True, text=True, check=True).stdout
+    subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            "-std=c99",
+            *c_runner.ARM_CORES["m3"][0],
+            "-Os",
+            "-c",
+            str(tmp_path / "net.c"),
+            "-o",
+            str(tmp_path / "net.o"),
+        ],
+        check=True,
+    )
+    undefined = subprocess.run(
+        ["arm-none-eabi-nm", "-u", str(tmp_path / "net.o")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "__aeabi_f" in undefined
 
 
 def test_inspect_memory_report(arm, example_model_path, capsys, keras):
     from lstmgen.cli import main
+
     assert main(["inspect", str(example_model_path), "--target", "c"]) == 0
     out = capsys.readouterr().out
     assert "flash and RAM per layer" in out and "measured" in out and "lstm" in out
-    assert main(["inspect", str(example_model_path), "--target", "c", "--quantize",
-                 "int8"]) == 0
+    assert main(["inspect", str(example_model_path), "--target", "c", "--quantize", "int8"]) == 0
     out = capsys.readouterr().out
     assert "int8 weights" in out and "flash saving against float32 weights" in out
 
 
 def test_memory_report_estimates_without_toolchain(monkeypatch):
     from lstmgen import memory
+
     monkeypatch.setattr(memory, "toolchain_available", lambda: False)
     text = c_backend.memory_report(branch_models()["all_activations"], quantize="fixed16")
     assert "(estimated)" in text and "measured" not in text and "tables" in text
@@ -280,16 +359,45 @@ def test_arduino_library_layout(tmp_path, capsys):
     includes the header and calls the self-test."""
     from lstmgen.cli import main
     from lstmgen.ir_io import save_ir
+
     npz = save_ir(branch_models()["all_activations"], tmp_path / "m.npz")
     out = tmp_path / "libraries" / "net"
-    assert main(["generate", str(npz), "--name", "net", "--out", str(out), "--arduino",
-                 "--selftest", "--quantize", "int8"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(npz),
+                "--name",
+                "net",
+                "--out",
+                str(out),
+                "--arduino",
+                "--selftest",
+                "--quantize",
+                "int8",
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in out.iterdir())
     assert names == ["library.properties", "net.c", "net.h", "net_selftest.c"]
-    props = dict(line.split("=", 1) for line in (out / "library.properties").read_text()
-                 .splitlines() if "=" in line and not line.startswith("#"))
-    for key in ("name", "version", "author", "maintainer", "sentence", "paragraph",
-                "category", "url", "architectures", "includes"):
+    props = dict(
+        line.split("=", 1)
+        for line in (out / "library.properties").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    for key in (
+        "name",
+        "version",
+        "author",
+        "maintainer",
+        "sentence",
+        "paragraph",
+        "category",
+        "url",
+        "architectures",
+        "includes",
+    ):
         assert key in props, key
     assert props["name"] == "net" and props["includes"] == "net.h"
     (tmp_path / "Arduino.h").write_text(ARDUINO_STUB)
@@ -297,12 +405,38 @@ def test_arduino_library_layout(tmp_path, capsys):
     objs = []
     for source in ("net.c", "net_selftest.c"):  # Arduino compiles .c files as C
         obj = tmp_path / (source + ".o")
-        subprocess.run([require_tool("gcc"), *c_runner.C_WARNINGS, "-Os", "-c",
-                        str(out / source), "-o", str(obj)], check=True)
+        subprocess.run(
+            [
+                require_tool("gcc"),
+                *c_runner.C_WARNINGS,
+                "-Os",
+                "-c",
+                str(out / source),
+                "-o",
+                str(obj),
+            ],
+            check=True,
+        )
         objs.append(str(obj))
-    subprocess.run([require_tool("g++"), "-std=c++11", "-Wall", "-Wextra", "-Werror", "-I",
-                    str(tmp_path), "-I", str(out), str(tmp_path / "sketch.cpp"), *objs, "-lm",
-                    "-o", str(tmp_path / "sketch")], check=True)
+    subprocess.run(
+        [
+            require_tool("g++"),
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+            str(tmp_path),
+            "-I",
+            str(out),
+            str(tmp_path / "sketch.cpp"),
+            *objs,
+            "-lm",
+            "-o",
+            str(tmp_path / "sketch"),
+        ],
+        check=True,
+    )
     result = subprocess.run([str(tmp_path / "sketch")], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "0"
 
@@ -314,18 +448,21 @@ def test_output_folder_builds_with_cmake(tmp_path):
     gen = tmp_path / "gen"
     gen.mkdir()
     x = make_inputs(1, 2, 3, seed=0)
-    for name, text in c_backend.render(model, "net", selftest=SelftestData(
-            x, forward(model, x), "reference")).items():
+    for name, text in c_backend.render(
+        model, "net", selftest=SelftestData(x, forward(model, x), "reference")
+    ).items():
         (gen / name).write_text(text)
     (tmp_path / "CMakeLists.txt").write_text(
         "cmake_minimum_required(VERSION 3.13)\nproject(app C)\n"
         "add_library(net STATIC gen/net.c gen/net_selftest.c)\n"
         "target_include_directories(net PUBLIC gen)\n"
         "target_link_libraries(net PUBLIC m)\n"
-        "add_executable(app main.c)\ntarget_link_libraries(app net)\n")
-    (tmp_path / "main.c").write_text('#include "net.h"\nint main(void) { return net_selftest(); }\n')
+        "add_executable(app main.c)\ntarget_link_libraries(app net)\n"
+    )
+    (tmp_path / "main.c").write_text(
+        '#include "net.h"\nint main(void) { return net_selftest(); }\n'
+    )
     build = tmp_path / "build"
-    subprocess.run([cmake, "-S", str(tmp_path), "-B", str(build)], check=True,
-                   capture_output=True)
+    subprocess.run([cmake, "-S", str(tmp_path), "-B", str(build)], check=True, capture_output=True)
     subprocess.run([cmake, "--build", str(build)], check=True, capture_output=True)
     assert subprocess.run([str(build / "app")]).returncode == 0

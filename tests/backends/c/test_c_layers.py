@@ -6,6 +6,7 @@ the float64 reference (libm and --math builtin, -O2 and -O3 -march=native), stre
 the model is streamable, survive sanitizers and valgrind on extreme inputs and run on a
 Cortex-M4F under qemu; the quantized modes run Bidirectional LSTMs (int8 / int16) and
 refuse what they do not implement."""
+
 from __future__ import annotations
 
 import re
@@ -13,6 +14,12 @@ import subprocess
 
 import numpy as np
 import pytest
+from support import require_tool
+from test_c_compile import COMPILERS
+from test_c_embedded import FRAME_SLACK, arm, qemu_outputs  # noqa: F401 (arm: a fixture)
+from test_c_robustness import build as build_driver
+from test_c_robustness import extreme_inputs
+from test_c_robustness import run as run_driver
 
 from lstmgen.api import SelftestData
 from lstmgen.backends import c as c_backend
@@ -24,11 +31,6 @@ from lstmgen.plan import make_plan
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
 from lstmgen.verify import error_metrics, make_inputs
-from support import require_tool
-from test_c_compile import COMPILERS
-from test_c_embedded import FRAME_SLACK, arm, qemu_outputs  # noqa: F401 (arm: a fixture)
-from test_c_robustness import build as build_driver
-from test_c_robustness import extreme_inputs, run as run_driver
 
 # ----------------------------------------------------------------------- models --
 
@@ -43,28 +45,42 @@ class _Maker:
     def lstm(self, name, d, h, p=None, bias=True, **kw) -> LSTM:
         feats = kw.pop("features", ())
         out = p or h
-        return LSTM(name, self.u(4 * h, d), self.u(4 * h, out),
-                    self.u(4 * h) if bias else None,
-                    peephole=self.u(3, h) if "peephole" in feats else None,
-                    clip=0.75 if "clip" in feats else None,
-                    input_forget="input_forget" in feats,
-                    initial_h=self.u(out) if "initial_h" in feats else None,
-                    initial_c=self.u(h, scale=1.5) if "initial_c" in feats else None,
-                    projection=self.u(p, h) if p else None, **kw)
+        return LSTM(
+            name,
+            self.u(4 * h, d),
+            self.u(4 * h, out),
+            self.u(4 * h) if bias else None,
+            peephole=self.u(3, h) if "peephole" in feats else None,
+            clip=0.75 if "clip" in feats else None,
+            input_forget="input_forget" in feats,
+            initial_h=self.u(out) if "initial_h" in feats else None,
+            initial_c=self.u(h, scale=1.5) if "initial_c" in feats else None,
+            projection=self.u(p, h) if p else None,
+            **kw,
+        )
 
     def gru(self, name, d, h, reset_after=True, bias=True, recurrent_bias=True, **kw) -> GRU:
-        return GRU(name, self.u(3 * h, d), self.u(3 * h, h), self.u(3 * h) if bias else None,
-                   recurrent_bias=self.u(3 * h) if (reset_after and recurrent_bias) else None,
-                   reset_after=reset_after, **kw)
+        return GRU(
+            name,
+            self.u(3 * h, d),
+            self.u(3 * h, h),
+            self.u(3 * h) if bias else None,
+            recurrent_bias=self.u(3 * h) if (reset_after and recurrent_bias) else None,
+            reset_after=reset_after,
+            **kw,
+        )
 
     def rnn(self, name, d, h, bias=True, **kw) -> SimpleRNN:
         return SimpleRNN(name, self.u(h, d), self.u(h, h), self.u(h) if bias else None, **kw)
 
     def bi(self, name, kind, d, h, merge="concat", sequences=False, **kw) -> Bidirectional:
         make = getattr(self, kind)
-        return Bidirectional(name, make(f"{name}_f", d, h, return_sequences=sequences, **kw),
-                             make(f"{name}_b", d, h, return_sequences=sequences,
-                                  go_backwards=True, **kw), merge_mode=merge)
+        return Bidirectional(
+            name,
+            make(f"{name}_f", d, h, return_sequences=sequences, **kw),
+            make(f"{name}_b", d, h, return_sequences=sequences, go_backwards=True, **kw),
+            merge_mode=merge,
+        )
 
     def dense(self, name, i, o, activation="linear", bias=True) -> Dense:
         return Dense(name, self.u(o, i), self.u(o) if bias else None, activation=activation)
@@ -75,73 +91,152 @@ def layer_models() -> dict[str, Model]:
     models = {
         # streamable: GRU reset_after (+ recurrent bias) -> GRU reset_before (no bias) ->
         # SimpleRNN (relu) whose state the Dense tail reads directly
-        "gru_rnn_stream": Model(3, [
-            m.dense("pre", 3, 4, "tanh"),
-            m.gru("g1", 4, 5, return_sequences=True),
-            m.gru("g2", 5, 4, reset_after=False, bias=False, return_sequences=True,
-                  gate_activation="hard_sigmoid_0.2", cell_activation="softsign"),
-            m.rnn("r1", 4, 3, activation="relu"),
-            m.dense("out", 3, 2)], name="gru_rnn_stream"),
+        "gru_rnn_stream": Model(
+            3,
+            [
+                m.dense("pre", 3, 4, "tanh"),
+                m.gru("g1", 4, 5, return_sequences=True),
+                m.gru(
+                    "g2",
+                    5,
+                    4,
+                    reset_after=False,
+                    bias=False,
+                    return_sequences=True,
+                    gate_activation="hard_sigmoid_0.2",
+                    cell_activation="softsign",
+                ),
+                m.rnn("r1", 4, 3, activation="relu"),
+                m.dense("out", 3, 2),
+            ],
+            name="gru_rnn_stream",
+        ),
         # GRU reset_after without a recurrent bias, go_backwards first (x read backwards),
         # then a bias-free GRU returning its last state with no tail (copied into y)
-        "gru_backwards": Model(2, [
-            m.gru("gb", 2, 4, recurrent_bias=False, go_backwards=True, return_sequences=True),
-            m.gru("gl", 4, 3, bias=False, recurrent_bias=False),
-        ], name="gru_backwards"),
+        "gru_backwards": Model(
+            2,
+            [
+                m.gru("gb", 2, 4, recurrent_bias=False, go_backwards=True, return_sequences=True),
+                m.gru("gl", 4, 3, bias=False, recurrent_bias=False),
+            ],
+            name="gru_backwards",
+        ),
         # SimpleRNN after another recurrent layer with go_backwards (buffered reversal),
         # no bias, softplus activation; sequence output
-        "rnn_buffered": Model(3, [
-            m.rnn("ra", 3, 4, return_sequences=True, activation="tanh"),
-            m.rnn("rb", 4, 3, bias=False, go_backwards=True, return_sequences=True,
-                  activation="softplus"),
-        ], name="rnn_buffered"),
+        "rnn_buffered": Model(
+            3,
+            [
+                m.rnn("ra", 3, 4, return_sequences=True, activation="tanh"),
+                m.rnn(
+                    "rb",
+                    4,
+                    3,
+                    bias=False,
+                    go_backwards=True,
+                    return_sequences=True,
+                    activation="softplus",
+                ),
+            ],
+            name="rnn_buffered",
+        ),
         # every optional LSTM feature, alone and together, streamable, projection in the
         # layer the tail reads
-        "lstm_features": Model(3, [
-            m.lstm("all", 3, 5, p=3, features=("peephole", "clip", "input_forget",
-                                              "initial_h", "initial_c"),
-                   return_sequences=True),
-            m.lstm("peep", 3, 4, features=("peephole", "initial_h"), return_sequences=True),
-            m.lstm("cifg", 4, 4, features=("input_forget", "initial_c"),
-                   gate_activation="hard_sigmoid_keras3", return_sequences=True),
-            m.lstm("clipproj", 4, 6, p=2, features=("clip",), bias=False),
-            m.dense("head", 2, 2, "sigmoid")], name="lstm_features"),
+        "lstm_features": Model(
+            3,
+            [
+                m.lstm(
+                    "all",
+                    3,
+                    5,
+                    p=3,
+                    features=("peephole", "clip", "input_forget", "initial_h", "initial_c"),
+                    return_sequences=True,
+                ),
+                m.lstm("peep", 3, 4, features=("peephole", "initial_h"), return_sequences=True),
+                m.lstm(
+                    "cifg",
+                    4,
+                    4,
+                    features=("input_forget", "initial_c"),
+                    gate_activation="hard_sigmoid_keras3",
+                    return_sequences=True,
+                ),
+                m.lstm("clipproj", 4, 6, p=2, features=("clip",), bias=False),
+                m.dense("head", 2, 2, "sigmoid"),
+            ],
+            name="lstm_features",
+        ),
         # a projected LSTM reading backwards after another layer (buffered), sequence output
-        "lstm_proj_backwards": Model(2, [
-            m.lstm("first", 2, 3, return_sequences=True),
-            m.lstm("projb", 3, 5, p=4, go_backwards=True, return_sequences=True,
-                   features=("initial_h",)),
-        ], name="lstm_proj_backwards"),
+        "lstm_proj_backwards": Model(
+            2,
+            [
+                m.lstm("first", 2, 3, return_sequences=True),
+                m.lstm(
+                    "projb",
+                    3,
+                    5,
+                    p=4,
+                    go_backwards=True,
+                    return_sequences=True,
+                    features=("initial_h",),
+                ),
+            ],
+            name="lstm_proj_backwards",
+        ),
         # Bidirectional first with sequences (x read twice, the Dense before re-run), a
         # buffered Bidirectional GRU with sequences after it, a buffered Bidirectional
         # SimpleRNN returning its last state, and a Dense tail on the merged state
-        "bi_stack": Model(3, [
-            m.dense("pre", 3, 4, "relu"),
-            m.bi("bl", "lstm", 4, 3, "concat", sequences=True),
-            m.dense("mid", 6, 5, "tanh"),
-            m.bi("bg", "gru", 5, 4, "sum", sequences=True),
-            m.bi("br", "rnn", 4, 3, "ave"),
-            m.dense("out", 3, 2, "softmax")], name="bi_stack"),
+        "bi_stack": Model(
+            3,
+            [
+                m.dense("pre", 3, 4, "relu"),
+                m.bi("bl", "lstm", 4, 3, "concat", sequences=True),
+                m.dense("mid", 6, 5, "tanh"),
+                m.bi("bg", "gru", 5, 4, "sum", sequences=True),
+                m.bi("br", "rnn", 4, 3, "ave"),
+                m.dense("out", 3, 2, "softmax"),
+            ],
+            name="bi_stack",
+        ),
         # Bidirectional GRU (reset_before) first, returning its last state, no tail: the
         # merged final states go straight into y
-        "bi_last": Model(2, [
-            Activation("pre act", 2, "softsign"),
-            m.bi("bgl", "gru", 2, 4, "mul", reset_after=False),
-        ], name="bi_last"),
+        "bi_last": Model(
+            2,
+            [
+                Activation("pre act", 2, "softsign"),
+                m.bi("bgl", "gru", 2, 4, "mul", reset_after=False),
+            ],
+            name="bi_last",
+        ),
         # Bidirectional after a recurrent layer with sequences and LSTM features inside,
         # then a go_backwards GRU (buffered reversal of the merged output), then a
         # Bidirectional LSTM with sequences as the last layer (merged into y)
-        "bi_mixed": Model(3, [
-            m.lstm("l0", 3, 4, return_sequences=True),
-            m.bi("bf", "lstm", 4, 3, "concat", sequences=True, p=2,
-                 features=("peephole", "initial_h", "initial_c", "clip")),
-            m.gru("gb", 4, 3, go_backwards=True, return_sequences=True),
-            m.bi("bs", "lstm", 3, 2, "ave", sequences=True),
-        ], name="bi_mixed", timesteps=7),
+        "bi_mixed": Model(
+            3,
+            [
+                m.lstm("l0", 3, 4, return_sequences=True),
+                m.bi(
+                    "bf",
+                    "lstm",
+                    4,
+                    3,
+                    "concat",
+                    sequences=True,
+                    p=2,
+                    features=("peephole", "initial_h", "initial_c", "clip"),
+                ),
+                m.gru("gb", 4, 3, go_backwards=True, return_sequences=True),
+                m.bi("bs", "lstm", 3, 2, "ave", sequences=True),
+            ],
+            name="bi_mixed",
+            timesteps=7,
+        ),
         # Bidirectional SimpleRNN first, returning its last state, Dense tail
-        "bi_rnn_tail": Model(4, [
-            m.bi("brt", "rnn", 4, 5, "concat", activation="elu"),
-            m.dense("o", 10, 3)], name="bi_rnn_tail"),
+        "bi_rnn_tail": Model(
+            4,
+            [m.bi("brt", "rnn", 4, 5, "concat", activation="elu"), m.dense("o", 10, 3)],
+            name="bi_rnn_tail",
+        ),
     }
     return {k: v.validate() for k, v in models.items()}
 
@@ -150,10 +245,16 @@ def quantizable_bidirectional() -> Model:
     """Stacked Bidirectional LSTMs without optional features (what --quantize int8 / int16
     implement besides plain LSTMs), a Dense before them re-run by the backward loop."""
     m = _Maker(5)
-    return Model(3, [m.dense("pre", 3, 4, "tanh"),
-                     m.bi("b1", "lstm", 4, 5, "concat", sequences=True),
-                     m.bi("b2", "lstm", 10, 3, "ave"),
-                     m.dense("o", 3, 2)], name="bi_quant").validate()
+    return Model(
+        3,
+        [
+            m.dense("pre", 3, 4, "tanh"),
+            m.bi("b1", "lstm", 4, 5, "concat", sequences=True),
+            m.bi("b2", "lstm", 10, 3, "ave"),
+            m.dense("o", 3, 2),
+        ],
+        name="bi_quant",
+    ).validate()
 
 
 MODELS = layer_models()
@@ -177,9 +278,19 @@ def test_compiles_without_warnings(rendered, compiler):
     levels = (["-O0"], ["-O2"], ["-O3", "-march=native"])  # native: the fmaf path
     for key, folder in sorted(rendered.items()):
         for opts in levels:
-            result = subprocess.run([exe, *COMPILERS[compiler], *opts, "-c",
-                                     str(folder / "net.c"), "-o", str(folder / "net.o")],
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                [
+                    exe,
+                    *COMPILERS[compiler],
+                    *opts,
+                    "-c",
+                    str(folder / "net.c"),
+                    "-o",
+                    str(folder / "net.o"),
+                ],
+                capture_output=True,
+                text=True,
+            )
             assert result.returncode == 0 and not result.stderr, (key, opts, result.stderr)
 
 
@@ -221,11 +332,21 @@ def test_every_stage_kind_is_covered():
             seen.add(("reverse", stage.reverse, stage.source is not None))
             seen.add(("by_source_time", stage.by_source_time))
             seen.add(("parts", tuple(sorted(p or "" for p in parts))))
-            seen.add(("replay", stage.source is None and len(stage.ops) > 1 and bool(
-                parts - {None})))
-    for fact in [("final_merge", True), ("slots", 0), ("slots", 1), ("slots", 3),
-                 ("reverse", True, True), ("reverse", True, False), ("by_source_time", True),
-                 ("parts", ("", "bw")), ("parts", ("", "fw", "merge")), ("replay", True)]:
+            seen.add(
+                ("replay", stage.source is None and len(stage.ops) > 1 and bool(parts - {None}))
+            )
+    for fact in [
+        ("final_merge", True),
+        ("slots", 0),
+        ("slots", 1),
+        ("slots", 3),
+        ("reverse", True, True),
+        ("reverse", True, False),
+        ("by_source_time", True),
+        ("parts", ("", "bw")),
+        ("parts", ("", "fw", "merge")),
+        ("replay", True),
+    ]:
         assert fact in seen, fact
 
 
@@ -244,7 +365,7 @@ def test_streaming_starts_from_the_initial_state(tmp_path):
         lib.net_reset(state)
         for t in range(5):
             lib.net_step(state, ffi.from_buffer("float[]", x[t]), ffi.from_buffer("float[]", y))
-            ref = forward(model, x[:t + 1])
+            ref = forward(model, x[: t + 1])
             assert error_metrics(y, ref)[1].max() <= TOLERANCE
 
 
@@ -269,8 +390,7 @@ def test_predict_rejects_bad_arguments_with_bidirectional_buffers(tmp_path):
 def test_no_buffer_where_none_is_needed():
     """A Bidirectional as the first recurrent layer returning its last state reads x
     backwards directly; only layers that need a whole sequence get a stack buffer."""
-    for key in ("bi_last", "bi_rnn_tail", "gru_backwards", "gru_rnn_stream",
-                "lstm_features"):
+    for key in ("bi_last", "bi_rnn_tail", "gru_backwards", "gru_rnn_stream", "lstm_features"):
         text = c_backend.render(MODELS[key], "net")
         assert "MAX_TIMESTEPS" not in text["net.h"] + text["net.c"], key
     assert "seq_b" not in c_backend.render(MODELS["rnn_buffered"], "net")["net.c"]
@@ -288,18 +408,28 @@ def test_generated_code_facts():
         builtin = c_backend.render(model, "net", math="builtin")["net.c"]
         assert "#include <math.h>" not in builtin
     # deterministic
-    assert c_backend.render(MODELS["bi_stack"], "net") == c_backend.render(MODELS["bi_stack"],
-                                                                            "net")
+    assert c_backend.render(MODELS["bi_stack"], "net") == c_backend.render(
+        MODELS["bi_stack"], "net"
+    )
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
     clang = require_tool("clang")
     model = MODELS[key]
-    exe = build_driver(tmp_path, model, [clang, "-std=c99", "-g", "-O1",
-                                         "-fno-omit-frame-pointer",
-                                         "-fsanitize=address,undefined,float-cast-overflow",
-                                         "-fno-sanitize-recover=all"])
+    exe = build_driver(
+        tmp_path,
+        model,
+        [
+            clang,
+            "-std=c99",
+            "-g",
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-fsanitize=address,undefined,float-cast-overflow",
+            "-fno-sanitize-recover=all",
+        ],
+    )
     x = extreme_inputs(model.input_size)
     rows = run_driver(exe, x, tmp_path)
     assert len(rows) == 6 + (2 if model.streamable else 0)
@@ -315,20 +445,27 @@ def test_valgrind_clean(tmp_path):
         folder.mkdir()
         model = MODELS[key]
         exe = build_driver(folder, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
-        run_driver(exe, extreme_inputs(model.input_size), folder,
-                   prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"])
+        run_driver(
+            exe,
+            extreme_inputs(model.input_size),
+            folder,
+            prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"],
+        )
 
 
 @pytest.mark.parametrize("mode", ["int8", "int16", "fixed16"])
 def test_quantized_modes_refuse_what_they_do_not_implement(mode):
-    expected = {"gru_rnn_stream": "gru layers (layer 'g1')",
-                "rnn_buffered": "simple_rnn layers (layer 'ra')",
-                "bi_last": "bidirectional of gru layers (layer 'bgl')",
-                "lstm_features": "LSTM clip (layer 'all')",
-                "lstm_proj_backwards": "LSTM initial_state (layer 'projb')"}
+    expected = {
+        "gru_rnn_stream": "gru layers (layer 'g1')",
+        "rnn_buffered": "simple_rnn layers (layer 'ra')",
+        "bi_last": "bidirectional of gru layers (layer 'bgl')",
+        "lstm_features": "LSTM clip (layer 'all')",
+        "lstm_proj_backwards": "LSTM initial_state (layer 'projb')",
+    }
     for key, what in expected.items():
-        with pytest.raises(LstmgenError, match=re.escape(f"--quantize {mode} does not "
-                                                         f"implement {what}")):
+        with pytest.raises(
+            LstmgenError, match=re.escape(f"--quantize {mode} does not implement {what}")
+        ):
             c_backend.render(MODELS[key], "net", quantize=mode)
 
 
@@ -342,17 +479,28 @@ def test_quantized_bidirectional_lstm(mode, tmp_path):
     for filename, text in files.items():
         (tmp_path / filename).write_text(text)
     for compiler in ("gcc", "clang"):
-        result = subprocess.run([require_tool(compiler), *COMPILERS[compiler], "-O2", "-c",
-                                 str(tmp_path / "net.c"), "-o", str(tmp_path / "net.o")],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                require_tool(compiler),
+                *COMPILERS[compiler],
+                "-O2",
+                "-c",
+                str(tmp_path / "net.c"),
+                "-o",
+                str(tmp_path / "net.o"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0 and not result.stderr, result.stderr
     x = np.random.default_rng(0).standard_normal((4, 9, 3)).astype(np.float32)
     got = c_runner.run(model, files, "net", x, tmp_path / "build")
     ref = forward(c_quant.dequantized_model(model, mode), x)
     assert error_metrics(got, ref)[1].max() <= TOLERANCE
     assert error_metrics(got, forward(model, x))[0].max() <= c_backend.default_atol(mode) / 2
-    with pytest.raises(LstmgenError, match="fixed16 does not implement bidirectional of "
-                                           "lstm layers"):
+    with pytest.raises(
+        LstmgenError, match="fixed16 does not implement bidirectional of lstm layers"
+    ):
         c_backend.render(model, "net", quantize="fixed16")
 
 
@@ -370,6 +518,7 @@ def test_memory_estimate_counts_every_state_and_buffer():
 
 # ------------------------------------------------------------ Cortex-M (qemu, arm-gcc) --
 
+
 @pytest.mark.parametrize("key", ["gru_rnn_stream", "bi_stack", "lstm_features"])
 def test_runs_on_cortex_m4f(arm, key, tmp_path):
     """The float build (and --math builtin) cross-compiled -Os -Werror for a Cortex-M4F,
@@ -378,8 +527,9 @@ def test_runs_on_cortex_m4f(arm, key, tmp_path):
     x = make_inputs(model.input_size, 4, 9, seed=2)
     expected = forward(model, x).astype(np.float32)
     for math in (None, "builtin"):
-        files = c_backend.render(model, "net", math=math,
-                                 selftest=SelftestData(x, expected, "reference"))
+        files = c_backend.render(
+            model, "net", math=math, selftest=SelftestData(x, expected, "reference")
+        )
         rc, out, got = qemu_outputs(files, "net", tmp_path / str(math), "m4f", model, "float")
         assert rc == 0 and "net_selftest: 0 of" in out, out[-2000:]
         err = np.abs(got - expected.ravel()) / np.maximum(1, np.abs(expected.ravel()))
@@ -390,8 +540,9 @@ def test_quantized_bidirectional_runs_on_cortex_m(arm, tmp_path):
     model = quantizable_bidirectional()
     x = make_inputs(model.input_size, 4, 9, seed=2)
     expected = forward(model, x).astype(np.float32)
-    files = c_backend.render(model, "net", quantize="int8",
-                             selftest=SelftestData(x, expected, "reference"))
+    files = c_backend.render(
+        model, "net", quantize="int8", selftest=SelftestData(x, expected, "reference")
+    )
     for core in ("m4f", "m3"):
         rc, out, got = qemu_outputs(files, "net", tmp_path / core, core, model, "int8")
         assert rc == 0 and "net_selftest: 0 of" in out, out[-2000:]
@@ -409,8 +560,9 @@ def test_memory_on_cortex_m4f_is_what_the_estimate_says(arm):
         if "net_step" in m.stack:
             assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, (key, m.stack)
         assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, (key, m.stack)
-        sizes = [int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]",
-                                            files["net.c"], re.M)]
+        sizes = [
+            int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]", files["net.c"], re.M)
+        ]
         assert est.weight_bytes == 4 * sum(sizes), key  # the estimate is the arrays
         # all in .rodata (-Os may turn tiny arrays such as initial states into immediates)
         rodata = sum(v for k, v in m.sections.items() if k.startswith(".rodata"))
@@ -423,16 +575,33 @@ def test_hostile_bidirectional_names(tmp_path):
     stay harmless."""
     pytest.importorskip("cffi")
     m = _Maker(3)
-    model = Model(2, [m.bi("x */ y??/", "gru", 2, 3, sequences=True),
-                      m.dense("x  y fw", 6, 3), m.bi("x y bw", "lstm", 3, 2, "sum"),
-                      m.dense("x_y_bw_2", 2, 2)], name="hostile").validate()
+    model = Model(
+        2,
+        [
+            m.bi("x */ y??/", "gru", 2, 3, sequences=True),
+            m.dense("x  y fw", 6, 3),
+            m.bi("x y bw", "lstm", 3, 2, "sum"),
+            m.dense("x_y_bw_2", 2, 2),
+        ],
+        name="hostile",
+    ).validate()
     files = c_backend.render(model, "net")
     for filename, text in files.items():
         (tmp_path / filename).write_text(text)
         assert text.isascii()
-    result = subprocess.run([require_tool("gcc"), *COMPILERS["gcc"], "-Wtrigraphs", "-c",
-                             str(tmp_path / "net.c"), "-o", str(tmp_path / "net.o")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            require_tool("gcc"),
+            *COMPILERS["gcc"],
+            "-Wtrigraphs",
+            "-c",
+            str(tmp_path / "net.c"),
+            "-o",
+            str(tmp_path / "net.o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0 and not result.stderr, result.stderr
     x = np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)
     got = c_runner.run(model, files, "net", x, tmp_path / "build")

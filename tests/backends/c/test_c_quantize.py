@@ -5,14 +5,16 @@ the *dequantized* weights they must be as exact as the float build (so any kerne
 shows), and against Keras within the mode's documented tolerance. fixed16 is all-integer
 code: against Keras within its tolerance, saturating (never wrapping) on extreme inputs.
 """
+
 from __future__ import annotations
 
 import subprocess
 
 import numpy as np
 import pytest
-
 from irmodels import branch_models
+from support import require_tool
+
 from lstmgen.api import SelftestData
 from lstmgen.backends import c as c_backend
 from lstmgen.backends import c_quant
@@ -21,15 +23,22 @@ from lstmgen.memory import estimate
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
 from lstmgen.verify import error_metrics, make_inputs
-from support import require_tool
 
 MODES = ("int8", "int16", "fixed16")
 COMPILERS = {
-    "gcc": ["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow",
-            "-Wconversion", "-Wdouble-promotion", "-Wstrict-prototypes",
-            "-Wmissing-prototypes"],
-    "g++": ["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-pedantic", "-Werror",
-            "-Wshadow"],
+    "gcc": [
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-pedantic",
+        "-Werror",
+        "-Wshadow",
+        "-Wconversion",
+        "-Wdouble-promotion",
+        "-Wstrict-prototypes",
+        "-Wmissing-prototypes",
+    ],
+    "g++": ["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow"],
 }
 COMPILERS["clang"] = COMPILERS["gcc"]
 COMPILERS["clang++"] = COMPILERS["g++"]
@@ -102,10 +111,19 @@ def test_quantization_error_is_half_a_step():
 
 def test_flash_saving():
     from lstmgen.ir import LSTM, Model
+
     rng = np.random.default_rng(0)
-    model = Model(9, [LSTM("l", rng.uniform(-1, 1, (256, 9)).astype(np.float32),
-                           rng.uniform(-1, 1, (256, 64)).astype(np.float32),
-                           np.zeros(256, np.float32))])
+    model = Model(
+        9,
+        [
+            LSTM(
+                "l",
+                rng.uniform(-1, 1, (256, 9)).astype(np.float32),
+                rng.uniform(-1, 1, (256, 64)).astype(np.float32),
+                np.zeros(256, np.float32),
+            )
+        ],
+    )
     flt = estimate(model).weight_bytes
     assert estimate(model, quantize="int16").weight_bytes < 0.55 * flt
     assert estimate(model, quantize="int8").weight_bytes < 0.3 * flt
@@ -127,7 +145,7 @@ def test_fixed16_saturates_instead_of_wrapping(tmp_path):
         x = x.astype(np.float32)
         x[0] = 1e30
         got = c_runner.run(model, files, "net", x, tmp_path / key)
-        ref = forward(model, np.clip(x, -8.0, 8.0 - 2.0 ** -12))
+        ref = forward(model, np.clip(x, -8.0, 8.0 - 2.0**-12))
         assert np.max(np.abs(got - ref)) <= c_backend.default_atol(quantize="fixed16"), key
 
 
@@ -156,10 +174,24 @@ def test_fixed16_ubsan_clean_on_extreme_inputs(key, tmp_path):
     for name, text in c_backend.render(model, "net", quantize="fixed16").items():
         (tmp_path / name).write_text(text)
     (tmp_path / "driver.c").write_text(DRIVER)
-    subprocess.run([clang, "-std=c99", "-g", "-O1", "-fsanitize=address,undefined,integer",
-                    "-fno-sanitize=unsigned-integer-overflow", "-fno-sanitize-recover=all",
-                    "-I", str(tmp_path), str(tmp_path / "driver.c"), str(tmp_path / "net.c"),
-                    "-o", str(tmp_path / "driver")], check=True)
+    subprocess.run(
+        [
+            clang,
+            "-std=c99",
+            "-g",
+            "-O1",
+            "-fsanitize=address,undefined,integer",
+            "-fno-sanitize=unsigned-integer-overflow",
+            "-fno-sanitize-recover=all",
+            "-I",
+            str(tmp_path),
+            str(tmp_path / "driver.c"),
+            str(tmp_path / "net.c"),
+            "-o",
+            str(tmp_path / "driver"),
+        ],
+        check=True,
+    )
     result = subprocess.run([str(tmp_path / "driver")], capture_output=True, text=True)
     assert result.returncode == 0 and "runtime error" not in result.stderr, result.stderr
 
@@ -171,20 +203,40 @@ def test_every_mode_compiles_without_warnings(compiler, tmp_path):
     for key, model in branch_models().items():
         x = make_inputs(model.input_size, 2, 3, seed=0)
         data = SelftestData(x, forward(model, x), "reference")
-        for options in ({}, {"math": "builtin"}, {"quantize": "int8"},
-                        {"quantize": "int16", "math": "builtin"}, {"quantize": "fixed16"}):
+        for options in (
+            {},
+            {"math": "builtin"},
+            {"quantize": "int8"},
+            {"quantize": "int16", "math": "builtin"},
+            {"quantize": "fixed16"},
+        ):
             folder = tmp_path / f"{key}_{'_'.join(map(str, options.values())) or 'float'}"
             folder.mkdir()
-            for name, text in c_backend.render(model, "net", selftest=data,
-                                               **options).items():
+            for name, text in c_backend.render(model, "net", selftest=data, **options).items():
                 (folder / name).write_text(text)
             for source, extra in (("net.c", []), ("net_selftest.c", ["-DNET_SELFTEST_MAIN"])):
-                result = subprocess.run([exe, *COMPILERS[compiler], "-O2", *extra, "-I",
-                                         str(folder), "-c", str(folder / source), "-o",
-                                         str(folder / (source + ".o"))],
-                                        capture_output=True, text=True)
-                assert result.returncode == 0 and not result.stderr, (key, options, source,
-                                                                      result.stderr)
+                result = subprocess.run(
+                    [
+                        exe,
+                        *COMPILERS[compiler],
+                        "-O2",
+                        *extra,
+                        "-I",
+                        str(folder),
+                        "-c",
+                        str(folder / source),
+                        "-o",
+                        str(folder / (source + ".o")),
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
+                assert result.returncode == 0 and not result.stderr, (
+                    key,
+                    options,
+                    source,
+                    result.stderr,
+                )
 
 
 def test_option_values_are_checked():
@@ -198,8 +250,12 @@ def test_option_values_are_checked():
     with pytest.raises(LstmgenError, match="selftest"):
         c_backend.render(model, "net", selftest="yes")
     assert c_backend.OPTIONS == ("quantize", "math", "selftest", "arduino")
-    assert [c_backend.default_atol(quantize=m) for m in (None, "int16", "fixed16", "int8")] \
-        == [1e-5, 2e-4, 5e-3, 2e-2]
+    assert [c_backend.default_atol(quantize=m) for m in (None, "int16", "fixed16", "int8")] == [
+        1e-5,
+        2e-4,
+        5e-3,
+        2e-2,
+    ]
 
 
 def test_fixed16_refuses_weights_beyond_its_range():
@@ -211,10 +267,28 @@ def test_fixed16_refuses_weights_beyond_its_range():
 
 def test_cli_generate_and_verify_quantized(example_model_path, tmp_path, capsys, keras):
     from lstmgen.cli import main
-    assert main(["generate", str(example_model_path), "--name", "net", "--out",
-                 str(tmp_path / "o"), "--quantize", "fixed16", "--selftest"]) == 0
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["net.c", "net.h",
-                                                                  "net_selftest.c"]
+
+    assert (
+        main(
+            [
+                "generate",
+                str(example_model_path),
+                "--name",
+                "net",
+                "--out",
+                str(tmp_path / "o"),
+                "--quantize",
+                "fixed16",
+                "--selftest",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "net.c",
+        "net.h",
+        "net_selftest.c",
+    ]
     capsys.readouterr()
     for mode, atol in (("int8", "0.02"), ("int16", "0.0002"), ("fixed16", "0.005")):
         assert main(["verify", str(example_model_path), "--quantize", mode]) == 0
@@ -262,10 +336,23 @@ def test_fixed16_activation_errors(tmp_path):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "sweep.c").write_text(FIXED_SWEEP)
-    subprocess.run([gcc, "-std=c99", "-O2", "-I", str(tmp_path), str(tmp_path / "sweep.c"),
-                    "-lm", "-o", str(tmp_path / "sweep")], check=True)
-    out = subprocess.run([str(tmp_path / "sweep")], capture_output=True, text=True,
-                         check=True).stdout
+    subprocess.run(
+        [
+            gcc,
+            "-std=c99",
+            "-O2",
+            "-I",
+            str(tmp_path),
+            str(tmp_path / "sweep.c"),
+            "-lm",
+            "-o",
+            str(tmp_path / "sweep"),
+        ],
+        check=True,
+    )
+    out = subprocess.run(
+        [str(tmp_path / "sweep")], capture_output=True, text=True, check=True
+    ).stdout
     sigmoid, tanh, softplus, exp, elu, softsign = map(float, out.split())
     assert "max error 6e-5 and 1.2e-4" in files["net.c"] and "(error 4.2e-5)" in files["net.c"]
     assert sigmoid <= 6e-5 and tanh <= 1.2e-4 and softplus <= 4.2e-5

@@ -9,6 +9,7 @@ reference (libm and --math builtin, -O2 and -O3 -march=native), stream where str
 survive sanitizers and valgrind on extreme and masked inputs and run on a Cortex-M4F under
 qemu; predict() refuses a T the windows leave no step of, a Flatten model any T but its
 own; the quantized modes refuse every new layer kind by name."""
+
 from __future__ import annotations
 
 import re
@@ -17,20 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lstmgen.api import SelftestData
-from lstmgen.backends import c as c_backend
-from lstmgen.errors import LstmgenError
-from lstmgen.ir import (Activation, Conv1D, Flatten, LayerNorm, Masking, Model, Normalize,
-                        Pool1D)
-from lstmgen.memory import estimate, measure
-from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
-from lstmgen.verify import error_metrics
 from support import require_tool
 from test_c_compile import COMPILERS
 from test_c_embedded import FRAME_SLACK, arm, qemu_outputs  # noqa: F401 (arm: a fixture)
 from test_c_layers import _Maker
+
+from lstmgen.api import SelftestData
+from lstmgen.backends import c as c_backend
+from lstmgen.errors import LstmgenError
+from lstmgen.ir import Activation, Conv1D, Flatten, LayerNorm, Masking, Model, Normalize, Pool1D
+from lstmgen.memory import estimate, measure
+from lstmgen.reference import forward
+from lstmgen.runners import c as c_runner
+from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5
 
@@ -50,64 +50,113 @@ def shaping_models() -> dict[str, Model]:
         # streamable: Masking -> Normalize -> LSTM with an initial h (its kept output is
         # what masked steps repeat) -> GRU -> LayerNorm (gamma and beta) -> LSTM with an
         # initial h whose kept output the Dense tail reads
-        "mask_stream": Model(3, [
-            Masking("mask", 3, 0.0), _norm(m, "norm", 3),
-            m.lstm("l1", 3, 4, return_sequences=True, features=("initial_h", "initial_c")),
-            m.dense("mid", 4, 3, "tanh"),
-            m.gru("g1", 3, 4, return_sequences=True),
-            LayerNorm("ln", 4, m.u(4, scale=1.5), m.u(4), epsilon=1e-3),
-            m.lstm("l2", 4, 3, features=("initial_h",)),
-            m.dense("out", 3, 2)], name="mask_stream"),
+        "mask_stream": Model(
+            3,
+            [
+                Masking("mask", 3, 0.0),
+                _norm(m, "norm", 3),
+                m.lstm("l1", 3, 4, return_sequences=True, features=("initial_h", "initial_c")),
+                m.dense("mid", 4, 3, "tanh"),
+                m.gru("g1", 3, 4, return_sequences=True),
+                LayerNorm("ln", 4, m.u(4, scale=1.5), m.u(4), epsilon=1e-3),
+                m.lstm("l2", 4, 3, features=("initial_h",)),
+                m.dense("out", 3, 2),
+            ],
+            name="mask_stream",
+        ),
         # streamable, sequence output: the steps after the last recurrent kernel run on
         # masked steps too (they repeat the previous output)
-        "mask_seq": Model(2, [
-            Masking("mask", 2, -1.0),
-            m.rnn("r", 2, 5, return_sequences=True),
-            m.dense("soft", 5, 3, "softmax")], name="mask_seq"),
+        "mask_seq": Model(
+            2,
+            [
+                Masking("mask", 2, -1.0),
+                m.rnn("r", 2, 5, return_sequences=True),
+                m.dense("soft", 5, 3, "softmax"),
+            ],
+            name="mask_seq",
+        ),
         # masked steps in a Bidirectional with sequences (the stored backward outputs, the
         # forward stage's merge; directions with an initial h), a buffered go_backwards GRU
         # and a Bidirectional returning its last state (the final merge of kept outputs)
-        "mask_bi": Model(3, [
-            Masking("mask", 3, 0.5),
-            m.bi("bl", "lstm", 3, 3, "concat", sequences=True, features=("initial_h",)),
-            m.gru("gb", 6, 3, go_backwards=True, return_sequences=True),
-            m.bi("br", "lstm", 3, 2, "sum", features=("initial_h",)),
-            m.dense("out", 2, 2)], name="mask_bi"),
+        "mask_bi": Model(
+            3,
+            [
+                Masking("mask", 3, 0.5),
+                m.bi("bl", "lstm", 3, 3, "concat", sequences=True, features=("initial_h",)),
+                m.gru("gb", 6, 3, go_backwards=True, return_sequences=True),
+                m.bi("br", "lstm", 3, 2, "sum", features=("initial_h",)),
+                m.dense("out", 2, 2),
+            ],
+            name="mask_bi",
+        ),
         # Masking with Flatten: the masked steps' rows of the flat vector repeat outputs
-        "mask_flat": Model(2, [
-            Masking("mask", 2, 0.0),
-            m.lstm("l", 2, 3, return_sequences=True),
-            Flatten("flat", 6, 3),
-            m.dense("out", 18, 2, "sigmoid")], name="mask_flat", timesteps=6),
+        "mask_flat": Model(
+            2,
+            [
+                Masking("mask", 2, 0.0),
+                m.lstm("l", 2, 3, return_sequences=True),
+                Flatten("flat", 6, 3),
+                m.dense("out", 18, 2, "sigmoid"),
+            ],
+            name="mask_flat",
+            timesteps=6,
+        ),
         # the prefix: two per-timestep layers first (a group reading x), Conv1D valid with
         # stride and dilation (no bias, relu), max pooling valid, a Dense between windows,
         # causal Conv1D (linear), average pooling same with stride; then LayerNorm (beta
         # only) in the stage and a sequence output of T_out rows
-        "conv_stack": Model(3, [
-            _norm(m, "norm", 3), Activation("squash", 3, "tanh"),
-            _conv(m, "c1", 3, 5, 3, stride=2, dilation=2, padding="valid", activation="relu",
-                  bias=False),
-            Pool1D("mp", 5, "max", 2, 2, "valid"),
-            m.dense("mid", 5, 4, "elu"),
-            _conv(m, "c2", 4, 4, 2, padding="causal", dilation=3),
-            Pool1D("ap", 4, "avg", 3, 2, "same"),
-            LayerNorm("ln", 4, None, m.u(4)),
-            m.lstm("l", 4, 3, return_sequences=True)], name="conv_stack"),
+        "conv_stack": Model(
+            3,
+            [
+                _norm(m, "norm", 3),
+                Activation("squash", 3, "tanh"),
+                _conv(
+                    m,
+                    "c1",
+                    3,
+                    5,
+                    3,
+                    stride=2,
+                    dilation=2,
+                    padding="valid",
+                    activation="relu",
+                    bias=False,
+                ),
+                Pool1D("mp", 5, "max", 2, 2, "valid"),
+                m.dense("mid", 5, 4, "elu"),
+                _conv(m, "c2", 4, 4, 2, padding="causal", dilation=3),
+                Pool1D("ap", 4, "avg", 3, 2, "same"),
+                LayerNorm("ln", 4, None, m.u(4)),
+                m.lstm("l", 4, 3, return_sequences=True),
+            ],
+            name="conv_stack",
+        ),
         # Conv1D same with stride 3 (one prefix buffer) feeding a Bidirectional GRU with
         # sequences (its loops read the prefix buffer), then Flatten of the T_out rows
-        "conv_bi_flat": Model(2, [
-            _conv(m, "c", 2, 3, 4, stride=3, padding="same", activation="softsign"),
-            m.bi("bg", "gru", 3, 2, "concat", sequences=True),
-            Flatten("flat", 4, 4),
-            m.dense("out", 16, 3, "softmax")], name="conv_bi_flat", timesteps=11),
+        "conv_bi_flat": Model(
+            2,
+            [
+                _conv(m, "c", 2, 3, 4, stride=3, padding="same", activation="softsign"),
+                m.bi("bg", "gru", 3, 2, "concat", sequences=True),
+                Flatten("flat", 4, 4),
+                m.dense("out", 16, 3, "softmax"),
+            ],
+            name="conv_bi_flat",
+            timesteps=11,
+        ),
         # pooling same with stride 1 (max, the window wider than the stride), LayerNorm
         # without gamma and beta, a go_backwards LSTM reading the prefix buffer backwards
-        "pool_backwards": Model(3, [
-            Pool1D("mp", 3, "max", 3, 1, "same"),
-            LayerNorm("ln", 3, m.u(3), None, epsilon=1e-5),
-            LayerNorm("ln0", 3, None, None),
-            m.lstm("lb", 3, 4, go_backwards=True, return_sequences=True),
-            m.lstm("ll", 4, 2)], name="pool_backwards"),
+        "pool_backwards": Model(
+            3,
+            [
+                Pool1D("mp", 3, "max", 3, 1, "same"),
+                LayerNorm("ln", 3, m.u(3), None, epsilon=1e-5),
+                LayerNorm("ln0", 3, None, None),
+                m.lstm("lb", 3, 4, go_backwards=True, return_sequences=True),
+                m.lstm("ll", 4, 2),
+            ],
+            name="pool_backwards",
+        ),
     }
     return {k: v.validate() for k, v in models.items()}
 
@@ -123,7 +172,7 @@ def inputs(model: Model, n: int, t_len: int, seed: int) -> np.ndarray:
     x = x.astype(np.float32)
     if model.layers[0].kind == "masking" and t_len >= 3:
         value = np.float32(model.layers[0].mask_value)
-        x[0, t_len // 2:] = value
+        x[0, t_len // 2 :] = value
         x[1, :2] = value
         x[2, t_len // 2] = value
         x[3] = value
@@ -159,11 +208,20 @@ def test_compiles_without_warnings(rendered, compiler):
     levels = (["-O0"], ["-O2"], ["-O3", "-march=native"])  # native: the fmaf path
     for (key, math), folder in sorted(rendered.items(), key=str):
         for opts in levels:
-            result = subprocess.run([exe, *COMPILERS[compiler], *opts, "-c",
-                                     str(folder / "net.c"), "-o", str(folder / "net.o")],
-                                    capture_output=True, text=True)
-            assert result.returncode == 0 and not result.stderr, (key, math, opts,
-                                                                   result.stderr)
+            result = subprocess.run(
+                [
+                    exe,
+                    *COMPILERS[compiler],
+                    *opts,
+                    "-c",
+                    str(folder / "net.c"),
+                    "-o",
+                    str(folder / "net.o"),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            assert result.returncode == 0 and not result.stderr, (key, math, opts, result.stderr)
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
@@ -261,14 +319,19 @@ def test_output_timesteps_and_refused_lengths(tmp_path):
         windows = any(l.kind in ("conv1d", "pool1d") for l in model.layers)
         if windows:
             assert f"#define NET_MIN_TIMESTEPS {c_min(model)}\n" in header
-            for t in [-5, 0] + list(range(1, 60)) + [2 ** 31 - 1]:
-                assert lib.net_output_timesteps(t) == (model.output_timesteps(t) if t > 0
-                                                       else 0), (key, t)
+            for t in [-5, 0] + list(range(1, 60)) + [2**31 - 1]:
+                assert lib.net_output_timesteps(t) == (model.output_timesteps(t) if t > 0 else 0), (
+                    key,
+                    t,
+                )
         else:
             assert "output_timesteps" not in header
         for t in range(1, 110):
-            ok = (t == model.timesteps if model.timesteps else
-                  model.output_timesteps(t) >= 1 and t <= 100)
+            ok = (
+                t == model.timesteps
+                if model.timesteps
+                else model.output_timesteps(t) >= 1 and t <= 100
+            )
             ffi.memmove(y, np.full(len(y), 7.0, np.float32), 4 * len(y))
             status = lib.net_predict(x, t, y)
             assert status == (0 if ok else -1), (key, t)
@@ -298,8 +361,7 @@ def test_generated_code_facts():
         assert files == c_backend.render(model, "net")  # deterministic
     # a stack buffer only where a layer needs whole sequences
     assert "pre_b" not in c_backend.render(MODELS["conv_bi_flat"], "net")["net.c"]
-    assert "pre_b[NET_MAX_TIMESTEPS * 5]" in c_backend.render(MODELS["conv_stack"],
-                                                              "net")["net.c"]
+    assert "pre_b[NET_MAX_TIMESTEPS * 5]" in c_backend.render(MODELS["conv_stack"], "net")["net.c"]
     for key in ("mask_stream", "mask_seq", "mask_flat"):
         assert "MAX_TIMESTEPS" not in "".join(c_backend.render(MODELS[key], "net").values())
     # the mask value is the float32 Keras compares with, as an exact literal
@@ -359,10 +421,10 @@ int main(int argc, char **argv)
 def extreme_inputs(model: Model, t_len: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, t_len, model.input_size)).astype(np.float32)
-    x[1] *= np.float32(1e30)                     # huge magnitudes
-    x[2] = np.float32(1e-40)                      # denormals
-    x[3, t_len // 2] = np.nan                     # NaN at one step
-    x[4, ::2] = np.inf                            # infinities
+    x[1] *= np.float32(1e30)  # huge magnitudes
+    x[2] = np.float32(1e-40)  # denormals
+    x[3, t_len // 2] = np.nan  # NaN at one step
+    x[4, ::2] = np.inf  # infinities
     x[5] = -np.float32(3.4e38)
     if model.layers[0].kind == "masking":
         x[6] = np.float32(model.layers[0].mask_value)  # fully masked
@@ -375,30 +437,57 @@ def build_driver(folder: Path, model: Model, compiler: list[str]) -> Path:
     (folder / "driver.c").write_text(DRIVER)
     exe = folder / "driver"
     flags = (["-DSTREAMABLE"] if model.streamable else []) + (
-        ["-DWINDOWS"] if any(l.kind in ("conv1d", "pool1d") for l in model.layers) else [])
-    subprocess.run([*compiler, *flags, "-I", str(folder), str(folder / "driver.c"),
-                    str(folder / "net.c"), "-lm", "-o", str(exe)], check=True)
+        ["-DWINDOWS"] if any(l.kind in ("conv1d", "pool1d") for l in model.layers) else []
+    )
+    subprocess.run(
+        [
+            *compiler,
+            *flags,
+            "-I",
+            str(folder),
+            str(folder / "driver.c"),
+            str(folder / "net.c"),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     return exe
 
 
 def run_driver(exe: Path, x: np.ndarray, folder: Path, prefix=()) -> list[list[float]]:
     x.astype(np.float32).tofile(folder / "x.bin")
-    result = subprocess.run([*prefix, str(exe), str(folder / "x.bin"), str(x.shape[0]),
-                             str(x.shape[1])], capture_output=True, text=True)
+    result = subprocess.run(
+        [*prefix, str(exe), str(folder / "x.bin"), str(x.shape[0]), str(x.shape[1])],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "runtime error" not in result.stderr and "ERROR" not in result.stderr, result.stderr
-    return [[float(v) for v in line.split()] if line != "refused" else None
-            for line in result.stdout.splitlines()]
+    return [
+        [float(v) for v in line.split()] if line != "refused" else None
+        for line in result.stdout.splitlines()
+    ]
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
     clang = require_tool("clang")
     model = MODELS[key]
-    exe = build_driver(tmp_path, model, [clang, "-std=c99", "-g", "-O1",
-                                         "-fno-omit-frame-pointer",
-                                         "-fsanitize=address,undefined,float-cast-overflow",
-                                         "-fno-sanitize-recover=all"])
+    exe = build_driver(
+        tmp_path,
+        model,
+        [
+            clang,
+            "-std=c99",
+            "-g",
+            "-O1",
+            "-fno-omit-frame-pointer",
+            "-fsanitize=address,undefined,float-cast-overflow",
+            "-fno-sanitize-recover=all",
+        ],
+    )
     for t_len in lengths(model) + ((c_min(model) - 1,) if c_min(model) > 1 else ()):
         x = extreme_inputs(model, t_len)
         rows = run_driver(exe, x, tmp_path)
@@ -419,30 +508,46 @@ def test_valgrind_clean(tmp_path):
         folder.mkdir()
         model = MODELS[key]
         exe = build_driver(folder, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
-        run_driver(exe, extreme_inputs(model, 16), folder,
-                   prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"])
+        run_driver(
+            exe,
+            extreme_inputs(model, 16),
+            folder,
+            prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"],
+        )
 
 
 # ------------------------------------------------------------------- quantized modes --
+
 
 @pytest.mark.parametrize("mode", ["int8", "int16", "fixed16"])
 def test_quantized_modes_refuse_the_new_layer_kinds(mode):
     m = _Maker(4)
     lstm = m.lstm("l", 2, 3)
-    cases = {"masking": [Masking("m", 2, 0.0), lstm], "normalize": [_norm(m, "nz", 2), lstm],
-             "layer_norm": [LayerNorm("ln", 2, None, None), lstm],
-             "conv1d": [_conv(m, "cv", 2, 2, 2), lstm],
-             "pool1d": [Pool1D("pl", 2, "max", 2, 2), lstm]}
+    cases = {
+        "masking": [Masking("m", 2, 0.0), lstm],
+        "normalize": [_norm(m, "nz", 2), lstm],
+        "layer_norm": [LayerNorm("ln", 2, None, None), lstm],
+        "conv1d": [_conv(m, "cv", 2, 2, 2), lstm],
+        "pool1d": [Pool1D("pl", 2, "max", 2, 2), lstm],
+    }
     for kind, layers in cases.items():
         model = Model(2, layers, name="q").validate()
-        with pytest.raises(LstmgenError, match=re.escape(
-                f"--quantize {mode} does not implement {kind} layers (layer "
-                f"'{layers[0].name}')")):
+        with pytest.raises(
+            LstmgenError,
+            match=re.escape(
+                f"--quantize {mode} does not implement {kind} layers (layer '{layers[0].name}')"
+            ),
+        ):
             c_backend.render(model, "net", quantize=mode)
-    flat = Model(2, [m.lstm("l", 2, 3, return_sequences=True), Flatten("fl", 4, 3),
-                     m.dense("d", 12, 1)], name="q", timesteps=4).validate()
-    with pytest.raises(LstmgenError, match=f"--quantize {mode} does not implement flatten "
-                                           "layers \\(layer 'fl'\\)"):
+    flat = Model(
+        2,
+        [m.lstm("l", 2, 3, return_sequences=True), Flatten("fl", 4, 3), m.dense("d", 12, 1)],
+        name="q",
+        timesteps=4,
+    ).validate()
+    with pytest.raises(
+        LstmgenError, match=f"--quantize {mode} does not implement flatten layers \\(layer 'fl'\\)"
+    ):
         c_backend.render(flat, "net", quantize=mode)
 
 
@@ -478,17 +583,29 @@ def test_builtin_sqrt_accuracy(tmp_path):
     positive float, subnormals included, as its comment states; inf and NaN pass."""
     source = c_backend.render(MODELS["mask_stream"], "net", math="builtin")["net.c"]
     start = source.index("/* sqrt(x) for x > 0")
-    body = source[start:source.index("\n}\n", start) + 3]
+    body = source[start : source.index("\n}\n", start) + 3]
     assert "max rel error 9e-8" in source
     (tmp_path / "sqrt.c").write_text(SQRT_DRIVER % body)
-    subprocess.run([require_tool("gcc"), "-std=c99", "-O2", str(tmp_path / "sqrt.c"),
-                    "-lm", "-o", str(tmp_path / "sqrt")], check=True)
-    worst, inf, nan = subprocess.run([str(tmp_path / "sqrt")], capture_output=True,
-                                     text=True, check=True).stdout.split()
+    subprocess.run(
+        [
+            require_tool("gcc"),
+            "-std=c99",
+            "-O2",
+            str(tmp_path / "sqrt.c"),
+            "-lm",
+            "-o",
+            str(tmp_path / "sqrt"),
+        ],
+        check=True,
+    )
+    worst, inf, nan = subprocess.run(
+        [str(tmp_path / "sqrt")], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert float(worst) <= 9e-8 and inf == "inf" and nan in ("nan", "-nan")
 
 
 # ------------------------------------------------------------ Cortex-M (qemu, arm-gcc) --
+
 
 @pytest.mark.parametrize("key", ["mask_stream", "conv_stack"])
 def test_runs_on_cortex_m4f(arm, key, tmp_path):
@@ -498,8 +615,9 @@ def test_runs_on_cortex_m4f(arm, key, tmp_path):
     x = inputs(model, 6, 16, seed=2)
     expected = forward(model, x).astype(np.float32)
     for math in (None, "builtin"):
-        files = c_backend.render(model, "net", math=math,
-                                 selftest=SelftestData(x, expected, "reference"))
+        files = c_backend.render(
+            model, "net", math=math, selftest=SelftestData(x, expected, "reference")
+        )
         rc, out, got = qemu_outputs(files, "net", tmp_path / str(math), "m4f", model, "float")
         assert rc == 0 and "net_selftest: 0 of" in out, out[-2000:]
         err = np.abs(got - expected.ravel()) / np.maximum(1, np.abs(expected.ravel()))
@@ -518,7 +636,8 @@ def test_memory_on_cortex_m4f_is_what_the_estimate_says(arm):
         if "net_step" in m.stack:
             assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, (key, m.stack)
         assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, (key, m.stack)
-        sizes = [int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]",
-                                            files["net.c"], re.M)]
+        sizes = [
+            int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]", files["net.c"], re.M)
+        ]
         assert est.weight_bytes == 4 * sum(sizes), key
         assert 0.5 <= m.sections[".text"] / est.code_bytes <= 1.5, (key, m.sections, est)
