@@ -57,8 +57,7 @@ def describe(model: Model, target: str | None = None, options: dict | None = Non
     for note in model.notes:
         out.append(f"  note: {note}")
     if target is not None:
-        from .api import check_options
-        from .backends import get_backend
+        from .backends import check_options, get_backend
 
         check_options(target, options or {})
         backend = get_backend(target)

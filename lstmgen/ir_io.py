@@ -120,6 +120,12 @@ def _layer_from(prefix: str, meta: dict, arrays: dict[str, np.ndarray]):
     for f in fields:
         if f"{prefix}.{f}" in arrays:
             kwargs[f] = np.ascontiguousarray(arrays[f"{prefix}.{f}"])
-    if "bias" in fields:
-        kwargs.setdefault("bias", None)
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        # an absent optional array is None
+        if (
+            spec.name not in kwargs
+            and "None" in str(spec.type)
+            and spec.default is dataclasses.MISSING
+        ):
+            kwargs[spec.name] = None
     return cls(**kwargs)

@@ -15,13 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from .backends import get_backend, render
+from .backends import check_options, get_backend, render
 from .errors import LstmgenError
 from .extractors import Loaded, open_model
 from .reference import forward
 from .runners import get_runner
-
-DEFAULT_TIMESTEPS = 20
+from .sampling import (  # noqa: F401 (re-exported for callers)
+    DEFAULT_TIMESTEPS,
+    SelftestData,
+    default_timesteps,
+    make_inputs,
+    sample_inputs,
+)
 
 
 def error_metrics(got: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,20 +83,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def default_timesteps(model) -> int:
-    """The model's own T, else DEFAULT_TIMESTEPS, raised until Conv1D/pooling layers give
-    at least one output step."""
-    t_len = model.timesteps or DEFAULT_TIMESTEPS
-    while model.output_timesteps(t_len) < 1 and t_len < 100000:
-        t_len += 1
-    return t_len
-
-
-def make_inputs(input_size: int, sequences: int, timesteps: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((sequences, timesteps, input_size)).astype(np.float32)
-
-
 def read_inputs(path: str | Path, input_size: int) -> np.ndarray:
     try:
         x = np.load(path, allow_pickle=False)
@@ -121,15 +112,13 @@ def verify(
     model = loaded.ir
     if inputs is None:
         t_len = timesteps or default_timesteps(model)
-        inputs = make_inputs(model.input_size, sequences, t_len, seed)
+        inputs = sample_inputs(model, sequences, t_len, seed)
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
     if model.timesteps and inputs.shape[1] != model.timesteps and loaded.predict is not None:
         raise LstmgenError(
             f"the model was built for T = {model.timesteps} timesteps; "
             f"inputs have T = {inputs.shape[1]}"
         )
-    from .api import check_options, selftest_vectors
-
     options = dict(options or {})
     check_options(target, options)
     backend = get_backend(target)
@@ -160,3 +149,15 @@ def verify(
         reference_max_abs=float(np.max(ref_abs)),
         extra=dict(extra),
     )
+
+
+def selftest_vectors(loaded: Loaded, sequences: int = 3) -> SelftestData:
+    """Seeded inputs and the framework's own outputs on them, for an on-target self-test
+    (the float64 reference stands in when no framework is at hand, e.g. an IR file)."""
+    model = loaded.ir
+    x = sample_inputs(model, sequences, default_timesteps(model), seed=1)
+    if loaded.predict is not None:
+        y, oracle = loaded.predict(x), loaded.oracle_name
+    else:
+        y, oracle = forward(model, x), "the lstmgen float64 reference"
+    return SelftestData(x=x, y=np.asarray(y, np.float32), oracle=oracle)

@@ -56,3 +56,58 @@ def backend_matches_or_refuses(target: str, cases: dict, tmp_path, tolerance: fl
         got = get_runner(target).run(ir, render(target, ir, "net"), "net", x, workdir)
         _, rel = error_metrics(got, expected)
         assert rel.max() <= tolerance, (target, key, float(rel.max()))
+
+
+def randomize_keras_weights(model, rng, scale: float = 0.6) -> None:
+    """Random weights for every layer (biases included, so a wrong bias mapping shows);
+    variances of BatchNormalization stay positive; Normalization keeps its adapted stats."""
+    import numpy as np
+
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights or type(layer).__name__ == "Normalization":
+            continue
+        new = [rng.uniform(-scale, scale, w.shape).astype(np.float32) for w in weights]
+        if type(layer).__name__ == "BatchNormalization":  # moving_variance is the last
+            new[-1] = rng.uniform(0.3, 2.0, weights[-1].shape).astype(np.float32)
+        layer.set_weights(new)
+
+
+def keras_cases(keras, specs: dict, seed: int, sequences: int = 5) -> dict:
+    """Build each spec `key: (input_shape, layers, make_inputs)` as a Keras Sequential with
+    random weights; return `key: (ir, x, expected)`, expected being Keras's predict on x.
+    `make_inputs(rng, shape)` gives x as [N, T, D] float32 (token ids: [N, T, 1]); a
+    model whose input has no feature axis (token ids) gets x[..., 0] as int32."""
+    import numpy as np
+
+    import lstmgen
+
+    rng = np.random.default_rng(seed)
+    built = {}
+    for key, (shape, layers, make) in sorted(specs.items()):
+        ids = len(shape) == 1
+        model = keras.Sequential(
+            [keras.Input(shape, dtype="int32" if ids else "float32"), *layers], name=key
+        )
+        randomize_keras_weights(model, rng)
+        x = make(rng, (sequences, *(shape if not ids else (*shape, 1))))
+        x = np.asarray(x, np.float32)
+        expected = model.predict(x[..., 0].astype(np.int32) if ids else x, verbose=0)
+        built[key] = (lstmgen.load(model), x, expected)
+    return built
+
+
+def reference_matches(cases: dict, tmp_path, tolerance: float = 1e-5) -> None:
+    """The float64 reference of each case's IR matches the oracle, also after an .npz
+    round trip."""
+    import numpy as np
+
+    from lstmgen.ir_io import load_ir, save_ir
+    from lstmgen.reference import forward
+    from lstmgen.verify import error_metrics
+
+    for key, (ir, x, expected) in cases.items():
+        _, rel = error_metrics(forward(ir, x), expected)
+        assert rel.max() <= tolerance, (key, float(rel.max()))
+        again = load_ir(save_ir(ir, tmp_path / f"{key}.npz"))
+        assert np.array_equal(forward(again, x), forward(ir, x), equal_nan=True), key

@@ -69,6 +69,17 @@ def check_features(target: str, model: Any) -> None:
             )
 
 
+def check_options(target: str, options: dict[str, Any]) -> None:
+    """Refuse options the target's backend does not take (e.g. --precision for C)."""
+    accepted = get_backend(target).OPTIONS
+    for key in options:
+        if key not in accepted:
+            raise LstmgenError(
+                f"option '{key}' does not apply to target '{target}'; it takes: "
+                f"{', '.join(accepted) or 'no options'}"
+            )
+
+
 def render(target: str, model: Any, name: str, **options: Any) -> dict[str, str]:
     """Render `model` for `target` after checking the target implements all of it."""
     check_features(target, model)

@@ -669,17 +669,9 @@ def _selftest_data(model: Model, selftest: Any) -> Any:
     """SelftestData as given, or (selftest=True from a direct render call) seeded inputs
     with the float64 reference's outputs."""
     if selftest is True:
-        from ..api import SelftestData
-        from ..reference import forward
-        from ..verify import DEFAULT_TIMESTEPS, make_inputs
+        from ..sampling import reference_selftest
 
-        t_len = model.timesteps or DEFAULT_TIMESTEPS
-        if any(l.kind in ("conv1d", "pool1d") for l in model.layers):
-            t_len = max(t_len, _min_timesteps(model))  # long enough for the windows
-        x = make_inputs(model.input_size, 3, t_len, seed=1)
-        return SelftestData(
-            x=x, y=forward(model, x).astype(np.float32), oracle="the lstmgen float64 reference"
-        )
+        return reference_selftest(model)
     return selftest
 
 

@@ -21,17 +21,22 @@ from ..ir import (
     GRU,
     LSTM,
     Activation,
+    BatchNorm,
     Bidirectional,
     Conv1D,
     Dense,
+    Embedding,
     Flatten,
+    GlobalPool,
     Layer,
     LayerNorm,
     Masking,
     Model,
     Normalize,
     Pool1D,
+    RepeatVector,
     SimpleRNN,
+    TimeSlice,
     float32,
 )
 from . import Loaded
@@ -41,7 +46,8 @@ SUPPORTED = (
     "Activation, ReLU, Softmax, TimeDistributed(Dense), Masking (first), "
     "Normalization, LayerNormalization, Flatten/Reshape after a sequence, Conv1D, "
     "MaxPooling1D, AveragePooling1D, Dropout, SpatialDropout1D, GaussianNoise, "
-    "GaussianDropout, AlphaDropout"
+    "GaussianDropout, AlphaDropout, BatchNormalization, Embedding (first), RepeatVector, "
+    "GlobalAveragePooling1D, GlobalMaxPooling1D, Cropping1D"
 )
 #: IR layer kind -> the Keras layers that become it (for the README's support table).
 PRODUCES = {
@@ -57,6 +63,11 @@ PRODUCES = {
     "flatten": "Flatten, Reshape",
     "conv1d": "Conv1D",
     "pool1d": "MaxPooling1D, AveragePooling1D",
+    "batch_norm": "BatchNormalization",
+    "embedding": "Embedding",
+    "repeat_vector": "RepeatVector",
+    "global_pool": "GlobalAveragePooling1D, GlobalMaxPooling1D",
+    "time_slice": "Cropping1D",
 }
 NO_OP_LAYERS = {"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout"}
 # Keras activation name -> IR activation name (Keras 3 semantics).
@@ -127,6 +138,12 @@ LEGACY_CLASSES = {
     "LayerNormalization",
     "Flatten",
     "Reshape",
+    "BatchNormalization",
+    "Embedding",
+    "RepeatVector",
+    "GlobalAveragePooling1D",
+    "GlobalMaxPooling1D",
+    "Cropping1D",
     "Conv1D",
     "MaxPooling1D",
     "AveragePooling1D",
@@ -288,6 +305,8 @@ def _loaded(model: Any, source: str) -> Loaded:
 
     def predict(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
+        if len(model.inputs[0].shape) == 2:  # token ids [N, T, 1] -> [N, T]
+            x = x[..., 0].astype(np.int32)
         if not stateful:
             return np.asarray(model.predict(x, verbose=0, batch_size=256))
         # a stateful model has a fixed batch size and carries state across calls: run each
@@ -315,7 +334,7 @@ def extract(model: Any, source: str) -> Model:
     keras = import_keras()
     input_shape = _input_shape(model)
     layers = _single_path_layers(model, keras)
-    width = int(input_shape[-1])
+    width = 1 if len(input_shape) == 2 else int(input_shape[-1])
     ir_layers: list[Layer] = []
     notes: list[str] = []
     steps = input_shape[1]
@@ -324,13 +343,13 @@ def extract(model: Any, source: str) -> Model:
         if converted is not None:
             ir_layers.append(converted)
             width = converted.output_size
-            if isinstance(converted, (Conv1D, Pool1D)) and steps:
+            if steps:
                 steps = converted.output_timesteps(int(steps))
     if not ir_layers:
         raise ModelError(f"model '{model.name}' has no layer lstmgen can compile")
     timesteps = input_shape[1]
     ir = Model(
-        input_size=int(input_shape[-1]),
+        input_size=1 if len(input_shape) == 2 else int(input_shape[-1]),
         layers=ir_layers,
         name=model.name,
         source=source,
@@ -355,6 +374,8 @@ def _input_shape(model: Any) -> tuple:
             f"model '{model.name}' has {len(inputs)} inputs; lstmgen supports single-input models"
         )
     shape = tuple(inputs[0].shape)
+    if len(shape) == 2:  # token ids (batch, timesteps): an Embedding must come first
+        return shape
     if len(shape) != 3 or shape[-1] is None:
         raise UnsupportedLayerError(
             f"model '{model.name}' input shape {shape}: expected "
@@ -663,6 +684,58 @@ def _pool1d(layer: Any, width: int, steps: int | None) -> Pool1D:
     )
 
 
+def _batch_normalization(layer: Any, width: int, steps: int | None) -> BatchNorm:
+    axis = layer.axis if isinstance(layer.axis, int) else tuple(layer.axis)
+    if axis not in (-1, 2, (-1,), (2,)) and not (axis in (1, (1,)) and steps is None):
+        raise _unsupported(layer, "only the feature (last) axis")
+    if getattr(layer, "renorm", False):
+        raise _unsupported(layer, "renorm=True")
+    return BatchNorm(
+        layer.name,
+        float32(layer.moving_mean.numpy()),
+        float32(layer.moving_variance.numpy()),
+        float32(layer.gamma.numpy()) if layer.scale else None,
+        float32(layer.beta.numpy()) if layer.center else None,
+        epsilon=float(layer.epsilon),
+        origin="Keras BatchNormalization at inference: moving_mean, moving_variance, "
+        "gamma (scale), beta (center), epsilon",
+    )
+
+
+def _embedding(layer: Any, width: int, steps: int | None) -> Embedding:
+    return Embedding(
+        layer.name,
+        float32(layer.embeddings.numpy()),
+        mask_zero=bool(layer.mask_zero),
+        origin="Keras Embedding: embeddings (vocabulary, E) as is; the model's input is "
+        "token ids" + ("; id 0 masks its timestep (mask_zero)" if layer.mask_zero else ""),
+    )
+
+
+def _repeat_vector(layer: Any, width: int, steps: int | None) -> RepeatVector:
+    return RepeatVector(layer.name, width, int(layer.n), origin="Keras RepeatVector")
+
+
+def _global_pool(layer: Any, width: int, steps: int | None) -> GlobalPool:
+    if getattr(layer, "data_format", "channels_last") != "channels_last" or getattr(
+        layer, "keepdims", False
+    ):
+        raise _unsupported(layer, "only channels_last without keepdims")
+    kind = "avg" if "Average" in type(layer).__name__ else "max"
+    return GlobalPool(layer.name, width, kind, origin=f"Keras {type(layer).__name__}")
+
+
+def _cropping(layer: Any, width: int, steps: int | None) -> TimeSlice:
+    start, end = (int(v) for v in layer.cropping)
+    return TimeSlice(
+        layer.name,
+        width,
+        start,
+        -end if end else None,
+        origin=f"Keras Cropping1D(({start}, {end})): timesteps [{start}:{-end if end else ''}]",
+    )
+
+
 SHAPING_CONVERTERS = {
     "Masking": _masking,
     "Normalization": _normalization,
@@ -672,6 +745,12 @@ SHAPING_CONVERTERS = {
     "Conv1D": _conv1d,
     "MaxPooling1D": _pool1d,
     "AveragePooling1D": _pool1d,
+    "BatchNormalization": _batch_normalization,
+    "Embedding": _embedding,
+    "RepeatVector": _repeat_vector,
+    "GlobalAveragePooling1D": _global_pool,
+    "GlobalMaxPooling1D": _global_pool,
+    "Cropping1D": _cropping,
 }
 
 

@@ -18,14 +18,13 @@ import pytest
 from irmodels import branch_models
 from support import missing, require_tool
 
-from lstmgen.api import SelftestData
 from lstmgen.backends import c as c_backend
 from lstmgen.backends.c_quant import from_fixed
 from lstmgen.ir import LSTM, Dense, Model
 from lstmgen.memory import estimate, measure
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
-from lstmgen.verify import make_inputs
+from lstmgen.sampling import SelftestData, make_inputs
 
 MODES = {
     "float": {},

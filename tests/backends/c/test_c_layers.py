@@ -21,7 +21,6 @@ from test_c_robustness import build as build_driver
 from test_c_robustness import extreme_inputs
 from test_c_robustness import run as run_driver
 
-from lstmgen.api import SelftestData
 from lstmgen.backends import c as c_backend
 from lstmgen.backends import c_quant
 from lstmgen.errors import LstmgenError
@@ -30,7 +29,8 @@ from lstmgen.memory import estimate, measure
 from lstmgen.plan import make_plan
 from lstmgen.reference import forward
 from lstmgen.runners import c as c_runner
-from lstmgen.verify import error_metrics, make_inputs
+from lstmgen.sampling import SelftestData, make_inputs
+from lstmgen.verify import error_metrics
 
 # ----------------------------------------------------------------------- models --
 

@@ -1,0 +1,44 @@
+"""The Activation layer kind: a standalone activation over the last axis (size unchanged)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..activations import ALL_ACTIVATIONS, activate
+from ..base import Check, PerStepLayer, register
+from ..checks import check_activation
+
+
+@register
+@dataclass
+class Activation(PerStepLayer):
+    """A standalone activation over the last axis (size unchanged)."""
+
+    name: str
+    size: int
+    activation: str
+    origin: str = ""
+
+    kind = "activation"
+    title = "Activation"
+
+    @property
+    def input_size(self) -> int:
+        return self.size
+
+    @property
+    def output_size(self) -> int:
+        return self.size
+
+    def validate(self, check: Check) -> None:
+        if self.size <= 0:
+            raise check.fail("size must be positive")
+        check_activation(self.activation, ALL_ACTIVATIONS, check.where, "activation")
+
+    def describe(self) -> str:
+        return f"{self.name}: Activation {self.activation} over {self.size}"
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return activate(self.activation, x)
