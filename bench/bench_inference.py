@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 import lstmgen  # noqa: E402
-from lstmgen.backends import get_backend  # noqa: E402
 from lstmgen.ir import LSTM, Model  # noqa: E402
+from lstmgen.targets import get_backend  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lstmgen.backends import python as py_backend  # noqa: E402
+from lstmgen.targets import python as py_backend  # noqa: E402
 from lstmgen.verify import error_metrics  # noqa: E402
 
 SIZES = [("small", 3, 5, 4), ("medium", 15, 32, 20), ("large", 9, 256, 50)]  # name, D, H, T
@@ -319,7 +319,7 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
     """The second table: the other layer kinds."""
     import lstmgen
     from lstmgen.reference import forward
-    from lstmgen.runners import python as py_runner
+    from lstmgen.targets.python import runner as py_runner
 
     columns = ["generated", "numpy", "keras"] + (["micropython"] if has_micropython else [])
     print("\nother layer kinds, D = 15, T = 20 (numpy = lstmgen.reference.forward)\n")
@@ -380,7 +380,7 @@ def bench_kinds(folder: Path, has_micropython: bool) -> int:
 
 def main() -> int:
     import lstmgen
-    from lstmgen.runners import python as py_runner
+    from lstmgen.targets.python import runner as py_runner
 
     has_micropython = shutil.which("micropython") is not None
     columns = ["generated", "numpy", "keras", "naive", "map-mul"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lstmgen
-from lstmgen.backends import TARGETS, get_backend
+from lstmgen.targets import TARGETS, get_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "sine_lstm.keras"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .backends import check_options, render
 from .extractors import open_model
 from .ir import Model
 from .naming import validate_model_name
 from .output import write_files
+from .targets import check_options, render
 from .verify import VerifyReport, selftest_vectors
 from .verify import verify as _verify
 

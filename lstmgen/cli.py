@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .backends import TARGETS
 from .errors import LstmgenError
+from .targets import TARGETS
 
 EXIT_USAGE = 2
 EXIT_MISMATCH = 1

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from .backends.common import layer_summary
 from .ir import GATES, Model
-from .memory import estimate
+from .targets.c.memory import estimate
 
 
 def describe(model: Model, target: str | None = None, options: dict | None = None) -> str:
@@ -17,7 +16,7 @@ def describe(model: Model, target: str | None = None, options: dict | None = Non
     out.append("")
     out.append(f"{'#':>2}  {'layer':<24} {'params':>9}  details")
     for k, layer in enumerate(model.layers):
-        summary = layer_summary(layer).split(": ", 1)[1]
+        summary = layer.describe().split(": ", 1)[1]
         out.append(f"{k:>2}  {layer.name:<24} {layer.parameter_count():>9}  {summary}")
     out.append(f"    {'total':<24} {model.parameter_count():>9}")
     mem = estimate(model)
@@ -57,7 +56,7 @@ def describe(model: Model, target: str | None = None, options: dict | None = Non
     for note in model.notes:
         out.append(f"  note: {note}")
     if target is not None:
-        from .backends import check_options, get_backend
+        from .targets import check_options, get_backend
 
         check_options(target, options or {})
         backend = get_backend(target)

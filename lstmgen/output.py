@@ -12,8 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .backends.common import GENERATED_MARK
 from .errors import OutputError
+from .targets.common import GENERATED_MARK
 
 
 def _written_by_lstmgen(path: Path) -> bool:

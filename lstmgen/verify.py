@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .backends import check_options, get_backend, render
 from .errors import LstmgenError
 from .extractors import Loaded, open_model
 from .reference import forward
-from .runners import get_runner
 from .sampling import (  # noqa: F401 (re-exported for callers)
     DEFAULT_TIMESTEPS,
     SelftestData,
@@ -27,6 +25,7 @@ from .sampling import (  # noqa: F401 (re-exported for callers)
     make_inputs,
     sample_inputs,
 )
+from .targets import check_options, get_backend, get_runner, render
 
 
 def error_metrics(got: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -40,9 +40,8 @@ def backend_matches_or_refuses(target: str, cases: dict, tmp_path, tolerance: fl
     """For each case (ir, x, expected): the target's generated code matches `expected`
     when the backend declares every layer kind the IR uses; otherwise rendering refuses
     the model with an error naming what is missing."""
-    from lstmgen.backends import BASIC_LAYERS, get_backend, render
     from lstmgen.errors import LstmgenError
-    from lstmgen.runners import get_runner
+    from lstmgen.targets import BASIC_LAYERS, get_backend, get_runner, render
     from lstmgen.verify import error_metrics
 
     kinds = set(getattr(get_backend(target), "LAYERS", BASIC_LAYERS))

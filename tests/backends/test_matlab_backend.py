@@ -35,8 +35,6 @@ import pytest
 from support import ROOT, require_tool
 
 import lstmgen
-from lstmgen.backends import matlab as backend
-from lstmgen.backends.common import GENERATED_MARK
 from lstmgen.errors import LstmgenError, MissingDependencyError
 from lstmgen.ir import (
     ELEMENTWISE_ACTIVATIONS,
@@ -56,7 +54,9 @@ from lstmgen.ir import (
 )
 from lstmgen.naming import unique_identifiers
 from lstmgen.reference import forward
-from lstmgen.runners import matlab as runner
+from lstmgen.targets import matlab as backend
+from lstmgen.targets.common import GENERATED_MARK
+from lstmgen.targets.matlab import runner
 from lstmgen.verify import error_metrics
 
 NAME = "net"  # every grid model gets the same name: the batch must not mix them up

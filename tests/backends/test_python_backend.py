@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 from support import require_tool
 
-from lstmgen.backends import python as py_backend
 from lstmgen.errors import LstmgenError
 from lstmgen.ir import (
     ELEMENTWISE_ACTIVATIONS,
@@ -39,7 +38,8 @@ from lstmgen.ir import (
     SimpleRNN,
 )
 from lstmgen.reference import forward
-from lstmgen.runners import python as py_runner
+from lstmgen.targets import python as py_backend
+from lstmgen.targets.python import runner as py_runner
 from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5  # max relative error against Keras, |got - ref| / max(|ref|, 1)
@@ -504,8 +504,8 @@ def test_non_streamable_model_has_no_stream(grid_cases, tmp_path):
 
 
 def test_banner_and_file_recognised_by_the_writer(grid_cases, tmp_path):
-    from lstmgen.backends.common import GENERATED_MARK
     from lstmgen.output import _written_by_lstmgen, write_files
+    from lstmgen.targets.common import GENERATED_MARK
 
     case = grid_cases[0]
     files = py_backend.render(case.ir, "net")
@@ -859,7 +859,7 @@ def test_other_kinds_files_are_plain_deterministic_ascii(kinds_runs):
 
 
 def _expected_matrices(layer) -> list[list[np.ndarray | None]]:
-    """The parts of the matrices a recurrent layer becomes (see lstmgen.backends.python)."""
+    """The parts of the matrices a recurrent layer becomes (see lstmgen.targets.python)."""
     if isinstance(layer, Bidirectional):
         return _expected_matrices(layer.forward) + _expected_matrices(layer.backward)
     w, u, b = layer.input_weights, layer.recurrent_weights, layer.bias

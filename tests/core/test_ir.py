@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from irmodels import branch_models
 
-from lstmgen.backends import c as c_backend
 from lstmgen.errors import LstmgenError, ModelError
 from lstmgen.ir import LSTM, Dense, Model
 from lstmgen.ir_io import load_ir, save_ir
 from lstmgen.literals import float_literal
 from lstmgen.naming import unique_identifiers, validate_model_name
 from lstmgen.reference import forward
+from lstmgen.targets import c as c_backend
 
 
 def test_npz_round_trip_is_exact(tmp_path):
@@ -115,7 +115,7 @@ def test_names_are_sanitised_and_unique():
 
 
 def test_optional_features_round_trip_and_are_gated(tmp_path):
-    from lstmgen.backends import TARGETS, get_backend, render
+    from lstmgen.targets import TARGETS, get_backend, render
 
     rng = np.random.default_rng(0)
     lstm = LSTM(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmgen.backends import c as c_backend
 from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import runner as c_runner
 from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5  # max relative error, |got - ref| / max(|ref|, 1)

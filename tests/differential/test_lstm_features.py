@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from support import require_module
 
-from lstmgen.backends import TARGETS, get_backend, render
 from lstmgen.errors import LstmgenError
 from lstmgen.ir import LSTM, Dense, Model
 from lstmgen.reference import forward
-from lstmgen.runners import get_runner
+from lstmgen.targets import TARGETS, get_backend, get_runner, render
 from lstmgen.verify import error_metrics
 
 H, D, T = 5, 3, 25

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from support import backend_matches_or_refuses
 
-from lstmgen.backends import TARGETS
 from lstmgen.ir_io import load_ir, save_ir
 from lstmgen.reference import forward
+from lstmgen.targets import TARGETS
 from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5

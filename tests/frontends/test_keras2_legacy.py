@@ -9,12 +9,11 @@ import pytest
 from support import FIXTURES as ALL_FIXTURES  # noqa: E402
 
 import lstmgen
-from lstmgen.backends import BASIC_LAYERS, TARGETS, get_backend, render
 from lstmgen.cli import main
 from lstmgen.errors import UnsupportedLayerError
 from lstmgen.extractors import open_model
 from lstmgen.reference import forward
-from lstmgen.runners import get_runner
+from lstmgen.targets import BASIC_LAYERS, TARGETS, get_backend, get_runner, render
 from lstmgen.verify import error_metrics
 
 FIXTURES = ALL_FIXTURES / "keras2"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 import lstmgen
-from lstmgen.backends import render
-from lstmgen.runners import c as c_runner
+from lstmgen.targets import render
+from lstmgen.targets.c import runner as c_runner
 from lstmgen.verify import error_metrics
 
 

@@ -11,11 +11,11 @@ import pytest
 from support import require_module, require_tool
 
 import lstmgen
-from lstmgen.backends import c as c_backend
 from lstmgen.cli import main
 from lstmgen.errors import ModelError, UnsupportedLayerError
 from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import runner as c_runner
 from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5
@@ -143,8 +143,8 @@ def run_c(ir, x, tmp_path):
 
 
 def run_python(ir, x, tmp_path):
-    from lstmgen.backends import render
-    from lstmgen.runners import python as python_runner
+    from lstmgen.targets import render
+    from lstmgen.targets.python import runner as python_runner
 
     return python_runner.run(ir, render("python", ir, "net"), "net", x, tmp_path)
 

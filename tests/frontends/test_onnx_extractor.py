@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 import lstmgen
-from lstmgen.backends import TARGETS, get_backend, render
 from lstmgen.cli import main
 from lstmgen.errors import LstmgenError, ModelError, UnsupportedLayerError
 from lstmgen.extractors import open_model
 from lstmgen.reference import forward
+from lstmgen.targets import TARGETS, get_backend, render
 from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5
@@ -401,20 +401,20 @@ def check_backends(
 
 def _run_target(target: str, jobs: list, workdir: Path) -> list:
     if target == "c":
-        from lstmgen.runners import c as c_runner
+        from lstmgen.targets.c import runner as c_runner
 
         return [
             c_runner.run(ir, files, "m", x, workdir / f"j{k}")
             for k, (_, ir, files, x, _) in enumerate(jobs)
         ]
     if target == "python":
-        from lstmgen.runners import python as py_runner
+        from lstmgen.targets.python import runner as py_runner
 
         return py_runner.run_batch(
             [py_runner.Job(ir, files, "m", x) for _, ir, files, x, _ in jobs], workdir
         ).outputs
     if target == "matlab":
-        from lstmgen.runners import matlab as m_runner
+        from lstmgen.targets.matlab import runner as m_runner
 
         try:
             m_runner.octave_path()
@@ -427,7 +427,7 @@ def _run_target(target: str, jobs: list, workdir: Path) -> list:
             for k, (_, ir, files, x, _) in enumerate(jobs)
         ]
         return [r.check(j).predict for r, j in zip(m_runner.run_batch(batch), batch)]
-    from lstmgen.runners import get_runner  # a future target: its generic run()
+    from lstmgen.targets import get_runner  # a future target: its generic run()
 
     runner = get_runner(target)
     return [

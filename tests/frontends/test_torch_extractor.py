@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import lstmgen
-from lstmgen.backends import c as c_backend
 from lstmgen.cli import main
 from lstmgen.errors import ModelError, UnsupportedLayerError
-from lstmgen.runners import c as c_runner
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import runner as c_runner
 from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5
@@ -212,9 +212,8 @@ def recurrent_cases(torch):
 
 
 def test_gru_rnn_bidirectional_projection_match_forward(torch, tmp_path):
-    from lstmgen.backends import BASIC_LAYERS, TARGETS, get_backend, render
     from lstmgen.reference import forward
-    from lstmgen.runners import get_runner
+    from lstmgen.targets import BASIC_LAYERS, TARGETS, get_backend, get_runner, render
 
     x = np.random.default_rng(5).standard_normal((4, 9, 4)).astype(np.float32)
     for key, net in recurrent_cases(torch).items():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from support import backend_matches_or_refuses, keras_cases, reference_matches
 
-from lstmgen.backends import TARGETS
+from lstmgen.targets import TARGETS
 
 
 def _normal(rng, shape):

@@ -10,8 +10,8 @@ import pytest
 from irmodels import branch_models
 from support import require_tool
 
-from lstmgen.backends import c as c_backend
 from lstmgen.reference import forward
+from lstmgen.targets import c as c_backend
 
 # Feeds every sequence of a binary input file through predict (and step, twice
 # interleaved with two states when streamable), printing one output row per sequence.

@@ -109,7 +109,7 @@ def test_every_backend_matches_keras_on_random_architectures(keras, tmp_path_fac
     from support import backend_matches_or_refuses
 
     import lstmgen
-    from lstmgen.backends import TARGETS
+    from lstmgen.targets import TARGETS
 
     @settings(
         max_examples=EXAMPLES,

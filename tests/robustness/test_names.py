@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmgen.backends import TARGETS, render
 from lstmgen.ir import LSTM, Activation, Dense, Model
 from lstmgen.reference import forward
-from lstmgen.runners import get_runner
+from lstmgen.targets import TARGETS, get_runner, render
 from lstmgen.verify import error_metrics
 
 HOSTILE = [

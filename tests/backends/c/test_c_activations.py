@@ -7,8 +7,8 @@ import subprocess
 from irmodels import branch_models
 from support import require_tool
 
-from lstmgen.backends import c as c_backend
 from lstmgen.ir import LSTM, Model
+from lstmgen.targets import c as c_backend
 
 SWEEP = r"""
 #include <math.h>

@@ -12,9 +12,9 @@ import pytest
 from irmodels import branch_models
 from support import require_tool
 
-from lstmgen.backends import c as c_backend
 from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import runner as c_runner
 from lstmgen.verify import error_metrics
 
 WARNINGS = [

@@ -18,13 +18,13 @@ import pytest
 from irmodels import branch_models
 from support import missing, require_tool
 
-from lstmgen.backends import c as c_backend
-from lstmgen.backends.c_quant import from_fixed
 from lstmgen.ir import LSTM, Dense, Model
-from lstmgen.memory import estimate, measure
 from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
 from lstmgen.sampling import SelftestData, make_inputs
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import runner as c_runner
+from lstmgen.targets.c.memory import estimate, measure
+from lstmgen.targets.c.quant import from_fixed
 
 MODES = {
     "float": {},

@@ -21,15 +21,15 @@ from test_c_robustness import build as build_driver
 from test_c_robustness import extreme_inputs
 from test_c_robustness import run as run_driver
 
-from lstmgen.backends import c as c_backend
-from lstmgen.backends import c_quant
 from lstmgen.errors import LstmgenError
 from lstmgen.ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
-from lstmgen.memory import estimate, measure
-from lstmgen.plan import make_plan
 from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
 from lstmgen.sampling import SelftestData, make_inputs
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import quant as c_quant
+from lstmgen.targets.c import runner as c_runner
+from lstmgen.targets.c.memory import estimate, measure
+from lstmgen.targets.c.plan import make_plan
 from lstmgen.verify import error_metrics
 
 # ----------------------------------------------------------------------- models --

@@ -15,13 +15,13 @@ import pytest
 from irmodels import branch_models
 from support import require_tool
 
-from lstmgen.backends import c as c_backend
-from lstmgen.backends import c_quant
 from lstmgen.errors import LstmgenError
-from lstmgen.memory import estimate
 from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
 from lstmgen.sampling import SelftestData, make_inputs
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import quant as c_quant
+from lstmgen.targets.c import runner as c_runner
+from lstmgen.targets.c.memory import estimate
 from lstmgen.verify import error_metrics
 
 MODES = ("int8", "int16", "fixed16")

@@ -23,13 +23,13 @@ from test_c_compile import COMPILERS
 from test_c_embedded import FRAME_SLACK, arm, qemu_outputs  # noqa: F401 (arm: a fixture)
 from test_c_layers import _Maker
 
-from lstmgen.backends import c as c_backend
 from lstmgen.errors import LstmgenError
 from lstmgen.ir import Activation, Conv1D, Flatten, LayerNorm, Masking, Model, Normalize, Pool1D
-from lstmgen.memory import estimate, measure
 from lstmgen.reference import forward
-from lstmgen.runners import c as c_runner
 from lstmgen.sampling import SelftestData
+from lstmgen.targets import c as c_backend
+from lstmgen.targets.c import runner as c_runner
+from lstmgen.targets.c.memory import estimate, measure
 from lstmgen.verify import error_metrics
 
 TOLERANCE = 1e-5

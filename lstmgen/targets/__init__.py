@@ -16,9 +16,9 @@ from typing import Any
 from ..errors import LstmgenError
 
 TARGETS: dict[str, str] = {
-    "c": "lstmgen.backends.c",
-    "python": "lstmgen.backends.python",
-    "matlab": "lstmgen.backends.matlab",
+    "c": "lstmgen.targets.c",
+    "python": "lstmgen.targets.python",
+    "matlab": "lstmgen.targets.matlab",
 }
 
 
@@ -36,6 +36,15 @@ def import_target(table: dict[str, str], target: str, what: str) -> ModuleType:
 
 def get_backend(target: str) -> ModuleType:
     return import_target(TARGETS, target, "backend")
+
+
+def get_runner(target: str) -> ModuleType:
+    """The target's runner (`lstmgen.targets.<target>.runner`): `run(model, files, name, x,
+    workdir) -> y` builds or loads the rendered files in `workdir`, feeds every sequence of
+    x [N, T, D] through the generated `predict` and returns y as [N, T, O] or [N, O];
+    `run_steps(...)` feeds each sequence one `step` at a time ([N, T, O])."""
+    runners = {target: f"{module}.runner" for target, module in TARGETS.items()}
+    return import_target(runners, target, "runner (it cannot be verified)")
 
 
 #: The layer kinds a backend implements unless it declares `LAYERS` itself.

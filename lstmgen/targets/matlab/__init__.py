@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LstmgenError
-from ..ir import (
+from ...errors import LstmgenError
+from ...ir import (
     GRU,
     LSTM,
     Activation,
@@ -59,9 +59,9 @@ from ..ir import (
     Pool1D,
     SimpleRNN,
 )
-from ..literals import float_literal
-from ..naming import MAX_LENGTH, unique_identifiers, unique_name, validate_model_name
-from .common import banner_facts, display_text, render_template
+from ...literals import float_literal
+from ...naming import MAX_LENGTH, unique_identifiers, unique_name, validate_model_name
+from ..common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ("precision",)
 #: Layer kinds (see lstmgen.ir) this backend implements.

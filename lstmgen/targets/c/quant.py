@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LstmgenError
-from ..ir import LSTM, Activation, Bidirectional, Dense, Model
+from ...errors import LstmgenError
+from ...ir import LSTM, Activation, Bidirectional, Dense, Model
 
 QMAX = {"int8": 127, "int16": 32767}
 CTYPE = {"int8": "int8_t", "int16": "int16_t"}

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LstmgenError, MissingDependencyError
-from ..ir import Model
+from ...errors import LstmgenError, MissingDependencyError
+from ...ir import Model
 
 #: The driver: plain Python that CPython >= 3.8 and MicroPython both run.
 DRIVER = r"""

@@ -58,8 +58,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LstmgenError
-from ..ir import (
+from ...errors import LstmgenError
+from ...ir import (
     GRU,
     LSTM,
     Activation,
@@ -74,9 +74,9 @@ from ..ir import (
     Pool1D,
     SimpleRNN,
 )
-from ..literals import float_literal
-from ..naming import unique_identifiers, validate_model_name
-from .common import banner_facts, display_text, render_template
+from ...literals import float_literal
+from ...naming import unique_identifiers, validate_model_name
+from ..common import banner_facts, display_text, render_template
 
 OPTIONS: tuple[str, ...] = ()
 #: Layer kinds (see lstmgen.ir) this backend implements.

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LstmgenError, MissingDependencyError
-from ..ir import Model
+from ...errors import LstmgenError, MissingDependencyError
+from ...ir import Model
 
 COMPILE_ARGS = ["-std=c99", "-O2"]
 
@@ -128,7 +128,7 @@ def run(
 def _to_api(x: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
     if fixed is None:
         return x
-    from ..backends.c_quant import to_fixed
+    from .quant import to_fixed
 
     return np.ascontiguousarray(to_fixed(x, fixed[0]))
 
@@ -136,7 +136,7 @@ def _to_api(x: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
 def _from_api(y: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
     if fixed is None:
         return y
-    from ..backends.c_quant import from_fixed
+    from .quant import from_fixed
 
     return from_fixed(y, fixed[1])
 

@@ -69,66 +69,9 @@ def banner_facts(model: Model) -> dict[str, object]:
         "output_shape": shape,
         "timesteps": model.timesteps,
         "parameters": model.parameter_count(),
-        "layer_lines": [display_text(layer_summary(layer)) for layer in model.layers],
+        "layer_lines": [display_text(layer.describe()) for layer in model.layers],
         "notes": [display_text(note) for note in model.notes],
     }
-
-
-def layer_summary(layer) -> str:
-    from ..ir import GRU, LSTM, Bidirectional, Dense, SimpleRNN
-
-    if isinstance(layer, Bidirectional):
-        inner = layer_summary(layer.forward).split(": ", 1)[1]
-        return f"{layer.name}: Bidirectional({inner}), merge {layer.merge_mode}"
-    if isinstance(layer, (LSTM, GRU, SimpleRNN)):
-        if isinstance(layer, SimpleRNN):
-            flags = [f"activation={layer.activation}"]
-        else:
-            flags = [f"gate={layer.gate_activation}", f"cell={layer.cell_activation}"]
-        if isinstance(layer, LSTM) and layer.output_activation != layer.cell_activation:
-            flags.append(f"output={layer.output_activation}")
-        if isinstance(layer, GRU):
-            flags.append("reset_after" if layer.reset_after else "reset_before")
-        flags.append("sequences" if layer.return_sequences else "last step")
-        if layer.go_backwards:
-            flags.append("go_backwards")
-        if layer.bias is None:
-            flags.append("no bias")
-        flags.extend(sorted(layer.features()))
-        kind = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}[layer.kind]
-        size = (
-            f"{layer.units} (projected to {layer.output_size})"
-            if layer.output_size != layer.units
-            else f"{layer.units}"
-        )
-        return f"{layer.name}: {kind} {layer.input_size} -> {size} ({', '.join(flags)})"
-    if isinstance(layer, Dense):
-        bias = "" if layer.bias is not None else ", no bias"
-        return (
-            f"{layer.name}: Dense {layer.input_size} -> {layer.output_size} "
-            f"({layer.activation}{bias})"
-        )
-    kind = layer.kind
-    if kind == "masking":
-        return f"{layer.name}: Masking (mask_value {layer.mask_value!r}) over {layer.size}"
-    if kind == "normalize":
-        return f"{layer.name}: Normalize (x - mean) / std over {layer.input_size}"
-    if kind == "layer_norm":
-        return f"{layer.name}: LayerNorm over {layer.size} (epsilon {layer.epsilon!r})"
-    if kind == "flatten":
-        return f"{layer.name}: Flatten [{layer.timesteps}][{layer.size}] -> {layer.output_size}"
-    if kind == "conv1d":
-        return (
-            f"{layer.name}: Conv1D {layer.input_size} -> {layer.output_size} (kernel "
-            f"{layer.kernel_size}, stride {layer.stride}, dilation {layer.dilation}, "
-            f"{layer.padding}, {layer.activation})"
-        )
-    if kind == "pool1d":
-        return (
-            f"{layer.name}: {layer.pool_type.capitalize()}Pool1D size {layer.pool_size}, "
-            f"stride {layer.stride}, {layer.padding}, over {layer.size}"
-        )
-    return f"{layer.name}: Activation {layer.activation} over {layer.size}"
 
 
 def array_text(

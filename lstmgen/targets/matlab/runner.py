@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LstmgenError, MissingDependencyError
-from ..ir import Model
+from ...errors import LstmgenError, MissingDependencyError
+from ...ir import Model
 
 OCTAVE = "octave-cli"
 OCTAVE_FLAGS = ["-q", "-H", "-f", "--no-window-system"]

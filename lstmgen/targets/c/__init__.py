@@ -6,7 +6,7 @@ pre-activations (blocks i, f, g, o). The step accumulates z += x[k] * row k: con
 unit-stride, and vectorisable by the compiler without reordering any float sum. A GRU is
 stored the same way ([D][3H] input weights; the recurrent weights split into [H][2H] for z
 and r and [H][H] for n, which reset_before multiplies by r * h), a SimpleRNN as [D][H] and
-[H][H]. A Bidirectional layer is two such layers with their own state; `lstmgen.plan`
+[H][H]. A Bidirectional layer is two such layers with their own state; `lstmgen.targets.c.plan`
 decides the loops (and the sequence buffers) that feed its backward direction.
 
 Layer kinds: every kind of the IR in the float build (`LAYERS`, `FEATURES`); the quantized
@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import LstmgenError
-from ..ir import (
+from ...errors import LstmgenError
+from ...ir import (
     GRU,
     LSTM,
     Activation,
@@ -54,12 +54,12 @@ from ..ir import (
     Pool1D,
     SimpleRNN,
 )
-from ..literals import c_float, wrap_values
-from ..memory import estimate, max_timesteps, prefix_width, sequence_width
-from ..naming import unique_identifiers, validate_model_name
-from ..plan import Op, Plan, make_plan
-from . import c_quant
-from .common import array_text, banner_facts, display_text, render_template
+from ...literals import c_float, wrap_values
+from ...naming import unique_identifiers, validate_model_name
+from ..common import array_text, banner_facts, display_text, render_template
+from . import quant as c_quant
+from .memory import estimate, max_timesteps, prefix_width, sequence_width
+from .plan import Op, Plan, make_plan
 
 OPTIONS: tuple[str, ...] = ("quantize", "math", "selftest", "arduino")
 #: The IR layer kinds and optional LSTM features this backend implements (float build).
@@ -139,7 +139,7 @@ def memory_report(
 ) -> str:
     """Flash and RAM per layer for `lstmgen inspect --target c` (code size and stack are
     measured with arm-none-eabi-gcc when it is installed, estimated otherwise)."""
-    from ..memory import report
+    from .memory import report
 
     check_backend_options(quantize=quantize, math=math)
     files = render(model, "model", quantize=quantize, math=math)
@@ -669,7 +669,7 @@ def _selftest_data(model: Model, selftest: Any) -> Any:
     """SelftestData as given, or (selftest=True from a direct render call) seeded inputs
     with the float64 reference's outputs."""
     if selftest is True:
-        from ..sampling import reference_selftest
+        from ...sampling import reference_selftest
 
         return reference_selftest(model)
     return selftest

@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ir import GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Model
+from ...ir import GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Model
 from .plan import make_plan
 
 FLOAT_BYTES = 4

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ir import Model
+from ...ir import Model
 
 
 @dataclass
