@@ -110,3 +110,41 @@ def reference_matches(cases: dict, tmp_path, tolerance: float = 1e-5) -> None:
         assert rel.max() <= tolerance, (key, float(rel.max()))
         again = load_ir(save_ir(ir, tmp_path / f"{key}.npz"))
         assert np.array_equal(forward(again, x), forward(ir, x), equal_nan=True), key
+
+
+# ---- third-party models (../shared/real_models) --------------------------------------
+REAL_MODELS = ROOT.parent / "shared" / "real_models"
+
+
+def real_model(relative: str) -> Path:
+    """A file of ../shared/real_models (INDEX.md there): skips where the folder is absent,
+    fails in CI, where it must be present. Never copy these files into the repository."""
+    path = REAL_MODELS / relative
+    if not path.exists():
+        missing(f"third-party model file {path}")
+    return path
+
+
+def targets_match_oracle(
+    loaded, x, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5, **options
+) -> dict:
+    """Generate every target for `loaded` (an `lstmgen.extractors.Loaded`), run it on x and
+    compare with the oracle `loaded.predict(x)` (the framework's own forward); returns the
+    max relative error per target. Fails when a target refuses the model."""
+    import numpy as np
+
+    from lstmgen.targets import get_runner, render
+    from lstmgen.verify import error_metrics
+
+    assert loaded.predict is not None, "no framework oracle for this model"
+    expected = np.asarray(loaded.predict(x))
+    errors = {}
+    for target in targets:
+        workdir = tmp_path / f"run_{target}"
+        workdir.mkdir(exist_ok=True)
+        files = render(target, loaded.ir, "net", **options.get(target, {}))
+        got = get_runner(target).run(loaded.ir, files, "net", x, workdir)
+        _, rel = error_metrics(got, expected)
+        errors[target] = float(rel.max())
+        assert errors[target] <= tolerance, (target, errors[target])
+    return errors
