@@ -47,7 +47,7 @@ def save_ir(model: Model, path: str | Path) -> Path:
     arrays[META_KEY] = np.frombuffer(json.dumps(doc, sort_keys=True).encode("utf-8"), np.uint8)
     path = Path(path)
     with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
     return path
 
 
@@ -107,7 +107,7 @@ def _layer_from(prefix: str, meta: dict, arrays: dict[str, np.ndarray]):
     cls = LAYER_TYPES.get(kind)
     if cls is None:
         raise ModelError(f"{prefix}: unknown kind {kind!r}; known: {', '.join(LAYER_TYPES)}")
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(meta) - fields
     if unknown:
         raise ModelError(f"{prefix} ({kind}): unknown field(s) {sorted(unknown)}")

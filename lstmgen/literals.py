@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def float_literal(value: float) -> str:
+def float_literal(value: float | np.floating) -> str:
     """Shortest decimal text of float32(value) that round-trips exactly (finite only)."""
     v = np.float32(value)
     if not np.isfinite(v):

@@ -136,7 +136,7 @@ def verify(
     max_abs, max_rel = error_metrics(got, expected)
     ref_abs, _ = error_metrics(got, forward(model, inputs))
     # a backend may add figures of its own, e.g. the flash a quantized build saves
-    extra = getattr(backend, "verify_extra", lambda m, **_: {})(model, **options)
+    extra: dict[str, float] = getattr(backend, "verify_extra", lambda m, **_: {})(model, **options)
     return VerifyReport(
         target=target,
         oracle=oracle,

@@ -162,10 +162,9 @@ def _normalization(rec: dict, name: str, d: int, where: str) -> list[Layer]:
         )
     mean = _matrix(rec, "Mean", where).reshape(-1)
     std = _matrix(rec, "StandardDeviation", where).reshape(-1) if mode == "zscore" else np.ones(1)
-    mean = np.broadcast_to(mean, (d,)) if mean.size in (1, d) else None
-    std = np.broadcast_to(std, (d,)) if std.size in (1, d) else None
-    if mean is None or std is None:
+    if mean.size not in (1, d) or std.size not in (1, d):
         raise ModelError(f"{where}: Mean/StandardDeviation must have 1 or InputSize={d} values")
+    mean, std = np.broadcast_to(mean, (d,)), np.broadcast_to(std, (d,))
     if np.any(std <= 0):
         raise ModelError(f"{where}: StandardDeviation must be positive")
     return [

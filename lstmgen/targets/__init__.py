@@ -68,7 +68,7 @@ def check_features(target: str, model: Any) -> None:
                 f"layers (layer '{layer.name}') yet; it implements: "
                 f"{', '.join(sorted(kinds))}"
             )
-    supported = getattr(backend, "FEATURES", frozenset())
+    supported: frozenset[str] = getattr(backend, "FEATURES", frozenset())
     for feature, layers in sorted(model.features().items()):
         if feature not in supported:
             raise LstmgenError(
