@@ -430,7 +430,8 @@ def test_micropython_reads_the_literals_back_exactly(rendered, micropython, tmp_
     for case, files in rendered:
         name = module_name(case)
         (tmp_path / f"{name}.py").write_text(files[f"{name}.py"], encoding="utf-8")
-        idents = [c["matrix"] for c in py_backend.render_context(case.ir, name)["matrix_layers"]]
+        context = py_backend.render_context(case.ir, name)
+        idents = [l.const for l in context.layers if l.kind in ("lstm", "dense")]
         names.append((name, idents))
     script = (
         "import sys, gc\n"
