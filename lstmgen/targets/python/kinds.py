@@ -20,6 +20,8 @@ Facts (read while the model's context is built):
     no_stream(l, m)  why the model has no Stream class, when this layer is a reason
     timesteps(l, m)  how the layer changes the number of timesteps (a docstring line)
     timesteps_note(l, m)  a note after those lines (once per model)
+    shaper(l, m)     how docstrings call the layers that change T ("Conv1D/pooling")
+    min_cause(l, m)  what needs more than one timestep ("Conv1D/pooling windows")
 
 Code (composed by `templates/python/model.py.j2`):
     doc(l, m)        its section of the module docstring
