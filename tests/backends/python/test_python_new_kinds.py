@@ -26,6 +26,7 @@ from support import (
 
 from lstmgen.ir import (
     GRU,
+    LAYER_TYPES,
     LSTM,
     Activation,
     BatchNorm,
@@ -250,6 +251,7 @@ def runs(tmp_path_factory):
 
 
 def test_the_models_cover_every_new_kind_and_log_softmax():
+    assert py_backend.LAYERS == set(LAYER_TYPES)  # a template for every IR kind
     kinds = set().union(*(m.kinds() for m in MODELS.values()))
     assert NEW_KINDS <= kinds <= py_backend.LAYERS
     activations = {getattr(l, "activation", None) for m in MODELS.values() for l in m.layers}
