@@ -148,3 +148,130 @@ def targets_match_oracle(
         errors[target] = float(rel.max())
         assert errors[target] <= tolerance, (target, errors[target])
     return errors
+
+
+# ------------------------------------------------------------------ generated Python --
+# Helpers of the Python target's tests (tests/backends/python/).
+
+
+def import_generated(files: dict, name: str, folder):
+    """Write a generated Python module's files to `folder` and import it in-process (a
+    fresh module object each call)."""
+    import importlib.util
+
+    for filename, text in files.items():
+        (folder / filename).write_text(text, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"{name}_{id(files)}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exec_without_fast_math(text: str) -> dict:
+    """Run a generated module's text in-process as if math had no dist, log1p, expm1
+    (MicroPython): its namespace."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_fast_math(name, globals=None, locals=None, fromlist=(), level=0):
+        module = real_import(name, globals, locals, fromlist, level)
+        if name == "math" and fromlist and set(fromlist) & {"dist", "log1p", "expm1"}:
+            raise ImportError(f"cannot import name {fromlist[0]!r}")
+        return module
+
+    namespace = {"__builtins__": {**vars(builtins), "__import__": no_fast_math}, "__name__": "fb"}
+    exec(compile(text, "fb.py", "exec"), namespace)
+    return namespace
+
+
+def model_inputs(model, x):
+    """x [N, T, D] as the generated predict() takes it: rows of floats, or int token ids."""
+    if model.token_vocabulary is not None:
+        return [[int(v) for v in seq[:, 0]] for seq in x]
+    return [seq.tolist() for seq in x]
+
+
+def steps_reference(model, x):
+    """What Stream.step gives after every timestep of x: the float64 reference of the model
+    on each prefix of x, [N, T, O] (the last row of a sequence output)."""
+    import numpy as np
+
+    from lstmgen.reference import forward
+
+    prefixes = []
+    for t in range(1, x.shape[1] + 1):
+        y = forward(model, x[:, :t])
+        prefixes.append(y[:, -1] if model.returns_sequences else y)
+    return np.stack(prefixes, axis=1)
+
+
+def literal_calls(text: str, function: str) -> dict:
+    """{NAME: the literal parts} of every `NAME = function(...)` in a generated module:
+    for `_matrix`/`_table`, [(width, [literal texts] or None) per part]; for `_vector`,
+    its literal texts."""
+    import ast
+
+    found = {}
+    for node in ast.parse(text).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Call)
+            and getattr(node.value.func, "id", "") == function
+        ):
+            args = node.value.args
+            if function == "_vector":
+                found[node.targets[0].id] = " ".join(ast.literal_eval(args[0])).split()
+            else:
+                found[node.targets[0].id] = [
+                    (width, None if lines is None else " ".join(lines).split())
+                    for width, lines in ast.literal_eval(args[1])
+                ]
+    return found
+
+
+def module_level_names(text: str) -> list:
+    """The names a generated module binds at its top level (assignments and functions)."""
+    import ast
+
+    tree = ast.parse(text)
+    bound = [
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    ]
+    return bound + [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+
+
+def imported_modules(text: str) -> set:
+    """The top-level modules a generated module imports (relative imports fail)."""
+    import ast
+
+    imported = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0
+            imported.add(node.module.split(".")[0])
+    return imported
+
+
+def other_cpythons() -> list:
+    """Every other CPython >= 3.8 installed here (pyenv), oldest first."""
+    import glob
+    import sys
+
+    def version(python: str) -> tuple:
+        name = Path(python).name.replace("python", "")
+        return tuple(int(p) for p in name.split(".")[:2])
+
+    pattern = str(Path.home() / ".pyenv" / "versions" / "3.*" / "bin" / "python3.*[0-9]")
+    found = [
+        p
+        for p in set(glob.glob(pattern))
+        if version(p) >= (3, 8) and version(p) != sys.version_info[:2]
+    ]
+    return sorted(found, key=version)

@@ -87,6 +87,8 @@ class Model:
             if sequence and t_len < 1:
                 return False
             t_len = layer.output_timesteps(t_len)
+            if sequence and not layer.returns_sequence(sequence) and t_len < 1:
+                return False  # a vector taken from no timestep (a squeezed slice)
             sequence = layer.returns_sequence(sequence)
         return not sequence or t_len >= 1
 

@@ -5,7 +5,8 @@ module must import from the standard library only, so it must run there. `interp
 takes any other command, e.g. `micropython_command()`. One subprocess runs a whole batch of
 jobs (start-up costs ~20 ms for CPython, more for imports), each job a model's files and
 its inputs: inputs go to the driver as raw little-endian float32 files, outputs come back
-as float64 files (the generated code computes in double precision).
+as float64 files (the generated code computes in double precision). A model whose input
+is token ids (an Embedding first) gets them as ints, one per timestep.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def main(manifest):
             for i in range(n):
                 base = i * t_len * d
                 rows = [list(x[base + t * d:base + (t + 1) * d]) for t in range(t_len)]
+                if job["ids"]:  # token ids: the module takes ints
+                    rows = [int(row[0]) for row in rows]
                 if job["steps"]:
                     stream = module.Stream()
                     ys = [stream.step(row) for row in rows]
@@ -156,6 +159,7 @@ def run_batch(
                 "y": str(folder / "y.bin"),
                 "steps": job.steps,
                 "sequences": job.model.returns_sequences,
+                "ids": job.model.token_vocabulary is not None,
             }
         )
         o = job.model.output_size
