@@ -1,0 +1,67 @@
+"""Loading: an `.onnx` file or an onnx.ModelProto -> checked by onnx.checker, walked into the
+IR, returned as a `Loaded` with onnxruntime running the file as its oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...errors import MissingDependencyError, ModelError
+from .. import Loaded
+from .oracle import oracle_name, predictor, runnable_by_onnxruntime
+from .values import default_opset, first_line
+from .walk import Walk
+
+
+def import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise MissingDependencyError(
+            "the ONNX extractor needs onnx: pip install "
+            "'lstmgen[onnx]' (or pip install onnx onnxruntime)"
+        ) from None
+    return onnx
+
+
+def open_file(path: Path) -> Loaded:
+    """The IR of an `.onnx` file, with onnxruntime running the file as the oracle."""
+    onnx = import_onnx()
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:  # protobuf DecodeError, missing external data, ...
+        raise ModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
+    return open_proto(
+        proto, path.stem, f"file {path.name}", session_source=str(path), label=str(path)
+    )
+
+
+def open_proto(
+    proto: Any,
+    name: str = "model",
+    where: str = "in-memory model",
+    session_source: Any = None,
+    label: str | None = None,
+) -> Loaded:
+    """The IR of an onnx.ModelProto; `session_source` (a path or bytes) is what
+    onnxruntime loads for the oracle (the serialised proto by default)."""
+    onnx = import_onnx()
+    label = label or name
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ModelError(
+            f"{label}: not a valid ONNX model (onnx.checker: {first_line(exc)})"
+        ) from None
+    opset = default_opset(proto)
+    producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
+    source = f"ONNX opset {opset}, {where}" + (f", from {producer}" if producer else "")
+    walk = Walk(proto, label)
+    ir, plan = walk.run(name, source)
+    rewritten = runnable_by_onnxruntime(proto)
+    if rewritten is not None:
+        session_source = rewritten.SerializeToString()
+    elif session_source is None:
+        session_source = proto.SerializeToString()
+    return Loaded(ir, predictor(session_source, plan), oracle_name(rewritten is not None))
