@@ -1,6 +1,12 @@
 """Constant folding: a node whose inputs are all constants is evaluated once, at load time,
 by onnx's reference evaluator, and its outputs become constants of the walk (PyTorch's
-gate reordering of W/R/B by Slice + Concat, shape constants, ...)."""
+gate reordering of W/R/B by Slice + Concat, shape constants, ...).
+
+The node is evaluated inside a one-node model that imports the graph's own opsets, so an
+old operator version runs with its own semantics and attribute forms (opset 7-9
+Unsqueeze/Squeeze `axes`, Slice `starts`/`ends` as attributes, ...): onnx's evaluator
+ignores the opset of a bare node and would run the newest version.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +24,9 @@ def fold(walk: Walk, node: Any, where: str) -> None:
     """Evaluate a node whose inputs are all constants with onnx's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
 
-    feeds = {i: walk.values[i].value for i in node.input if i}  # type: ignore[union-attr]
+    feeds = {i: np.asarray(walk.values[i].value) for i in node.input if i}  # type: ignore[union-attr]
     try:
-        evaluator = ReferenceEvaluator(node, opsets={"": walk.opset})
+        evaluator = ReferenceEvaluator(_one_node_model(walk, node, feeds))
         results = evaluator.run(None, feeds)
     except Exception as exc:
         raise walk.fail(
@@ -28,6 +34,22 @@ def fold(walk: Walk, node: Any, where: str) -> None:
             f"could not evaluate this constant computation ({first_line(exc)})",
             supported=False,
         ) from None
-    for name, value in zip(node.output, results):
-        if name:
-            walk.values[name] = Const(np.asarray(value))
+    for name, value in zip([o for o in node.output if o], results):
+        walk.values[name] = Const(np.asarray(value))
+
+
+def _one_node_model(walk: Walk, node: Any, feeds: dict[str, np.ndarray]) -> Any:
+    """A model of `node` alone, with the graph's opset imports and IR version."""
+    from onnx import helper
+
+    inputs = [
+        helper.make_tensor_value_info(
+            name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape)
+        )
+        for name, value in feeds.items()
+    ]
+    outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    graph = helper.make_graph([node], "lstmgen_fold", inputs, outputs)
+    return helper.make_model(
+        graph, opset_imports=list(walk.proto.opset_import), ir_version=walk.proto.ir_version
+    )
