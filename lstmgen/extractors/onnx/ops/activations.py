@@ -1,5 +1,5 @@
-"""Elementwise and softmax activations on the data path: folded into the Dense layer
-just before them, else an IR Activation layer."""
+"""Elementwise activations, Softmax and LogSoftmax (over the features) on the data path:
+folded into the Dense layer just before them, else an IR Activation layer."""
 
 from __future__ import annotations
 
@@ -41,19 +41,35 @@ def _hard_sigmoid(walk: Walk, d: Data, where: str, attrs: dict) -> str:
     )
 
 
-def _softmax(walk: Walk, d: Data, where: str, attrs: dict) -> str:
+def _over_features(walk: Walk, d: Data, where: str, attrs: dict, name: str) -> str:
+    """Softmax / LogSoftmax: only over the feature axis (before opset 13 the input is
+    coerced to 2-D at `axis`, default 1: every axis from `axis` on must be the features or
+    a singleton)."""
     rank = len(d.axes)
     axis = int(attrs.get("axis", -1 if walk.opset >= 13 else 1))
     axis = axis + rank if axis < 0 else axis
     over = d.axes[axis:] if walk.opset < 13 else [d.axes[axis]]
     others = [a for a in over if a.role != "F" and not walk.is_singleton(a)]
     if others or (walk.width != 1 and not any(a.role == "F" for a in over)):
-        raise walk.fail(where, f"softmax over axis {axis}, which is not the feature axis")
-    return "softmax"
+        raise walk.fail(where, f"{name} over axis {axis}, which is not the feature axis")
+    return name
+
+
+def _softmax(walk: Walk, d: Data, where: str, attrs: dict) -> str:
+    return _over_features(walk, d, where, attrs, "softmax")
+
+
+def _log_softmax(walk: Walk, d: Data, where: str, attrs: dict) -> str:
+    return _over_features(walk, d, where, attrs, "log_softmax")
 
 
 #: Parameterised or axis-bound activations: op_type -> the IR name after the checks.
-CHECKED_ACTIVATIONS = {"Elu": _elu, "HardSigmoid": _hard_sigmoid, "Softmax": _softmax}
+CHECKED_ACTIVATIONS = {
+    "Elu": _elu,
+    "HardSigmoid": _hard_sigmoid,
+    "Softmax": _softmax,
+    "LogSoftmax": _log_softmax,
+}
 
 
 @data_op(*SIMPLE_ACTIVATIONS, *CHECKED_ACTIVATIONS)
