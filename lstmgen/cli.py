@@ -121,6 +121,13 @@ def _load_options_args(parser: argparse.ArgumentParser) -> None:
         choices=["last", "sequence"],
         help="PyTorch state_dict files: the head sees the LSTM's last step (default) or every step",
     )
+    parser.add_argument(
+        "--output",
+        dest="graph_output",
+        metavar="NAME",
+        help="ONNX: the graph output to compile, for a graph with several (e.g. an LSTM's "
+        "Y or Y_h)",
+    )
 
 
 def _load_options(args: argparse.Namespace) -> dict:
@@ -129,6 +136,10 @@ def _load_options(args: argparse.Namespace) -> dict:
         options["head"] = [h.strip() for h in args.head.split(",") if h.strip()]
     if getattr(args, "lstm_output", None):
         options["output"] = args.lstm_output
+    if getattr(args, "graph_output", None):
+        if "output" in options:
+            raise LstmgenError("--output (ONNX) and --lstm-output (PyTorch) cannot be combined")
+        options["output"] = args.graph_output
     return options
 
 

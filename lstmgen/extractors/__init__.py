@@ -30,7 +30,8 @@ class Loaded:
 def open_model(source: Any, **options: Any) -> Loaded:
     """Extract `source`: a `.keras` / `.npz` / `.pt` path, a keras.Model, a torch
     nn.Module (with `example_input=`), or an IR Model. `options` go to the extractor
-    (PyTorch: example_input; state_dict files: head, output)."""
+    (PyTorch: example_input; state_dict files: head, output; ONNX: output, the name of
+    the graph output to compile)."""
     if isinstance(source, Model):
         return Loaded(source.validate(), None, "")
     if isinstance(source, (str, Path)):
@@ -53,7 +54,7 @@ def open_model(source: Any, **options: Any) -> Loaded:
         if suffix == ".onnx":
             from . import onnx as onnx_extractor
 
-            return onnx_extractor.open_file(path)
+            return onnx_extractor.open_file(path, output=options.get("output"))
         if suffix == ".mat":
             from . import matlab as matlab_extractor
 

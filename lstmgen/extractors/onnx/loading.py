@@ -24,8 +24,9 @@ def import_onnx() -> Any:
     return onnx
 
 
-def open_file(path: Path) -> Loaded:
-    """The IR of an `.onnx` file, with onnxruntime running the file as the oracle."""
+def open_file(path: Path, output: str | None = None) -> Loaded:
+    """The IR of an `.onnx` file, with onnxruntime running the file as the oracle;
+    `output` names the graph output to compile (needed when the graph has several)."""
     onnx = import_onnx()
     path = Path(path)
     try:
@@ -33,7 +34,12 @@ def open_file(path: Path) -> Loaded:
     except Exception as exc:  # protobuf DecodeError, missing external data, ...
         raise ModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
     return open_proto(
-        proto, path.stem, f"file {path.name}", session_source=str(path), label=str(path)
+        proto,
+        path.stem,
+        f"file {path.name}",
+        session_source=str(path),
+        label=str(path),
+        output=output,
     )
 
 
@@ -43,9 +49,11 @@ def open_proto(
     where: str = "in-memory model",
     session_source: Any = None,
     label: str | None = None,
+    output: str | None = None,
 ) -> Loaded:
     """The IR of an onnx.ModelProto; `session_source` (a path or bytes) is what
-    onnxruntime loads for the oracle (the serialised proto by default)."""
+    onnxruntime loads for the oracle (the serialised proto by default); `output` names the
+    graph output to compile."""
     onnx = import_onnx()
     label = label or name
     try:
@@ -58,7 +66,7 @@ def open_proto(
     producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
     source = f"ONNX opset {opset}, {where}" + (f", from {producer}" if producer else "")
     walk = Walk(proto, label)
-    ir, plan = walk.run(name, source)
+    ir, plan = walk.run(name, source, output)
     rewritten = runnable_by_onnxruntime(proto)
     if rewritten is not None:
         session_source = rewritten.SerializeToString()

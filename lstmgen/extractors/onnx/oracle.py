@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import MissingDependencyError
-from .plan import Plan, from_onnx_output, to_onnx_input
+from .plan import Plan, from_onnx_output, to_onnx_input, zero_feeds
 from .spec import RECURRENT_OPS, STATE_INPUTS, STATE_OUTPUTS
 
 
@@ -114,7 +114,8 @@ def session(source: Any) -> Any:
 
 def predictor(source: Any, plan: Plan) -> Callable[[np.ndarray], np.ndarray]:
     """The oracle's predict on [N, T, D]: the session opens on first use; a graph fixed
-    to a batch size runs in chunks of it (the last one padded with zeros)."""
+    to a batch size runs in chunks of it (the last one padded with zeros); inputs that are
+    initial states get zeros (the IR's start, as in predict)."""
     opened = None
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -122,7 +123,7 @@ def predictor(source: Any, plan: Plan) -> Callable[[np.ndarray], np.ndarray]:
         if opened is None:
             opened = session(source)
         x = np.asarray(x, np.float32)
-        n, t_len, _ = x.shape
+        n = x.shape[0]
         chunk = plan.batch or n
         results = []
         for start in range(0, n, chunk):
@@ -132,8 +133,9 @@ def predictor(source: Any, plan: Plan) -> Callable[[np.ndarray], np.ndarray]:
                 part = np.concatenate(
                     [part, np.zeros((chunk - real,) + part.shape[1:], np.float32)]
                 )
-            y = opened.run([plan.output_name], {plan.input_name: to_onnx_input(plan, part)})[0]
-            results.append(from_onnx_output(plan, np.asarray(y), chunk, t_len)[:real])
+            feeds = {plan.input_name: to_onnx_input(plan, part), **zero_feeds(plan, chunk)}
+            y = opened.run([plan.output_name], feeds)[0]
+            results.append(from_onnx_output(plan, np.asarray(y), chunk)[:real])
         return np.concatenate(results)
 
     return predict

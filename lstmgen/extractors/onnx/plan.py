@@ -1,12 +1,13 @@
 """The plan: how the IR's [N, T, D] input and [N, T, O] / [N, O] output map onto the ONNX
-graph's input and output tensors (which axis is time, batch, features or a singleton,
-and the batch size the graph is fixed to), built from the walk's tracked axes, and the
-two conversions the oracle uses."""
+graph's input and output tensors (which axis is time, batch, features, a singleton or the
+two directions of a bidirectional operator, and the batch size the graph is fixed to),
+built from the walk's tracked axes; the inputs the oracle feeds zeros (initial states);
+and the two conversions the oracle uses."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,17 +25,23 @@ class Plan:
     input_name: str
     output_name: str
     input_roles: list  # per ONNX input axis: 'T', 'B', 'F' or '1'
-    output_roles: list  # per ONNX output axis: 'T', 'B', 'F' or '1'
+    output_roles: list  # per ONNX output axis: 'T', 'B', 'F', '1' or 'D' (directions)
     batch: int | None  # the batch size the graph is fixed to, if any
     sequence: bool
     output_size: int
     input_size: int
+    #: Inputs fed zeros: (name, dims with None where dynamic, i.e. the batch; numpy dtype).
+    zero_inputs: list = field(default_factory=list)
 
 
-def build_plan(walk: Walk, input_name: str, output_name: str, out: Data) -> Plan:
+def build_plan(
+    walk: Walk, input_name: str, output_name: str, out: Data, zero_inputs: list | None = None
+) -> Plan:
     """The plan of a finished walk whose output `output_name` is the data tensor `out`."""
     where = f"graph output '{output_name}'"
-    sequence = all(l.return_sequences for l in walk.layers if l.recurrent)  # type: ignore[attr-defined]
+    sequence = True
+    for layer in walk.layers:
+        sequence = layer.returns_sequence(sequence)
     input_roles = []
     for axis in walk.input_axes:
         role = axis.role
@@ -65,6 +72,8 @@ def build_plan(walk: Walk, input_name: str, output_name: str, out: Data) -> Plan
             role = "1"
         elif axis.role == "M":
             raise walk.fail(where, "batch and time are still folded into one axis")
+        elif axis.role == "D" and any(a is axis.pair for a in out.axes):
+            role = "D"  # the directions concatenated along the features, forward first
         elif axis.role == "D":
             raise walk.fail(
                 where,
@@ -105,6 +114,7 @@ def build_plan(walk: Walk, input_name: str, output_name: str, out: Data) -> Plan
         sequence=sequence,
         output_size=int(walk.width or 0),
         input_size=_input_width(walk),
+        zero_inputs=list(zero_inputs or []),
     )
 
 
@@ -127,12 +137,28 @@ def to_onnx_input(plan: Plan, x: np.ndarray) -> np.ndarray:
     )
 
 
-def from_onnx_output(plan: Plan, y: np.ndarray, n: int, t_len: int) -> np.ndarray:
-    """The graph output as the IR's [n, T, O] or [n, O]."""
-    sizes = {"B": n, "T": t_len, "F": plan.output_size}
+def from_onnx_output(plan: Plan, y: np.ndarray, n: int) -> np.ndarray:
+    """The graph output as the IR's [n, T, O] or [n, O] (a directions axis D and its
+    features H become the features [forward H, backward H])."""
+    directions = "D" in plan.output_roles
+    t_len = y.shape[plan.output_roles.index("T")] if "T" in plan.output_roles else 1
+    sizes = {
+        "B": n,
+        "T": t_len,
+        "D": 2,
+        "F": plan.output_size // 2 if directions else plan.output_size,
+    }
     present = [r for r in plan.output_roles if r in sizes]
     arr = y.reshape([sizes[r] for r in present])
-    kept = [r for r in ("B", "T", "F") if r in present]
+    kept = [r for r in ("B", "T", "D", "F") if r in present]
     arr = arr.transpose([present.index(r) for r in kept])
     shape = [n] + ([t_len] if plan.sequence else []) + [plan.output_size]
     return arr.reshape(shape)
+
+
+def zero_feeds(plan: Plan, batch: int) -> dict[str, Any]:
+    """Zeros for every input that is an initial state (a dynamic axis is the batch)."""
+    return {
+        name: np.zeros([batch if d is None else d for d in dims], dtype)
+        for name, dims, dtype in plan.zero_inputs
+    }

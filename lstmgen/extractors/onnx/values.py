@@ -78,7 +78,8 @@ class SymVec:
 @dataclass
 class Fill:
     """A tensor of input-dependent shape holding one value everywhere (a number, or an
-    Axis standing for that axis's size)."""
+    Axis standing for that axis's size); also an initial state given as a graph input,
+    which the IR starts at zero (see `graph_io`)."""
 
     value: float | Axis
 

@@ -1,8 +1,9 @@
-"""The symbolic walk of an ONNX graph from its single input to its single output.
+"""The symbolic walk of an ONNX graph from its sequence input to the output it compiles.
 
-`Walk.run` binds the graph input (its axes get their roles from the first operator that
-reveals them), applies the exporter-idiom rewrites (`rewrites`), keeps the nodes the output
-depends on, and visits them in order: a node with an input computed from the graph input
+`Walk.run` picks the output and tells the sequence input from initial-state inputs
+(`graph_io`), binds the sequence input (its axes get their roles from the first operator
+that reveals them), applies the exporter-idiom rewrites (`rewrites`), keeps the nodes the
+output depends on, and visits them in order: a node with an input computed from the graph input
 goes to its data-path handler (`registry.DATA_OPS`), a node of constants is folded
 (`folding`), and a node computing with the input's shape goes to `registry.SHAPE_OPS`.
 The handlers append IR layers to `Walk.layers`; `plan` then maps the IR's [N, T, D] onto
@@ -23,6 +24,7 @@ from ...errors import ModelError, UnsupportedLayerError
 from ...ir import Layer, Model
 from . import ops, shapes  # noqa: F401  (importing them registers their handlers)
 from .folding import fold
+from .graph_io import bind_sequence, bind_zero_input, pick_output, split_inputs
 from .ops.shaping import shape_only_concat
 from .plan import Plan, build_plan
 from .registry import DATA_OPS, DIRECTION_AXIS_OPS, SHAPE_OPS
@@ -85,28 +87,17 @@ class Walk:
                 ]
         return dims
 
-    def run(self, name: str, source: str) -> tuple[Model, Plan]:
-        graph = self.graph
-        initializers = {init.name for init in graph.initializer}
-        inputs = [i for i in graph.input if i.name not in initializers]
-        if len(inputs) != 1:
-            raise UnsupportedLayerError(
-                f"{self.label}: the graph has {len(inputs)} inputs "
-                f"({', '.join(repr(i.name) for i in inputs)}); lstmgen supports graphs with "
-                "one input (the sequence) and weights as initializers or Constant nodes"
-            )
-        if len(graph.output) != 1:
-            raise UnsupportedLayerError(
-                f"{self.label}: the graph has {len(graph.output)} outputs "
-                f"({', '.join(repr(o.name) for o in graph.output)}); lstmgen supports "
-                "single-output graphs"
-            )
-        graph_input, graph_output = inputs[0], graph.output[0].name
-        for init in graph.initializer:
+    def run(self, name: str, source: str, output: str | None = None) -> tuple[Model, Plan]:
+        """The IR of the graph from its sequence input to `output` (a graph output's name;
+        None for the only one), and the plan mapping the IR onto the graph."""
+        graph_output = pick_output(self, output)
+        for init in self.graph.initializer:
             self.values[init.name] = Const(self.onnx.numpy_helper.to_array(init))
-        self._bind_input(graph_input)
-        self.nodes = rewrite_idioms(self, list(graph.node))
+        self.nodes = rewrite_idioms(self, list(self.graph.node))
         live = self._live_nodes(graph_output)
+        graph_input, others = split_inputs(self, live)
+        bind_sequence(self, graph_input)
+        zero_inputs = [bind_zero_input(self, info, used) for info, used in others]
         for index, node in live:
             if node.op_type in ("Loop", "Scan", "If"):
                 raise self.fail(
@@ -138,33 +129,17 @@ class Walk:
                 f"{self.label}: the graph output '{graph_output}' does "
                 "not depend on the graph input"
             )
-        plan = build_plan(self, graph_input.name, graph_output, out)
+        plan = build_plan(self, graph_input.name, graph_output, out, zero_inputs)
         ir = Model(
             input_size=plan.input_size,
             layers=self.layers,
             name=name,
             source=source,
-            timesteps=self.time_axis.size if self.time_axis is not None else None,
+            timesteps=next((a.size for a in self.input_axes if a.role == "T"), None),
             notes=self.notes,
         )
         ir.validate()
         return ir, plan
-
-    def _bind_input(self, info: Any) -> None:
-        tensor = info.type.tensor_type
-        if not info.type.HasField("tensor_type") or tensor.elem_type != 1:
-            raise UnsupportedLayerError(
-                f"{self.label}: graph input '{info.name}' must be a float32 tensor"
-            )
-        if not tensor.HasField("shape") or len(tensor.shape.dim) < 2:
-            raise UnsupportedLayerError(
-                f"{self.label}: graph input '{info.name}' needs a shape of rank >= 2 (time, "
-                "batch and features, in any order)"
-            )
-        for k, dim in enumerate(tensor.shape.dim):
-            size = int(dim.dim_value) if dim.HasField("dim_value") and dim.dim_value > 0 else None
-            self.input_axes.append(Axis("?", size, input_index=k))
-        self.values[info.name] = Data(list(self.input_axes))
 
     def _live_nodes(self, output: str) -> list:
         needed = {output}

@@ -200,8 +200,8 @@ def recurrent_op(walk: Walk, index: int, node: Any, where: str, attrs: dict, inp
     if op == "LSTM" and yc_name and walk.consumers.get(yc_name):
         raise walk.fail(
             where,
-            f"its cell state output Y_c ('{yc_name}') is used; the IR's "
-            "output is the hidden state h",
+            f"the output needs its cell state output Y_c ('{yc_name}'); the IR's "
+            "layers output the hidden state h (compile Y or Y_h instead)",
             supported=False,
         )
     if len(used) > 1:
