@@ -83,7 +83,7 @@ def squeeze(walk: Walk, index: int, node: Any, where: str, attrs: dict, inputs: 
         if (
             axis is walk.time_axis and axis is not None and axis.size == 1
         ):  # the only step is the last one
-            out = select_last(walk, out, k, True, where)
+            out = select_last(walk, out, k, True, where, node, index)
             continue
         if walk.is_singleton(axis):
             if axis.role == "?":

@@ -1,7 +1,12 @@
-"""Time selection on the data path: Gather and Slice of the time axis (the last processed
-step makes the last recurrent layer return its state; a full reversal flips the tracked
-time order), and ReverseSequence of every sequence's full length (folded into the next
-recurrent operator's go_backwards)."""
+"""Time selection on the data path: Gather and Slice of the time axis, and ReverseSequence.
+
+* The last processed step makes the last recurrent layer return its state (or, for the
+  last step of a bidirectional Y, PyTorch's `out[:, -1]`, becomes an IR TimeSlice [-1:]).
+* Consecutive steps [a:b] of a sequence in input order (`out[:, -k:]`, the last k) become
+  an IR TimeSlice.
+* A full reversal (Slice with step -1, ReverseSequence of every sequence's full length)
+  flips the tracked time order, folded into the next recurrent operator's go_backwards.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ....ir import Bidirectional
+from ....ir import Bidirectional, TimeSlice
 from ..registry import data_op
 from ..spec import BIDIRECTIONAL_GLUE
 from ..values import Axis, Data, is_full_length, role_name
@@ -21,6 +26,8 @@ if TYPE_CHECKING:
 
 #: Lengths a dynamic time axis is probed with when classifying a Slice or Gather.
 PROBE_LENGTHS = (1, 2, 3, 5, 8, 64)
+#: A Slice bound this large stands for "from the start" / "to the end" (INT64 min/max).
+HUGE = 2**31
 
 
 def time_labels(select: Callable[[int], list], static: int | None) -> set:
@@ -42,39 +49,86 @@ def time_labels(select: Callable[[int], list], static: int | None) -> set:
     return labels or set()
 
 
-def select_last(walk: Walk, d: Data, pos: int, keep: bool, where: str) -> Data:
+def select_last(
+    walk: Walk, d: Data, pos: int, keep: bool, where: str, node: Any, index: int
+) -> Data:
     """The last processed step of the current sequence: the last recurrent layer returns
-    its state."""
+    its state; or, where that is not the same (the last step of a bidirectional Y, whose
+    backward half is the backward direction after one step, as PyTorch's `out[:, -1]`; a
+    sequence already cut by a TimeSlice), an IR TimeSlice of the last step."""
     recurrent = [l for l in walk.layers if l.recurrent]
     if not recurrent:
         raise walk.fail(where, "it selects a timestep before any recurrent operator")
     last = recurrent[-1]
-    if isinstance(last, Bidirectional) and walk.time_axis is not None and walk.time_axis.size != 1:
-        raise walk.fail(
-            where,
-            f"it takes the last step of the output Y of bidirectional "
-            f"'{last.name}', whose backward half there is the backward "
-            "direction after ONE step (it reads the sequence from the "
-            "end); the IR's Bidirectional without return_sequences merges "
-            "the final states of both directions: use Y_h (torch: "
-            "torch.cat([h_n[-2], h_n[-1]], -1))",
-            supported=False,
+    after = walk.layers[walk.layers.index(last) + 1 :]
+    bidirectional_y = isinstance(last, Bidirectional) and (
+        walk.time_axis is None or walk.time_axis.size != 1
+    )
+    if bidirectional_y or any(isinstance(l, TimeSlice) for l in after):
+        what = (
+            f"the last step of the output Y of bidirectional '{last.name}' (its backward "
+            "half is the backward direction after one step)"
+            if bidirectional_y
+            else "the last step"
         )
-    for layer in ([last.forward, last.backward] if isinstance(last, Bidirectional) else []) + [
-        last
-    ]:
-        if not isinstance(layer, Bidirectional):
-            layer.return_sequences = False  # type: ignore[attr-defined]
-        head, _, _ = layer.origin.partition(SEQUENCE_OUTPUT)
-        layer.origin = (
-            f"{head}output Y, of which {where} takes the last processed step "
-            "(-> return_sequences False)"
+        walk.layers.append(
+            TimeSlice(
+                walk.unique_name(node, index),
+                int(walk.width or 0),
+                start=-1,
+                squeeze=True,
+                origin=f"ONNX {node.op_type}: {where} takes {what} -> TimeSlice [-1:], one step",
+            )
         )
+        walk.pending = None
+    else:
+        for layer in ([last.forward, last.backward] if isinstance(last, Bidirectional) else []) + [
+            last
+        ]:
+            if not isinstance(layer, Bidirectional):
+                layer.return_sequences = False  # type: ignore[attr-defined]
+            head, _, _ = layer.origin.partition(SEQUENCE_OUTPUT)
+            layer.origin = (
+                f"{head}output Y, of which {where} takes the last processed step "
+                "(-> return_sequences False)"
+            )
     axes = list(d.axes)
     if keep:
         axes[pos] = Axis("1", 1)
     else:
         del axes[pos]
+    return Data(axes, False)
+
+
+def keep_steps(
+    walk: Walk, d: Data, pos: int, start: int, end: int, where: str, node: Any, index: int
+) -> Data:
+    """The timesteps [start:end] (step 1) of a sequence in input order: an IR TimeSlice
+    (ONNX clamps start and end as Python slicing does); the time axis after it is a new
+    axis of the kept length."""
+    time = walk.time_axis
+    if time is None or not any(l.recurrent for l in walk.layers):
+        raise walk.fail(where, "it slices time before any recurrent operator")
+    first = 0 if start <= -HUGE else start
+    stop = None if end >= HUGE else end
+    lengths = [time.size] if time.size else list(PROBE_LENGTHS)
+    if end <= -HUGE or start >= HUGE or all(not range(t)[first:stop] for t in lengths):
+        raise walk.fail(where, f"it slices time as [{start}:{end}], which keeps no timestep")
+    bounds = f"[{first}:{'' if stop is None else stop}]"
+    walk.layers.append(
+        TimeSlice(
+            walk.unique_name(node, index),
+            int(walk.width or 0),
+            start=first,
+            stop=stop,
+            origin=f"ONNX Slice: {where} keeps timesteps [{start}:{end}] -> TimeSlice {bounds}",
+        )
+    )
+    walk.pending = None
+    kept = Axis("T", len(range(time.size)[first:stop]) if time.size else None)
+    walk.time_axis = kept
+    axes = list(d.axes)
+    axes[pos] = kept
     return Data(axes, False)
 
 
@@ -98,7 +152,7 @@ def gather(walk: Walk, index: int, node: Any, where: str, attrs: dict, inputs: l
                 where,
                 f"it gathers timestep {k}; lstmgen supports only the last processed step ({order})",
             )
-        walk.assign(node.output[0], select_last(walk, d, pos, keep, where), where)
+        walk.assign(node.output[0], select_last(walk, d, pos, keep, where, node, index), where)
         return
     if walk.is_singleton(axis) and k in (0, -1):
         axes = list(d.axes)
@@ -164,14 +218,17 @@ def slice_(walk: Walk, index: int, node: Any, where: str, attrs: dict, inputs: l
             )
         wanted = "first" if out.flipped else "last"
         if wanted in labels:
-            out = select_last(walk, out, pos, True, where)
+            out = select_last(walk, out, pos, True, where, node, index)
         elif "reverse" in labels:
             out = Data(out.axes, not out.flipped)
+        elif step == 1 and not out.flipped:
+            out = keep_steps(walk, out, pos, start, end, where, node, index)
         else:
             raise walk.fail(
                 where,
                 f"it slices time as [{start}:{end}:{step}]; lstmgen "
-                "supports the last processed step or a full reversal",
+                "supports the last processed step, a full reversal, or consecutive steps "
+                "(step 1, e.g. the last k) of a sequence in input order",
             )
     walk.assign(node.output[0], out, where)
 
