@@ -20,16 +20,21 @@ concatenates its two directions along the features, forward first: Y [T, 2, B, H
 transposed to [T, B, 2, H] and reshaped to [T, B, 2H] (torch.onnx's pattern; the backward
 half of ONNX's Y is already in input time order, which is the IR's return_sequences
 semantics), or Y_h [2, B, H] transposed to [B, 2, H] and reshaped to [B, 2H] (the final
-states; also `torch.cat([h_n[-2], h_n[-1]], -1)`). Any other use of the two directions
-(one direction alone, the direction axis kept, the last step of Y, which holds the backward
-direction after one step) is refused.
+states; also `torch.cat([h_n[-2], h_n[-1]], -1)`), or when the graph output keeps the
+directions axis (read as that concatenation). The last step of the concatenated Y
+(PyTorch's `out[:, -1]`, whose backward half is the backward direction after one step) is
+an IR TimeSlice of the last step after the Bidirectional sequence. Any other use of the two
+directions (one direction alone, in feature-major order, mixed with another axis) is
+refused.
 
 An exporter (torch.onnx.export, tf2onnx, MATLAB's exportONNXNetwork) surrounds the
 recurrent nodes with glue: Transposes between layouts, Squeezes of the num_directions axis,
 a Gather or Slice of the last step, Gemm or MatMul + Add for Dense layers, activations, and
 small computations on the input's shape that build zero initial states. lstmgen does not
-pattern-match exporters: it walks the graph symbolically from its single input to its
-single output, tracking for every tensor on the way
+pattern-match exporters: it walks the graph symbolically from its sequence input to the
+output it compiles (the only one, or the one named with `output=`; initial states given
+as further graph inputs start at zero, see `graph_io`), tracking for every tensor on the
+way
 
 * for the data path, which axis is time, batch, features, the two directions of a
   bidirectional operator or a singleton (the graph input's axes get their roles from the
@@ -38,9 +43,9 @@ single output, tracking for every tensor on the way
   operator returns Y in the original time order, the IR's go_backwards emits it in
   processing order: the walk tracks the flip instead of inserting one);
 * for everything else, its value: constants (initializers, Constant nodes, and whatever
-  onnx's reference evaluator folds from them), vectors of symbolic axis sizes (from
-  Shape), and tensors filled with one value whose shape depends on the input
-  (ConstantOfShape, Expand).
+  onnx's reference evaluator folds from them at the graph's own opset), vectors of
+  symbolic axis sizes (from Shape), and tensors filled with one value whose shape depends
+  on the input (ConstantOfShape, Expand, Tile).
 
 Before the walk, two exporter idioms are rewritten into their equivalent: a Gather or Slice
 of one part out of a Concat (PyTorch's `h_n[-1]` over every layer's Y_h), and a Concat along
@@ -51,7 +56,8 @@ Anything the walk cannot prove equivalent to the IR is refused with an
 UnsupportedLayerError naming the node, its op_type and what is supported. The oracle for
 `lstmgen verify` is onnxruntime running the file itself on one thread.
 
-The package, by job: `loading` (open a file or proto), `walk` (the symbolic walk and the
+The package, by job: `loading` (open a file or proto), `graph_io` (which output, which
+input is the sequence, initial states as inputs), `walk` (the symbolic walk and the
 interface handlers use), `values` (the abstract values: Axis, Data, Const, SymVec, Fill),
 `rewrites` (exporter idioms rewritten before the walk), `folding` (constant folding),
 `shapes` (shape arithmetic), `ops/` (one module per operator family, registered by
@@ -73,7 +79,8 @@ PRODUCES = {
     "simple_rnn": "RNN (forward, reverse)",
     "bidirectional": "LSTM/GRU/RNN direction=bidirectional (directions concatenated)",
     "dense": "Gemm, MatMul+Add",
-    "activation": "Relu, Sigmoid, Tanh, Softmax, HardSigmoid, ...",
+    "activation": "Relu, Sigmoid, Tanh, Softmax, LogSoftmax, HardSigmoid, ...",
+    "time_slice": "Slice of consecutive steps (the last k); the last step of a bidirectional Y",
 }
 FEATURES_PRODUCED = {
     "peephole": "P",

@@ -16,10 +16,11 @@ from __future__ import annotations
 SUPPORTED = (
     "LSTM, GRU (linear_before_reset 0/1), RNN (forward/reverse/bidirectional with "
     "the two directions concatenated along the features, constant weights; constant "
-    "initial state for LSTM only), Transpose, Squeeze, Unsqueeze, Reshape, Flatten "
-    "(adding or dropping singleton axes), Gather/Slice of the last step, "
-    "Slice/ReverseSequence reversing time, Gemm, MatMul (+ Add), Relu, Sigmoid, Tanh, "
-    "Softmax, HardSigmoid, Softsign, Softplus, Elu, Identity, Dropout, Cast"
+    "initial state for LSTM only, or a graph input starting at zero), Transpose, Squeeze, "
+    "Unsqueeze, Reshape, Flatten (adding or dropping singleton axes), Gather/Slice of the "
+    "last step, Slice of consecutive steps, Slice/ReverseSequence reversing time, Gemm, "
+    "MatMul (+ Add), Relu, Sigmoid, Tanh, Softmax, LogSoftmax, HardSigmoid, Softsign, "
+    "Softplus, Elu, Identity, Dropout, Cast"
 )
 BIDIRECTIONAL_GLUE = (
     "lstmgen supports the two directions concatenated along the features, "
