@@ -275,3 +275,51 @@ def other_cpythons() -> list:
         if version(p) >= (3, 8) and version(p) != sys.version_info[:2]
     ]
     return sorted(found, key=version)
+
+
+def targets_match_oracles(
+    cases: dict, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5
+) -> dict:
+    """For each case `label: (ir, x, expected)`, `expected` being the framework's own output
+    on x (its oracle), the generated code of every target run on x (the Python target in
+    one subprocess, the MATLAB target in one Octave) and compared with `expected`. Fails
+    when a target refuses a model. Returns target -> label -> max relative error."""
+    import numpy as np
+
+    from lstmgen.errors import LstmgenError
+    from lstmgen.targets import get_runner, render
+    from lstmgen.verify import error_metrics
+
+    errors: dict = {}
+    for target in targets:
+        workdir = tmp_path / f"targets_{target}"
+        files = {label: render(target, ir, "net") for label, (ir, _, _) in cases.items()}
+        if target == "python":
+            from lstmgen.targets.python import runner as py_runner
+
+            batch = [py_runner.Job(ir, files[k], "net", x) for k, (ir, x, _) in cases.items()]
+            outputs = py_runner.run_batch(batch, workdir).outputs
+        elif target == "matlab":
+            from lstmgen.targets.matlab import runner as m_runner
+
+            try:
+                m_runner.octave_path()
+            except LstmgenError:
+                missing("tool 'octave-cli'")
+            jobs = [
+                m_runner.Job(ir, files[label], "net", x, workdir / f"job{k}")
+                for k, (label, (ir, x, _)) in enumerate(cases.items())
+            ]
+            outputs = [r.check(j).predict for r, j in zip(m_runner.run_batch(jobs), jobs)]
+        else:
+            runner = get_runner(target)
+            outputs = [
+                runner.run(ir, files[label], "net", x, workdir / f"job{k}")
+                for k, (label, (ir, x, _)) in enumerate(cases.items())
+            ]
+        errors[target] = {}
+        for (label, (_, _, expected)), got in zip(cases.items(), outputs):
+            _, rel = error_metrics(np.asarray(got), np.asarray(expected))
+            errors[target][label] = float(rel.max())
+            assert errors[target][label] <= tolerance, (target, label, errors[target][label])
+    return errors

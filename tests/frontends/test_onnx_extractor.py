@@ -857,8 +857,6 @@ def expected_refusal(case, output: str) -> str | None:
     inputs = dict(zip([i.name for i in case.model.graph.input], case.data_sets[0][0]))
     if output == "Y_c":
         return "Y_c"
-    if attrs.get("direction") == "bidirectional":
-        return "as a separate axis"
     if attrs.get("direction") == "reverse" and output == "Y":
         return "reverse operator's Y in the original time order"
     if len(node.input) > 4 and node.input[4]:
@@ -922,15 +920,26 @@ def test_onnx_operator_testcases(onnx, tmp_path):
                 with pytest.raises(UnsupportedLayerError, match=re.escape(refusal)):
                     open_model(path)
                 outcome[label] = f"refused ({refusal})"
-                if refusal != "as a separate axis":
-                    continue
+                continue
+            x = feeds["X"] if layout else np.swapaxes(feeds["X"], 0, 1)
+            if next((a.s for a in node.attribute if a.name == "direction"), b"") == (
+                b"bidirectional"
+            ):
+                # the directions axis kept (Y [T, 2, B, H], Y_h [2, B, H]): compiled as the
+                # directions concatenated along the features, forward first
                 assert layout == 0, label  # the operator cases' bidirectional ones
+                loaded = open_model(path)
+                _, want = concatenated_variant(onnx, model, output, expected)
+                want = np.swapaxes(want, 0, 1) if output == "Y" else want
+                ref = forward(loaded.ir, x)
+                record("onnx cases: reference vs expected", ref, want, label)
+                record("onnx cases: reference vs onnxruntime", ref, loaded.predict(x), label)
+                outcome[label] = "reference (directions axis kept)"
                 model, expected = concatenated_variant(onnx, model, output, expected)
                 label += " concatenated"
                 path = tmp_path / f"{case.name}_{output}_cat.onnx"
                 onnx.save(model, str(path))
             loaded = open_model(path)
-            x = feeds["X"] if layout else np.swapaxes(feeds["X"], 0, 1)
             sequence = output == "Y"
             if sequence:  # [T, (nd,) B, H] or [B, T, nd, H] -> [B, T, O]
                 want = (
@@ -965,7 +974,7 @@ def test_onnx_operator_testcases(onnx, tmp_path):
         "test_lstm_bidirectional:Y_h concatenated",
     ):
         assert outcome[label].startswith("reference"), (label, outcome.get(label))
-    assert outcome["test_lstm_bidirectional:Y_h"] == "refused (as a separate axis)"
+    assert outcome["test_lstm_bidirectional:Y_h"] == "reference (directions axis kept)"
 
 
 # ---- tests: exporters --------------------------------------------------------------------
@@ -1178,21 +1187,8 @@ def test_torch_onnx_exports_gru_rnn_bidirectional(onnx, tmp_path):
         cases.append((label, ir, x, expected))
     ran = check_backends(cases, tmp_path, "torch (GRU/RNN/bidirectional exports)")
     assert len(ran.get("c", [])) == len(cases)
-    # a bidirectional module's y[:, -1] holds the backward direction after one step: refused
-    net = torch_rnn_net(torch, "GRU", True, True, "last")
-    path = tmp_path / "torch_bidirectional_last.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (torch.zeros((2, 6, 3)),),
-            str(path),
-            input_names=["x"],
-            output_names=["y"],
-            dynamo=False,
-        )
-    with pytest.raises(UnsupportedLayerError, match="backward direction after ONE step"):
-        open_model(path)
+    # a bidirectional module's y[:, -1] (the backward direction after one step) is an IR
+    # TimeSlice: test_onnx_exporter_forms.py
 
 
 def test_tf2onnx_keras_exports(onnx, tmp_path):
@@ -1444,23 +1440,16 @@ def test_clear_errors(onnx, tmp_path):
         "supported:",
     )
     assert "Gemm" in text
-    # bidirectional with its directions axis kept in the output
-    g = GraphBuilder(onnx, np.random.default_rng(0))
-    y = g.node(
-        "LSTM",
-        ["x", g.const(g.weights(2, 8, 2)), g.const(g.weights(2, 8, 2))],
-        hidden_size=2,
-        direction="bidirectional",
-    )
+    # the cell state Y_c as the output
+    g = simple_lstm(onnx)
     refuse(
         onnx,
         tmp_path,
-        g.model("x", [3, 1, 2], y),
+        g.model("x", [3, 1, 2], g.y[2]),
         UnsupportedLayerError,
         f"'{g.nodes[-1].name}' (LSTM)",
-        "two directions",
-        "as a separate axis",
-        "Reshape [T, B, 2H]",
+        "cell state output Y_c",
+        "hidden state h",
     )
     # sequence_lens: as a second graph input, and as a constant shorter than T
     g = GraphBuilder(onnx, np.random.default_rng(0))
@@ -1644,19 +1633,20 @@ def test_clear_errors_gru_rnn_bidirectional(onnx, tmp_path):
         "(MatMul)",
         "as a separate axis",
     )
-    # the last step of the concatenated Y: the backward half is after one step
+    # the first step of the concatenated Y (its last step is a TimeSlice, see
+    # test_onnx_exporter_forms.py)
     g = bidirectional(onnx, "GRU", linear_before_reset=1)
     t = g.node("Transpose", [g.y[0]], perm=[0, 2, 1, 3])
     cat = g.node("Reshape", [t, g.ints([0, 0, -1])])
-    out = g.node("Gather", [cat, g.const(np.array(-1, np.int64))], axis=0)
+    out = g.node("Gather", [cat, g.const(np.array(0, np.int64))], axis=0)
     refuse(
         onnx,
         tmp_path,
         g.model("x", shape, out),
         UnsupportedLayerError,
         "(Gather)",
-        "backward direction after ONE step",
-        "use Y_h",
+        "it gathers timestep 0",
+        "only the last processed step",
     )
     # a bidirectional operator over a time-reversed sequence
     g = GraphBuilder(onnx, np.random.default_rng(0))
