@@ -57,12 +57,37 @@ def open_file(path: Path) -> Loaded:
         raise ModelError(f"{path}: not a readable MATLAB .mat file ({first})") from None
     cells = contents.get("layers")
     if not isinstance(cells, np.ndarray) or cells.dtype != object:
+        objects = _matlab_objects(contents)
+        if objects:
+            raise ModelError(
+                f"{path}: holds MATLAB object {objects[0]}, which only MATLAB can read; "
+                "export the network in MATLAB with matlab/lstmgen_export.m and convert "
+                "the file it writes"
+            )
         raise ModelError(
             f"{path}: no cell array 'layers'; write the file with matlab/lstmgen_export.m"
         )
     records = [_record(cell, k, path) for k, cell in enumerate(cells.ravel(order="F"))]
     ir = extract(records, name=path.stem, source=f"MATLAB export, file {path.name}")
     return Loaded(ir, None, "")
+
+
+def _matlab_objects(contents: dict) -> list[str]:
+    """The MATLAB class objects saved in the file (opaque outside MATLAB), e.g. "'net'
+    (SeriesNetwork)": what `save(file, 'net')` writes after trainNetwork."""
+    found = []
+    for value in contents.values():
+        if type(value).__name__ != "MatlabOpaque" or value.dtype.names is None:
+            continue
+        for item in np.asarray(value).ravel():
+            fields = [
+                bytes(item[n]).decode("utf-8", "replace") if isinstance(item[n], bytes) else ""
+                for n in ("s0", "s2")
+                if n in value.dtype.names
+            ]
+            if len(fields) == 2 and all(fields):
+                found.append(f"'{fields[0]}' ({fields[1]})")
+    return found
 
 
 def _record(cell: Any, k: int, path: Path) -> dict[str, Any]:
