@@ -34,6 +34,13 @@ def onnx():
 def close(got: np.ndarray, want: np.ndarray, what: str) -> None:
     _, rel = error_metrics(np.asarray(got), np.asarray(want))
     assert rel.max() <= TOLERANCE, (what, float(rel.max()))
+    print(f"\n{what}: {float(rel.max()):.2g}", end="")
+
+
+def report(errors: dict) -> None:
+    """The max relative error per target and model (shown with pytest -s)."""
+    for target, by_label in errors.items():
+        print(f"\n{target}:", ", ".join(f"{k} {v:.2g}" for k, v in by_label.items()), end="")
 
 
 def sequences(seed: int, d: int = 3, t_len: int = T_LEN) -> np.ndarray:
@@ -145,7 +152,7 @@ def test_pytorch_1x_shape_subgraphs_fold(onnx, opset, tmp_path):
     assert [l.kind for l in ir.layers] == ["lstm", "dense"]
     assert ir.layers[0].initial_h is None and not ir.layers[0].return_sequences
     assert any("initial_h and initial_c are zero" in note for note in ir.notes), ir.notes
-    targets_match_oracles({f"opset{opset}": (ir, x, expected)}, tmp_path)
+    report(targets_match_oracles({f"opset{opset}": (ir, x, expected)}, tmp_path))
 
 
 # ---- multi-output graphs and initial states as graph inputs -----------------------------
@@ -195,7 +202,7 @@ def test_output_picks_one_output_of_a_multi_output_graph(onnx, tmp_path, capsys)
         assert "PASS" in capsys.readouterr().out
     cases = {o: checked(path, sequences(4, d=2), output=o) for o in ("Y", "Y_h")}
     assert cases["Y"][0].returns_sequences and not cases["Y_h"][0].returns_sequences
-    targets_match_oracles(cases, tmp_path)
+    report(targets_match_oracles(cases, tmp_path))
 
 
 def export(torch, net: Any, path, args: tuple, names: list, outputs: list, axes: dict) -> None:
@@ -283,7 +290,7 @@ def test_initial_states_as_graph_inputs_start_at_zero(onnx, tmp_path):
     for label, name in (("lstm_h0_c0", "h0"), ("lstm_h0_c0", "c0"), ("gru_h0", "h0")):
         notes = cases[label][0].notes
         assert any(f"graph input '{name}' feeds only initial states" in n for n in notes), notes
-    targets_match_oracles(cases, tmp_path)
+    report(targets_match_oracles(cases, tmp_path))
 
 
 def test_a_state_input_used_otherwise_is_refused(onnx, tmp_path):
@@ -401,7 +408,7 @@ def test_log_softmax_and_time_slices_map_to_the_ir(new_layer_cases):
 def test_log_softmax_and_time_slices_through_targets(new_layer_cases, tmp_path):
     """Waits on the targets' log_softmax and time_slice branches (they refuse or lack
     them until merged)."""
-    targets_match_oracles(new_layer_cases, tmp_path)
+    report(targets_match_oracles(new_layer_cases, tmp_path))
 
 
 def test_time_slices_lstmgen_cannot_represent_are_refused(onnx, tmp_path):

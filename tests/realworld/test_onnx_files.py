@@ -28,6 +28,7 @@ def onnx():
 def close(got: np.ndarray, want: np.ndarray, what: str) -> float:
     _, rel = error_metrics(np.asarray(got), np.asarray(want))
     assert rel.max() <= TOLERANCE, (what, float(rel.max()))
+    print(f"\n{what}: {float(rel.max()):.2g}", end="")
     return float(rel.max())
 
 

@@ -74,6 +74,11 @@ def build_plan(
             raise walk.fail(where, "batch and time are still folded into one axis")
         elif axis.role == "D" and any(a is axis.pair for a in out.axes):
             role = "D"  # the directions concatenated along the features, forward first
+            walk.notes.append(
+                f"{where} keeps the two directions of bidirectional {axis.owner} as an "
+                "axis: compiled as the directions concatenated along the features, forward "
+                "first"
+            )
         elif axis.role == "D":
             raise walk.fail(
                 where,
