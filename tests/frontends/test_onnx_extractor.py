@@ -391,7 +391,7 @@ def check_backends(
         if not jobs:
             continue
         outputs = _run_target(target, jobs, tmp_path / target)
-        for (label, ir, files, x, expected), got in zip(jobs, outputs):
+        for (label, ir, _files, x, expected), got in zip(jobs, outputs):
             record(f"{target} backend vs {oracle}", got, expected, f"{target} {label}")
             record(f"{target} backend vs reference", got, forward(ir, x), f"{target} {label}")
         ran[target] = [job[0] for job in jobs]
@@ -1208,7 +1208,7 @@ def test_tf2onnx_keras_exports(onnx, tmp_path):
             ]
         )
         spec = (tf.TensorSpec((None, 6, 3), tf.float32, name="x"),)
-        fn = tf.function(lambda v: model(v), input_signature=spec)
+        fn = tf.function(lambda v, model=model: model(v), input_signature=spec)
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=17)
         path = tmp_path / f"keras_{int(sequence)}{int(backwards)}.onnx"
         onnx.save(proto, str(path))
