@@ -113,13 +113,21 @@ def _options(args: argparse.Namespace) -> dict:
 def _load_options_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--head",
-        help="PyTorch state_dict files: what follows the LSTM, "
-        "comma-separated Linear prefixes and activations, e.g. fc,relu,out",
+        help="PyTorch state_dict files: what follows the recurrent module, comma-separated "
+        "Linear/LayerNorm/BatchNorm1d prefixes and activations, e.g. fc,relu,out "
+        "(default: the file's Linear layers in order)",
     )
     parser.add_argument(
         "--lstm-output",
-        choices=["last", "sequence"],
-        help="PyTorch state_dict files: the head sees the LSTM's last step (default) or every step",
+        choices=["last", "sequence", "h_n"],
+        help="PyTorch state_dict files: the head reads out[:, -1] (last, default), every "
+        "step (sequence) or the final states, both directions concatenated (h_n)",
+    )
+    parser.add_argument(
+        "--rnn-nonlinearity",
+        choices=["tanh", "relu"],
+        help="PyTorch state_dict files: the nonlinearity of an nn.RNN (the file does not "
+        "record it; default tanh)",
     )
     parser.add_argument(
         "--output",
@@ -140,6 +148,8 @@ def _load_options(args: argparse.Namespace) -> dict:
         if "output" in options:
             raise LstmgenError("--output (ONNX) and --lstm-output (PyTorch) cannot be combined")
         options["output"] = args.graph_output
+    if getattr(args, "rnn_nonlinearity", None):
+        options["nonlinearity"] = args.rnn_nonlinearity
     return options
 
 
