@@ -323,3 +323,85 @@ def targets_match_oracles(
             errors[target][label] = float(rel.max())
             assert errors[target][label] <= tolerance, (target, label, errors[target][label])
     return errors
+
+
+# ---- new IR parts whose target code lands from parallel branches (issues 12 and 14) --
+#: Layer kinds and activations the targets implement in parallel branches; until those
+#: merge, a target may refuse (or fail on) a model that uses one.
+PENDING_IN_TARGETS = frozenset(
+    {"time_slice", "embedding", "batch_norm", "global_pool", "repeat_vector", "log_softmax"}
+)
+
+
+def pending_parts(ir) -> set:
+    """The parts of PENDING_IN_TARGETS that `ir` uses (layer kinds and activations)."""
+    used = set(ir.kinds())
+    for layer in ir.layers:
+        used.add(getattr(layer, "activation", None))
+    return used & PENDING_IN_TARGETS
+
+
+def oracle_on_every_target(
+    loaded, x, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5
+) -> dict:
+    """The float64 reference and then every target against the oracle `loaded.predict(x)`
+    (as `targets_match_oracle`); returns the max relative error per target. A target that
+    cannot build or run a model using a part of PENDING_IN_TARGETS makes the test xfail,
+    naming the targets and parts it waits for; a wrong result always fails."""
+    import numpy as np
+
+    from lstmgen.reference import forward
+    from lstmgen.verify import error_metrics
+
+    expected = np.asarray(loaded.predict(x))
+    _, rel = error_metrics(forward(loaded.ir, x), expected)
+    errors = {"reference": float(rel.max())}
+    assert errors["reference"] <= tolerance, errors
+    pending = pending_parts(loaded.ir)
+    waiting = {}
+    for target in targets:
+        try:
+            errors.update(
+                targets_match_oracle(loaded, x, tmp_path, targets=(target,), tolerance=tolerance)
+            )
+        except AssertionError:
+            raise
+        except Exception as exc:
+            if not pending:
+                raise
+            waiting[target] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+    if waiting:
+        pytest.xfail(f"waits on target branches for {sorted(pending)}: {waiting}")
+    return errors
+
+
+# ---- PyTorch models shared by the front ends' tests ----------------------------------
+def torch_bilstm_last_step(torch, input_size=4, hidden=5, outputs=3, num_layers=1, seed=0):
+    """The most common PyTorch BiLSTM classifier, with random weights (biases included):
+
+        out, _ = self.lstm(x)            # nn.LSTM(batch_first=True, bidirectional=True)
+        return self.fc(out[:, -1])       # nn.Linear(2 * hidden, outputs)
+
+    `out[:, -1]` holds the forward direction after T steps and the backward direction
+    after ONE step (it has read only the last timestep). Input [B, T, input_size]; export
+    it to ONNX as it is (`torch.onnx.export(model, (x,), path)`)."""
+    nn = torch.nn
+
+    class BiLSTMLastStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(
+                input_size, hidden, num_layers=num_layers, batch_first=True, bidirectional=True
+            )
+            self.fc = nn.Linear(2 * hidden, outputs)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[:, -1])
+
+    torch.manual_seed(seed)
+    model = BiLSTMLastStep()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-0.5, 0.5)
+    return model.eval()
