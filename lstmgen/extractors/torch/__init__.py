@@ -22,11 +22,11 @@ from typing import Any, cast
 
 import numpy as np
 
-from ...errors import ModelError, UnsupportedLayerError
+from ...errors import LstmgenError, ModelError, UnsupportedLayerError
 from ...ir import Layer, Model
 from .. import Loaded
+from . import export
 from .context import SUPPORTED
-from .export import CaptureFailed, read_module
 from .load import import_torch
 from .oracle import check, module_predict
 
@@ -63,18 +63,26 @@ def open_live(module: Any, example_input: Any = None) -> Loaded:
         )
     module = copy.deepcopy(module).eval()  # inference mode without touching the caller's
     example = _as_tensor(torch, module, example_input)
+    if export.capture_steps(torch, module, example) is not None:
+        try:  # captured on fewer timesteps first: export's time grows with them
+            return _read_live(torch, module, example, short=True)
+        except (export.CaptureFailed, LstmgenError):
+            pass  # read again on the whole example, which says what is wrong
+    return _read_live(torch, module, example, short=False)
+
+
+def _read_live(torch: Any, module: Any, example: Any, short: bool) -> Loaded:
     label = type(module).__name__
     notes: list[str] = []
     try:
-        reading = read_module(torch, module, example)
-        layers, input_axes, output_axes = (
-            list(reading.flow.layers),
-            reading.input_axes,
-            reading.flow.axes,
-        )
+        reading = export.read_module(torch, module, example, short)
+        layers, input_axes = list(reading.flow.layers), reading.input_axes
+        output_axes = reading.flow.axes
         timesteps = reading.timesteps if reading.fixed_timesteps else None
         notes += reading.notes
-    except CaptureFailed as failure:
+    except export.CaptureFailed as failure:
+        if short:
+            raise
         from .modules import read_leaves
 
         try:

@@ -3,7 +3,9 @@
 `torch.export.export(module, (x,))` records the ops forward runs on an example input, with
 nn.LSTM/GRU/RNN kept as one fused op each (aten.lstm.input, ...). lstmgen captures on a
 copy of the user's example whose batch size is unlike any other size in the model (so a
-reshape or a squeeze cannot mistake the batch axis for another), then walks the graph:
+reshape or a squeeze cannot mistake the batch axis for another) and, first, with fewer
+timesteps (export takes long on long sequences; the result is checked against forward on
+the full example, and read again at full length when it does not hold), then walks the graph:
 ops on constants only (parameters, zeros) are run as they are, ops on tensors computed
 from the input go to the handlers registered in `aten.py` and `shapes.py`.
 
@@ -28,6 +30,8 @@ from .values import Axis, Flow, is_abstract
 
 #: Batch sizes tried for the captured example, the first that no other size equals.
 BATCH_CANDIDATES = (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)
+#: Timesteps tried for a shorter capture, the first below the example's that no size equals.
+STEP_CANDIDATES = (6, 8, 9, 10, 12, 14, 15, 16)
 
 
 class CaptureFailed(Exception):
@@ -46,16 +50,10 @@ class Reading:
     notes: list[str]
 
 
-def read_module(torch: Any, module: Any, example: Any) -> Reading:
-    """Capture `module`'s forward on (a re-batched copy of) `example` and read it."""
-    recurrent = [
-        m for m in module.modules() if isinstance(m, (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN))
-    ]
-    if not recurrent:
-        raise UnsupportedLayerError(
-            f"module {type(module).__name__} has no nn.LSTM, nn.GRU or nn.RNN; lstmgen "
-            "compiles models built around one"
-        )
+def read_module(torch: Any, module: Any, example: Any, short: bool = False) -> Reading:
+    """Capture `module`'s forward on a re-batched copy of `example` and read it; with
+    `short`, on fewer timesteps (see `capture_steps`)."""
+    recurrent = recurrent_modules(torch, module)
     ids = not example.dtype.is_floating_point
     if example.dim() != (2 if ids else 3):
         raise ModelError(
@@ -66,10 +64,13 @@ def read_module(torch: Any, module: Any, example: Any) -> Reading:
     batch = _batch_size(module, example)
     torch_dir = os.path.dirname(torch.__file__)
     for axis in (batch_axis, 1 - batch_axis):
-        index = torch.arange(batch) % example.shape[axis]
-        program = capture(torch, module, example.index_select(axis, index))
-        axes: tuple[Axis, ...] = ("B", "T") if axis == 0 else ("T", "B")
         steps = int(example.shape[1 - axis])
+        if short and axis == batch_axis:
+            steps = capture_steps(torch, module, example) or steps
+        x = example.index_select(axis, torch.arange(batch) % example.shape[axis])
+        x = x.index_select(1 - axis, torch.arange(steps) % example.shape[1 - axis])
+        program = capture(torch, module, x)
+        axes: tuple[Axis, ...] = ("B", "T") if axis == 0 else ("T", "B")
         width = 1 if ids else int(example.shape[-1])
         flow = Flow((), axes if ids else (*axes, "F"), width, steps, ids=ids)
         ctx = Context(batch=batch, torch_dir=torch_dir)
@@ -81,6 +82,28 @@ def read_module(torch: Any, module: Any, example: Any) -> Reading:
     raise UnsupportedLayerError(
         "the model's input reaches its recurrent module neither batch first nor time first"
     )
+
+
+def recurrent_modules(torch: Any, module: Any) -> list[Any]:
+    """The module's nn.LSTM/GRU/RNN modules; an error when it has none."""
+    kinds = (torch.nn.LSTM, torch.nn.GRU, torch.nn.RNN)
+    found = [m for m in module.modules() if isinstance(m, kinds)]
+    if not found:
+        raise UnsupportedLayerError(
+            f"module {type(module).__name__} has no nn.LSTM, nn.GRU or nn.RNN; lstmgen "
+            "compiles models built around one"
+        )
+    return found
+
+
+def capture_steps(torch: Any, module: Any, example: Any) -> int | None:
+    """A number of timesteps, fewer than the example's, to capture forward on (export's
+    time grows with the timesteps), unlike any other size of the model; None when the
+    example is short already."""
+    time_axis = 1 if recurrent_modules(torch, module)[0].batch_first else 0
+    steps = int(example.shape[time_axis])
+    sizes = _sizes(module, example) | {_batch_size(module, example)}
+    return next((t for t in STEP_CANDIDATES if t < steps and t not in sizes), None)
 
 
 def capture(torch: Any, module: Any, example: Any) -> Any:
@@ -99,10 +122,15 @@ def capture(torch: Any, module: Any, example: Any) -> Any:
         quiet.setLevel(level)
 
 
-def _batch_size(module: Any, example: Any) -> int:
+def _sizes(module: Any, example: Any) -> set[int]:
     sizes = set(example.shape)
     for tensor in [*module.parameters(), *module.buffers()]:
         sizes.update(tensor.shape)
+    return sizes
+
+
+def _batch_size(module: Any, example: Any) -> int:
+    sizes = _sizes(module, example)
     return next((b for b in BATCH_CANDIDATES if b not in sizes), BATCH_CANDIDATES[-1])
 
 

@@ -3,8 +3,9 @@
 `module_predict` wraps forward so it takes and returns lstmgen's layout ([N, T, D] in,
 [N, O] or [N, T, O] out; token ids as floats [N, T, 1]), whatever the module's axes are.
 `check` compares the IR's float64 reference with forward on the user's example and on
-inputs of another batch size and length: an IR that differs is refused, not guessed; a
-forward that only agrees at the example's length fixes the model's timesteps to it.
+inputs of another batch size and length (a few steps longer, or shorter for a long
+example): an IR that differs is refused, not guessed; a forward that only agrees at the
+example's length fixes the model's timesteps to it.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def check(model: Model, predict: Predict, example: np.ndarray, label: str) -> No
             + "; ".join(layer.describe() for layer in model.layers)
         )
     n, t_len = example.shape[0] + 1, example.shape[1]
-    lengths = [t_len] if model.timesteps else [t_len + 3, t_len]
+    other = t_len + 3 if t_len <= 12 else max(t_len - 7, model.min_timesteps())
+    lengths = [t_len] if model.timesteps or other == t_len else [other, t_len]
     for length in lengths:
         x = sample_inputs(model, n, length, seed=length)
         try:
