@@ -108,7 +108,7 @@ def _read_live(torch: Any, module: Any, example: Any, short: bool) -> Loaded:
     )
     ir.validate()
     predict = module_predict(torch, module, ir, input_axes, output_axes)
-    check(ir, predict, _lstmgen_layout(example, input_axes), label)
+    check(ir, predict, _lstmgen_layout(example, input_axes), f"{label}.forward")
     return Loaded(ir, predict, f"PyTorch {torch.__version__} module forward")
 
 

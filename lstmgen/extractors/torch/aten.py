@@ -61,18 +61,31 @@ def _feature_dim(ctx: Context, flow: Flow, dim: int) -> None:
 
 
 # ---- recurrent ops --------------------------------------------------------------------
-def _recurrent(
+#: aten recurrent op -> the PyTorch module it comes from and its nonlinearity.
+RECURRENT_OPS = {
+    "aten.lstm.input": ("LSTM", "tanh"),
+    "aten.gru.input": ("GRU", "tanh"),
+    "aten.rnn_tanh.input": ("RNN", "tanh"),
+    "aten.rnn_relu.input": ("RNN", "relu"),
+}
+
+
+@op(*RECURRENT_OPS)
+def recurrent(
     ctx: Context,
-    module: str,
     x: Any,
     hx: Any,
     params: list,
     has_biases: bool,
     num_layers: int,
+    dropout: float,
+    train: bool,
     bidirectional: bool,
     batch_first: bool,
-    nonlinearity: str = "tanh",
 ) -> tuple:
+    """(output, h_n[, c_n]) of an nn.LSTM/GRU/RNN: a RecurrentRun's output flow and its
+    stacked final states."""
+    module, nonlinearity = RECURRENT_OPS[ctx.op]
     flow = flow_of(ctx, x)
     if flow.ids:
         raise ctx.refuse("token ids go into a recurrent layer; an nn.Embedding must read them")
@@ -128,59 +141,6 @@ def _initial_states(ctx: Context, module: str, hx: Any, layers: int, directions:
         [(h0[k * directions + d, 0], c0[k * directions + d, 0]) for d in range(directions)]
         for k in range(layers)
     ]
-
-
-@op("aten.lstm.input")
-def lstm(
-    ctx: Context,
-    x: Any,
-    hx: Any,
-    params: list,
-    has_biases: bool,
-    num_layers: int,
-    dropout: float,
-    train: bool,
-    bidirectional: bool,
-    batch_first: bool,
-) -> tuple:
-    return _recurrent(
-        ctx, "LSTM", x, hx, params, has_biases, num_layers, bidirectional, batch_first
-    )
-
-
-@op("aten.gru.input")
-def gru(
-    ctx: Context,
-    x: Any,
-    hx: Any,
-    params: list,
-    has_biases: bool,
-    num_layers: int,
-    dropout: float,
-    train: bool,
-    bidirectional: bool,
-    batch_first: bool,
-) -> tuple:
-    return _recurrent(ctx, "GRU", x, hx, params, has_biases, num_layers, bidirectional, batch_first)
-
-
-@op("aten.rnn_tanh.input", "aten.rnn_relu.input")
-def rnn(
-    ctx: Context,
-    x: Any,
-    hx: Any,
-    params: list,
-    has_biases: bool,
-    num_layers: int,
-    dropout: float,
-    train: bool,
-    bidirectional: bool,
-    batch_first: bool,
-) -> tuple:
-    nonlinearity = "relu" if "relu" in ctx.op else "tanh"
-    return _recurrent(
-        ctx, "RNN", x, hx, params, has_biases, num_layers, bidirectional, batch_first, nonlinearity
-    )
 
 
 @op("aten.lstm.data", "aten.gru.data", "aten.rnn_tanh.data", "aten.rnn_relu.data")

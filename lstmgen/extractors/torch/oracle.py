@@ -84,13 +84,14 @@ def _error_at(model: Model, predict: Predict, x: np.ndarray) -> float:
     return _max_error(forward(model, x).astype(np.float32), predict(x))
 
 
-def check(model: Model, predict: Predict, example: np.ndarray, label: str) -> None:
-    """Refuse `model` unless its reference matches forward on `example` (lstmgen layout);
-    then try another batch size and length (see the module docstring)."""
+def check(model: Model, predict: Predict, example: np.ndarray, forward_name: str) -> None:
+    """Refuse `model` unless its reference matches forward (called `forward_name` in
+    messages) on `example` (lstmgen layout); then try another batch size and length (see
+    the module docstring)."""
     error = _error_at(model, predict, example)
     if not error <= CHECK_TOLERANCE:
         raise UnsupportedLayerError(
-            f"{label}.forward and the IR lstmgen read from its graph disagree on "
+            f"{forward_name} and the IR lstmgen read disagree on "
             f"example_input (max relative error {error:.3g}); the IR: "
             + "; ".join(layer.describe() for layer in model.layers)
         )
@@ -107,7 +108,7 @@ def check(model: Model, predict: Predict, example: np.ndarray, label: str) -> No
             return
         if length == t_len:
             raise UnsupportedLayerError(
-                f"{label}.forward and the IR lstmgen read from its graph disagree on a "
+                f"{forward_name} and the IR lstmgen read disagree on a "
                 f"batch of {n} (max relative error {error:.3g}); forward treats the "
                 "sequences of a batch differently"
             )

@@ -123,7 +123,7 @@ def open_file(
     output_axes = ("B", "T", "F") if output == "sequence" else ("B", "F")
     predict = module_predict(torch, rebuilt, ir, ("B", "T", "F"), output_axes)
     example = np.random.default_rng(0).standard_normal((2, 5, ir.input_size)).astype(np.float32)
-    check(ir, predict, example, f"the modules rebuilt from {path.name}")
+    check(ir, predict, example, f"the forward rebuilt from {path.name}")
     oracle = (
         f"PyTorch {torch.__version__} nn.{entries[-1].module}/head modules rebuilt from the file"
     )
