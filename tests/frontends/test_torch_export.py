@@ -291,6 +291,16 @@ def pattern_models(torch):
         def forward(self, x):
             return torch.addmm(self.fc.bias, self.rnn(x)[0][:, -1], self.fc.weight.t())
 
+    class SlicedFinalStates(Net):
+        def forward(self, x):
+            _, h_n = self.rnn(x)
+            return self.fc(h_n[-2:].transpose(0, 1).reshape(x.size(0), -1))
+
+    class PermutedFinalStates(Net):
+        def forward(self, x):
+            _, (h_n, _) = self.rnn(x)
+            return self.fc(h_n.permute(1, 0, 2).flatten(1))
+
     def gru():
         return nn.GRU(3, 5, batch_first=True)
 
@@ -315,6 +325,14 @@ def pattern_models(torch):
         "rows_and_back": (RowsAndBack(nn.LSTM(3, 5, batch_first=True)), False),
         "width_one": (WidthOne(gru(), 5, 1), False),
         "narrowed": (Narrowed(gru()), False),
+        "sliced_final_states": (
+            SlicedFinalStates(nn.GRU(3, 5, num_layers=2, batch_first=True, bidirectional=True), 10),
+            False,
+        ),
+        "permuted_final_states": (
+            PermutedFinalStates(nn.LSTM(3, 5, batch_first=True, bidirectional=True), 10),
+            False,
+        ),
         "addmm": (Addmm(nn.GRU(3, 5, batch_first=True, bidirectional=True), 10), False),
     }
 
@@ -340,6 +358,8 @@ def test_forward_patterns_match_forward(torch):
             assert ir.layers[1].start == 1 and ir.timesteps is None
         if key in ("size_minus_one", "time_first_last"):  # the last step: a final state
             assert [layer.kind for layer in ir.layers] == ["lstm", "dense"]
+        if key in ("sliced_final_states", "permuted_final_states"):  # h_n[-2], h_n[-1] joined
+            assert ir.layers[-2].kind == "bidirectional" and not ir.layers[-2].return_sequences
         if key == "backward_final_state":
             assert ir.layers[0].kind == "lstm" and ir.layers[0].go_backwards
 
@@ -442,6 +462,11 @@ def refused_models(torch):
         def forward(self, x):
             return self.lstm(x)[0][:, -1, :2]  # marker: feature slice
 
+    class SwappedStates(Base):
+        def forward(self, x):
+            _, (h_n, _) = self.lstm(x)
+            return torch.cat([h_n[-1], h_n[-2]], dim=1)  # marker: swapped
+
     class TwoOutputs(Base):
         def forward(self, x):
             return self.lstm(x)
@@ -450,9 +475,15 @@ def refused_models(torch):
         "gelu": (Gelu(), "aten.gelu.default", "not supported", "marker: gelu"),
         "residual": (Residual(), "aten.add.Tensor", "residual", "marker: residual"),
         "c_n": (CellState(), "aten.select.int", "cell state", "marker: c_n"),
-        "whole_h_n": (WholeStack(), "aten.permute.default", "h_n as a whole", "marker: whole h_n"),
+        "whole_h_n": (
+            WholeStack(),
+            "aten.reshape.default",
+            "joins the final states",
+            "marker: whole h_n",
+        ),
         "scaled": (Scaled(), "aten.mul.Tensor", "lstm layer 'lstm.l1'", "marker: scaled"),
         "feature_slice": (FeatureSlice(), "aten.slice.Tensor", "feature axis", "marker: feature"),
+        "swapped": (SwappedStates(), "aten.cat.default", "forward first", "marker: swapped"),
         "two_outputs": (TwoOutputs(), "forward returns 3 tensors", "one output tensor", None),
     }
 

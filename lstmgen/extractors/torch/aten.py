@@ -159,7 +159,7 @@ def cat(ctx: Context, tensors: list, dim: int = 0) -> Any:
             return forward.run.final(forward.layer, None)
     raise ctx.refuse(
         "joins tensors; lstmgen joins the two directions' final states of one layer, "
-        "torch.cat([h_n[-2], h_n[-1]], dim=1)"
+        "forward first: torch.cat([h_n[-2], h_n[-1]], dim=1)"
     )
 
 

@@ -99,11 +99,16 @@ _FRAME = re.compile(
 )
 
 
+#: lstmgen's own files, which are not the user's code
+LSTMGEN_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def source_line(node: Any, torch_dir: str) -> str:
     """'file.py:12: code' of the innermost frame of the user's code in the node's
     recorded stack trace, or "" when export recorded none."""
     trace = node.meta.get("stack_trace") or ""
-    frames = [m for m in _FRAME.finditer(trace) if not m["file"].startswith(torch_dir)]
+    ours = (torch_dir, LSTMGEN_DIR + os.sep)
+    frames = [m for m in _FRAME.finditer(trace) if not m["file"].startswith(ours)]
     if not frames:
         return ""
     last = frames[-1]

@@ -1,5 +1,5 @@
 """Handlers of the aten ops that move, pick or regroup axes: select/slice/index (on time:
-TimeSlice; on h_n: one final state), view/reshape/flatten/unflatten, permute/transpose,
+TimeSlice; on h_n: see `states.py`), view/reshape/flatten/unflatten, permute/transpose,
 squeeze/unsqueeze, and the ops that change nothing at inference (clone, contiguous,
 dropout in eval mode, casts to float32).
 
@@ -17,9 +17,10 @@ from typing import Any
 
 from ...errors import UnsupportedLayerError
 from ...ir import Flatten, TimeSlice
+from . import states
 from .context import Context, op
 from .recurrent import final_state
-from .values import Axis, FinalState, Flow, StateStack, as_flow, components
+from .values import Axis, Flow, StateStack, as_flow, components
 
 INT_MAX = 2**62  # slice ends at or past this mean "to the end"
 AXIS_NAMES = {"B": "batch", "T": "time", "F": "feature", "S": "layers x directions", "1": "size-1"}
@@ -97,26 +98,10 @@ def _slice_text(start: int, stop: int | None, squeeze: bool) -> str:
     return f"[{start}:{'' if stop is None else stop}]"
 
 
-def _final_state_entry(ctx: Context, stack: StateStack, index: int) -> FinalState:
-    run = stack.run
-    entries = len(run.stack) * run.directions
-    if not -entries <= index < entries:
-        raise ctx.refuse(f"index {index} of h_n with {entries} entries")
-    if stack.cell:
-        raise ctx.refuse(
-            "c_n (the LSTM's final cell state) is read; lstmgen computes hidden states, "
-            "not the cell state"
-        )
-    k = index % entries
-    return FinalState(run, k // run.directions, k % run.directions)
-
-
 @op("aten.select.int")
 def select(ctx: Context, x: Any, dim: int, index: int) -> Any:
     if isinstance(x, StateStack):
-        if dim not in (0, -3):
-            raise ctx.refuse(f"h_n indexed along dimension {dim}; lstmgen reads h_n[k]")
-        return _final_state_entry(ctx, x, index)
+        return states.select(ctx, x, dim, index)
     flow = flow_of(ctx, x)
     d = _dim(ctx, flow, dim)
     axis = flow.axes[d]
@@ -142,6 +127,8 @@ def slice_(
     full_end = end is None or end >= INT_MAX
     if step == 1 and start in (None, 0) and full_end and not isinstance(x, Flow):
         return x  # a[:, :] of h_n or a final state
+    if isinstance(x, StateStack):
+        return states.slice_entries(ctx, x, dim, start, None if full_end else end, step)
     flow = flow_of(ctx, x)
     d = _dim(ctx, flow, dim)
     size = flow.shape(ctx.batch)[d]
@@ -163,11 +150,16 @@ def narrow(ctx: Context, x: Any, dim: int, start: int, length: int) -> Any:
 
 @op("aten.index.Tensor")
 def index(ctx: Context, x: Any, indices: list) -> Any:
-    flow = flow_of(ctx, x)
     used = [(d, i) for d, i in enumerate(indices) if i is not None]
     if len(used) != 1:
-        raise ctx.refuse("indexes several axes at once; lstmgen indexes the time axis")
+        raise ctx.refuse("indexes several axes at once; lstmgen indexes time or h_n")
     d, ids = used[0]
+    if isinstance(x, StateStack) and d == x.stack_dim and not ids.dtype.is_floating_point:
+        positions = [int(v) for v in ids.reshape(-1).tolist()]
+        if ids.dim() == 0:
+            return states.select(ctx, x, d, positions[0])
+        return states.pick(ctx, x, positions)
+    flow = flow_of(ctx, x)
     if flow.axes[d] != "T" or ids.dtype.is_floating_point:
         raise ctx.refuse(f"indexes the {axis_name(flow.axes[d])} axis with a tensor")
     values = [int(v) for v in ids.reshape(-1).tolist()]
@@ -183,6 +175,8 @@ def index(ctx: Context, x: Any, indices: list) -> Any:
 # ---- reshapes -------------------------------------------------------------------------
 def reshape(ctx: Context, x: Any, shape: list[int]) -> Any:
     """`x` viewed as `shape`: neighbouring axes merged or split (see the module docstring)."""
+    if isinstance(x, StateStack):
+        return states.reshape(ctx, x, shape, ctx.batch)
     flow = flow_of(ctx, x)
     sizes = flow.shape(ctx.batch)
     total = prod(sizes)
@@ -258,6 +252,8 @@ def view(ctx: Context, x: Any, shape: list[int]) -> Any:
 
 @op("aten.flatten.using_ints")
 def flatten(ctx: Context, x: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
+    if isinstance(x, StateStack) and start_dim == 1 and end_dim in (2, -1):
+        return states.reshape(ctx, x, [ctx.batch, -1], ctx.batch)
     flow = flow_of(ctx, x)
     sizes = list(flow.shape(ctx.batch))
     s, e = _dim(ctx, flow, start_dim), _dim(ctx, flow, end_dim)
@@ -274,6 +270,8 @@ def unflatten(ctx: Context, x: Any, dim: int, sizes: list[int]) -> Any:
 
 @op("aten.permute.default")
 def permute(ctx: Context, x: Any, dims: list[int]) -> Any:
+    if isinstance(x, StateStack):
+        return states.permute(ctx, x, list(dims))
     flow = flow_of(ctx, x)
     order = [_dim(ctx, flow, d) for d in dims]
     return replace(flow, axes=tuple(flow.axes[d] for d in order))
@@ -281,11 +279,13 @@ def permute(ctx: Context, x: Any, dims: list[int]) -> Any:
 
 @op("aten.transpose.int")
 def transpose(ctx: Context, x: Any, dim0: int, dim1: int) -> Any:
-    flow = flow_of(ctx, x)
-    order = list(range(len(flow.axes)))
-    a, b = _dim(ctx, flow, dim0), _dim(ctx, flow, dim1)
+    rank = 3 if isinstance(x, StateStack) else len(flow_of(ctx, x).axes)
+    order = list(range(rank))
+    if not (-rank <= dim0 < rank and -rank <= dim1 < rank):
+        raise ctx.refuse(f"dimensions {dim0}, {dim1} of a {rank}-d tensor")
+    a, b = dim0 % rank, dim1 % rank
     order[a], order[b] = order[b], order[a]
-    return permute(ctx, flow, order)
+    return permute(ctx, x, order)
 
 
 @op("aten.t.default")
@@ -296,11 +296,7 @@ def t(ctx: Context, x: Any) -> Any:
 @op("aten.squeeze.default", "aten.squeeze.dim", "aten.squeeze.dims")
 def squeeze(ctx: Context, x: Any, dim: int | list[int] | None = None) -> Any:
     if isinstance(x, StateStack):
-        entries = len(x.run.stack) * x.run.directions
-        dims = [dim] if isinstance(dim, int) else dim
-        if entries == 1 and (dims is None or any(d in (0, -3) for d in dims)):
-            return _final_state_entry(ctx, x, 0)
-        raise ctx.refuse(f"squeeze of h_n with {entries} entries; read one with h_n[k]")
+        return states.squeeze(ctx, x, [dim] if isinstance(dim, int) else dim)
     flow = flow_of(ctx, x)
     sizes = flow.shape(ctx.batch)
     if dim is None:

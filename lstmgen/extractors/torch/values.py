@@ -8,10 +8,10 @@ width 1. Tensors that do not depend on the input (parameters, zeros, constants) 
 ordinary torch tensors.
 
 A recurrent op gives a `RecurrentRun`; its h_n is a `StateStack` (axes: stacked layers and
-directions "S", batch, features) until one entry is selected, which is a `FinalState`: the
-final state of one direction of one stacked layer. Only when something consumes it does it
-become layers (`as_flow`), so that torch.cat([h_n[-2], h_n[-1]], 1) can still become one
-Bidirectional layer returning both final states.
+directions, batch, features; see `states.py`) until one entry is selected, which is a
+`FinalState`: the final state of one direction of one stacked layer. Only when something
+consumes it does it become layers (`as_flow`), so that torch.cat([h_n[-2], h_n[-1]], 1)
+can still become one Bidirectional layer returning both final states.
 """
 
 from __future__ import annotations
@@ -109,10 +109,22 @@ class RecurrentRun:
 
 @dataclass(frozen=True, eq=False)
 class StateStack:
-    """h_n (or an LSTM's c_n): [layers x directions, batch, features]."""
+    """h_n (or an LSTM's c_n): [layers x directions, batch, features], or some of its
+    entries (`entries`: (layer, direction) each), batch first after a transpose."""
 
     run: RecurrentRun
     cell: bool = False
+    entries: tuple[tuple[int, int], ...] = ()  # () = all, in PyTorch's order
+    batch_first: bool = False
+
+    def items(self) -> tuple[tuple[int, int], ...]:
+        """(layer, direction) of each entry."""
+        every = [(k, d) for k in range(len(self.run.stack)) for d in range(self.run.directions)]
+        return self.entries or tuple(every)
+
+    @property
+    def stack_dim(self) -> int:
+        return 1 if self.batch_first else 0
 
 
 @dataclass(frozen=True, eq=False)
