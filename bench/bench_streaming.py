@@ -175,7 +175,11 @@ def run_peer(
         np.ascontiguousarray(array, np.float32).tofile(wdir / f"{name}.bin")
     x.astype(np.float32).tofile(wdir / "x.bin")
     out = wdir / "y.bin"
-    text = runner.run([*argv, str(wdir), str(len(x)), str(calls), "3", str(out)])
+    try:
+        text = runner.run([*argv, str(wdir), str(len(x)), str(calls), "3", str(out)])
+    except subprocess.CalledProcessError as exc:
+        message = f"peer {command!r} failed on {layer.name} (exit {exc.returncode})"
+        raise SystemExit(message) from exc
     return float(text.split()[0]), np.fromfile(out, np.float32).reshape(len(x), -1)
 
 
