@@ -112,6 +112,9 @@ def _options(args: argparse.Namespace) -> dict:
 
 def _load_options_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--weights", help="Keras: the weights file (.h5) of an architecture .json (to_json())"
+    )
+    parser.add_argument(
         "--head",
         help="PyTorch state_dict files: what follows the recurrent module, comma-separated "
         "Linear/LayerNorm/BatchNorm1d prefixes and activations, e.g. fc,relu,out "
@@ -140,6 +143,8 @@ def _load_options_args(parser: argparse.ArgumentParser) -> None:
 
 def _load_options(args: argparse.Namespace) -> dict:
     options: dict = {}
+    if getattr(args, "weights", None):
+        options["weights"] = args.weights
     if getattr(args, "head", None):
         options["head"] = [h.strip() for h in args.head.split(",") if h.strip()]
     if getattr(args, "lstm_output", None):

@@ -43,10 +43,10 @@ def open_model(source: Any, **options: Any) -> Loaded:
             from ..ir_io import load_ir
 
             return Loaded(load_ir(path), None, "")
-        if suffix in (".keras", ".h5", ".hdf5"):
+        if suffix in (".keras", ".h5", ".hdf5", ".h5py", ".json") or "weights" in options:
             from . import keras as keras_extractor
 
-            return keras_extractor.open_file(path)
+            return keras_extractor.open_file(path, options.get("weights"))
         if suffix in (".pt", ".pth"):
             from . import torch as torch_extractor
 
@@ -61,7 +61,8 @@ def open_model(source: Any, **options: Any) -> Loaded:
             return matlab_extractor.open_file(path)
         raise LstmgenError(
             f"{path}: unknown model file type '{suffix}'; supported: "
-            ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .onnx, .mat (from "
+            ".keras/.h5 (Keras), .json + --weights (Keras architecture and weights), "
+            ".pt/.pth (PyTorch state_dict), .onnx, .mat (from "
             "matlab/lstmgen_export.m), .npz (lstmgen IR)"
         )
     module = type(source).__module__
