@@ -405,3 +405,157 @@ def torch_bilstm_last_step(torch, input_size=4, hidden=5, outputs=3, num_layers=
         for p in model.parameters():
             p.uniform_(-0.5, 0.5)
     return model.eval()
+
+
+# ---- Keras files: IR comparison and the Keras 1 transcription ---------------------------
+def ir_differences(a, b, where: str = "model") -> list[str]:
+    """Where two IR models (or layers) differ: structure, every setting, and every array
+    bit for bit (its provenance text `source` aside). Empty when they are the same."""
+    import dataclasses
+
+    import numpy as np
+
+    if type(a) is not type(b):
+        return [f"{where}: {type(a).__name__} vs {type(b).__name__}"]
+    found = []
+    for field in dataclasses.fields(a):
+        if field.name == "source":
+            continue
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        here = f"{where}.{field.name}"
+        if isinstance(x, list) and x and dataclasses.is_dataclass(x[0]):
+            if len(x) != len(y):
+                found.append(f"{here}: {len(x)} vs {len(y)} entries")
+            for k, (p, q) in enumerate(zip(x, y)):
+                found += ir_differences(p, q, f"{here}[{k}]")
+        elif dataclasses.is_dataclass(x):
+            found += ir_differences(x, y, here)
+        elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            same = (
+                isinstance(x, np.ndarray)
+                and isinstance(y, np.ndarray)
+                and x.dtype == y.dtype
+                and np.array_equal(x, y, equal_nan=True)
+            )
+            if not same:
+                found.append(f"{here}: arrays differ")
+        elif x != y:
+            found.append(f"{here}: {x!r} vs {y!r}")
+    return found
+
+
+def keras1_arrays(group) -> dict:
+    """{layer name: {key: array}} of a Keras 1 weights group read with h5py (independent
+    of lstmgen): key W_i, U_c, b, ... (Keras 1's per-gate names), prefixed forward_ /
+    backward_ inside a Bidirectional."""
+    import re
+
+    import numpy as np
+
+    def names(obj, attr):
+        values = obj.attrs[attr]
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+    found = {}
+    for layer in names(group, "layer_names"):
+        arrays = {}
+        for weight in names(group[layer], "weight_names"):
+            match = re.match(
+                r"^(forward_|backward_)?.*?_?([WUb](?:_[a-z])?)$", weight.split(":")[0]
+            )
+            assert match, weight
+            arrays[(match.group(1) or "") + match.group(2)] = np.asarray(group[layer][weight])
+        found[layer] = arrays
+    return found
+
+
+def keras1_in_tf_keras(tf_keras, layers: list, arrays: dict, timesteps=None):
+    """A tf_keras model computing what a Keras 1 Sequential computes: each Keras 1 layer
+    config (`layers`, the model_config's list) re-declared in Keras 2 terms and its arrays
+    (`keras1_arrays`) re-stacked into Keras 2's layout, from Keras 1's own definitions:
+    LSTM gates stored i, c, f, o as W_x (D, H), U_x (H, H), b_x (H) and fused i, f, c, o;
+    GRU z, r, h with the reset gate applied before the recurrent product (reset_after=False);
+    `inner_activation` hard_sigmoid = 0.2x + 0.5 (tf_keras's own). Timesteps stay free."""
+    import numpy as np
+
+    L = tf_keras.layers
+    gates = {"LSTM": "ifco", "GRU": "zrh"}
+
+    def recurrent(config):
+        kwargs = dict(
+            units=config["output_dim"],
+            activation=config.get("activation", "tanh"),
+            return_sequences=config.get("return_sequences", False),
+            go_backwards=config.get("go_backwards", False),
+        )
+        return kwargs
+
+    def stacked(kind, found, prefix=""):
+        if f"{prefix}W" in found or kind == "SimpleRNN":
+            return [found[f"{prefix}{k}"] for k in "WUb"]
+        return [
+            np.concatenate([found[f"{prefix}{k}_{g}"] for g in gates[kind]], axis=-1) for k in "WUb"
+        ]
+
+    def make(class_name, config):
+        if class_name == "LSTM":
+            return L.LSTM(**recurrent(config), recurrent_activation=config["inner_activation"])
+        if class_name == "GRU":
+            return L.GRU(
+                **recurrent(config),
+                recurrent_activation=config["inner_activation"],
+                reset_after=False,
+            )
+        if class_name == "SimpleRNN":
+            return L.SimpleRNN(**recurrent(config))
+        if class_name == "Dense":
+            return L.Dense(
+                config["output_dim"],
+                activation=config.get("activation", "linear"),
+                use_bias=config.get("bias", True),
+            )
+        raise AssertionError(f"no transcription for Keras 1 {class_name}")
+
+    first = layers[0]["config"]
+    shape = first.get("batch_input_shape")
+    ids = len(shape) == 2
+    model_layers = [
+        tf_keras.Input(
+            (timesteps,) if ids else (timesteps, shape[2]), dtype="int32" if ids else "float32"
+        )
+    ]
+    weights = []
+    for entry in layers:
+        kind, config = entry["class_name"], entry["config"]
+        found = arrays.get(config["name"], {})
+        if kind == "Dropout":
+            continue
+        if kind == "Activation":
+            model_layers.append(L.Activation(config["activation"]))
+        elif kind == "Embedding":
+            model_layers.append(
+                L.Embedding(
+                    config["input_dim"], config["output_dim"], mask_zero=config["mask_zero"]
+                )
+            )
+            weights.append((len(model_layers) - 1, [found["W"]]))
+        elif kind == "Bidirectional":
+            inner = config["layer"]
+            layer = make(inner["class_name"], inner["config"])
+            model_layers.append(L.Bidirectional(layer, merge_mode=config["merge_mode"]))
+            both = stacked(inner["class_name"], found, "forward_")
+            both += stacked(inner["class_name"], found, "backward_")
+            weights.append((len(model_layers) - 1, both))
+        elif kind == "TimeDistributed":
+            inner = config["layer"]
+            model_layers.append(L.TimeDistributed(make(inner["class_name"], inner["config"])))
+            weights.append((len(model_layers) - 1, [found[k] for k in "Wb" if k in found]))
+        else:
+            model_layers.append(make(kind, config))
+            keys = "Wb" if kind == "Dense" else None
+            values = [found[k] for k in keys if k in found] if keys else stacked(kind, found)
+            weights.append((len(model_layers) - 1, values))
+    model = tf_keras.Sequential(model_layers)
+    for index, values in weights:
+        model.layers[index - 1].set_weights(values)
+    return model

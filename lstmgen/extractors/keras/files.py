@@ -11,10 +11,13 @@ refused, and every failure is one `ModelError` line naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,8 @@ SMALL_BYTES = 2**20
 MAX_ZIP_MEMBERS = 10_000
 #: Names inside one HDF5 attribute list (layer_names, weight_names).
 MAX_NAMES = 1_000_000
+#: Memory HDF5 may take beyond what is in use while it parses a file's metadata.
+MEMORY_HEADROOM = 512 * 2**20
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -45,6 +50,32 @@ def major_version(version: str | None) -> int | None:
     """2 for '2.3.0-tf', 1 for '1.2.2', None when unknown."""
     match = re.match(r"\s*(\d+)", version or "")
     return int(match.group(1)) if match else None
+
+
+@contextlib.contextmanager
+def memory_cap(extra: int = MEMORY_HEADROOM) -> Iterator[None]:
+    """Cap the address space at its current size + `extra` while HDF5 parses a file: a
+    hostile file can make the HDF5 library allocate what a length field claims (a
+    variable-length string of 2 GB) before it notices the data is not there. Where the
+    platform cannot cap (no RLIMIT_AS / /proc), reads run uncapped."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/statm") as fh:
+            current = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        cap = current + extra
+        for limit in (soft, hard):
+            if limit != resource.RLIM_INFINITY:
+                cap = min(cap, limit)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ImportError, OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 # ---- architecture JSON ------------------------------------------------------------------
@@ -180,7 +211,8 @@ def open_h5(source: Path | io.BytesIO, where: str) -> Any:
         if not is_hdf5(source):
             raise ModelError(f"{where}: not a readable HDF5 Keras file (no HDF5 signature)")
     try:
-        return h5py.File(source, "r", locking=False)
+        with memory_cap():
+            return h5py.File(source, "r", locking=False)
     except Exception as exc:  # h5py raises OSError, ValueError and others for broken files
         raise ModelError(f"{where}: not a readable HDF5 Keras file ({_first_line(exc)})") from None
 
@@ -193,8 +225,11 @@ def child(group: Any, name: str, where: str) -> Any:
             return None
         link = group.get(name, getlink=True)
         if not isinstance(link, h5py.HardLink):
-            kind = type(link).__name__
-            raise ModelError(f"{where}: HDF5 member {name!r} is a {kind}; only plain members")
+            kind = {"ExternalLink": "an external link (to another file)", "SoftLink": "a soft link"}
+            what = kind.get(type(link).__name__, f"a {type(link).__name__}")
+            raise ModelError(
+                f"{where}: HDF5 member {name!r} is {what}; only plain members are read"
+            )
         return group[name]
     except ModelError:
         raise
@@ -280,7 +315,8 @@ def _attr(obj: Any, name: str, where: str) -> Any:
         attribute = obj.attrs.get_id(name)
         if attribute.get_storage_size() > MAX_CONFIG_BYTES:
             raise ModelError(f"{where}: attribute {name!r} is over {MAX_CONFIG_BYTES} bytes")
-        return obj.attrs[name]
+        with memory_cap():
+            return obj.attrs[name]
     except ModelError:
         raise
     except Exception as exc:
@@ -330,7 +366,8 @@ def read_dataset(node: Any, where: str, budget: Budget) -> np.ndarray:
                 f"{where}: {nbytes} bytes from {stored} stored: refused as a compression bomb"
             )
         budget.take(nbytes, where)
-        return np.asarray(node[()])
+        with memory_cap(MEMORY_HEADROOM + 2 * nbytes):
+            return np.asarray(node[()])
     except ModelError:
         raise
     except Exception as exc:  # h5py/HDF5 errors on broken or truncated data

@@ -108,7 +108,7 @@ def count(spec: LayerSpec, key: str, default: Any = None, minimum: int = 1) -> i
     if isinstance(value, (list, tuple)) and len(value) == 1:
         value = value[0]
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_DIM:
-        raise unsupported(spec, f"{key}={value!r} (expected an integer from {minimum})")
+        raise unsupported(spec, f"{key}={value!r} (expected an integer {minimum}..{MAX_DIM})")
     return value
 
 
