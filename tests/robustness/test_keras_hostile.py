@@ -6,7 +6,8 @@ reason, truncated files.
 
 Every one must end as one `lstmgen: error:` line with exit code 2, nothing written, in
 bounded time and memory: all cases run through the CLI in one subprocess, which reports
-each exit code, its stderr, its time, and the process's peak memory.
+each exit code, its stderr, its time, and the process's peak memory (HDF5 itself runs in
+short-lived children under their own cap: lstmgen/extractors/keras/hdf5.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from support import FIXTURES, ROOT
 
 EXAMPLE = ROOT / "examples" / "sine_lstm.keras"
 H5 = FIXTURES / "keras2" / "plain_sigmoid.h5"
+HOSTILE = FIXTURES / "keras_hostile"
 #: Peak resident memory of the whole run (Python, numpy, h5py, lstmgen: ~60 MB).
 MAX_RSS_MB = 400
 MAX_SECONDS_PER_FILE = 20
@@ -200,17 +202,27 @@ def build_cases(tmp) -> dict:
         group.create_dataset(weight, shape=shape, dtype="f4", external=[("/etc/passwd", 0, size)])
     cases["external_storage"] = (path, [], "external files")
 
-    path = _h5_copy(tmp, "unallocated.h5")
-    with h5py.File(path, "r+") as fh:
-        config = json.loads(fh.attrs["model_config"])
-        lstm = next(l for l in config["config"]["layers"] if l["class_name"] == "LSTM")
-        lstm["config"]["units"] = 10**8
-        fh.attrs["model_config"] = json.dumps(config)
-        group, weight, _ = _first_weight(fh)
-        rows = group[weight].shape[0]
-        del group[weight]
-        group.create_dataset(weight, shape=(rows, 4 * 10**8), dtype="f4")  # never written
-    cases["dataset_claims_gigabytes"] = (path, [], "compression bomb")
+    for label, total, expected in (
+        ("dataset_claims_a_gigabyte", 2**30, "compression bomb"),
+        ("weights_over_budget", 3 * 2**30, "exceed"),
+    ):
+        path = _h5_copy(tmp, f"{label}.h5")
+        with h5py.File(path, "r+") as fh:
+            group, weight, _ = _first_weight(fh)
+            rows = group[weight].shape[0]
+            units = total // (16 * rows)  # kernel (rows, 4 units) of float32: `total` bytes
+            config = json.loads(fh.attrs["model_config"])
+            lstm = next(l for l in config["config"]["layers"] if l["class_name"] == "LSTM")
+            lstm["config"]["units"] = units
+            fh.attrs["model_config"] = json.dumps(config)
+            del group[weight]
+            group.create_dataset(weight, shape=(rows, 4 * units), dtype="f4")  # never written
+        cases[label] = (path, [], expected)
+
+    # found by the fuzzer (tests/robustness/keras_reader_fuzz.py): the HDF5 library loops
+    # forever on the first, and crashes (SIGSEGV) on the second
+    cases["hdf5_endless_loop"] = (HOSTILE / "hdf5_endless_loop.h5", [], "global heap")
+    cases["hdf5_segfault"] = (HOSTILE / "hdf5_segfault.h5", [], "crashed reading it")
 
     path = tmp / "vlen_bomb.h5"
     with h5py.File(path, "w") as fh:
@@ -219,7 +231,7 @@ def build_cases(tmp) -> dict:
     at = data.index(struct.pack("<I", 1000))  # the string's length, as HDF5 stores it
     struct.pack_into("<I", data, at, 0x7FFFFFF0)  # the string now claims 2 GB
     path.write_bytes(bytes(data))
-    cases["vlen_attribute_claims_2GB"] = (path, [], "model_config")
+    cases["vlen_attribute_claims_2GB"] = (path, [], "memory allocation failed")
 
     data = H5.read_bytes()
     for cut in (6, len(data) // 2):

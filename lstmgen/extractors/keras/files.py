@@ -1,27 +1,20 @@
 """Keras files as containers, read without Keras: `.keras` archives (a zip of
-`config.json` + `model.weights.h5`), HDF5 files (`.h5`: a `model_config` attribute and a
-`model_weights` group, or weights only), and architecture JSON (`model.to_json()`).
+`config.json` + `model.weights.h5`) and architecture JSON (`model.to_json()`), with the
+limits every read of a user's file honours (HDF5 itself is `hdf5.py`'s job).
 
-This module owns every byte read from a user's file, and reads hostile files safely:
-sizes are checked before anything is read (zip members against their declared size and a
-compression-ratio limit; HDF5 datasets against their storage), `..`/absolute/duplicate
-zip members, HDF5 external links, soft links, virtual datasets and external storage are
-refused, and every failure is one `ModelError` line naming the file.
+Hostile files are read safely: zip members are checked against their declared size and a
+compression-ratio limit before a byte is inflated, `..`/absolute/duplicate members are
+refused, JSON is bounded in size and nesting, and every failure is one `ModelError` line
+naming the file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ...errors import ModelError
 
@@ -37,10 +30,6 @@ MAX_COMPRESSION_RATIO = 200
 SMALL_BYTES = 2**20
 #: Members of a `.keras` archive (Keras writes three, plus assets).
 MAX_ZIP_MEMBERS = 10_000
-#: Names inside one HDF5 attribute list (layer_names, weight_names).
-MAX_NAMES = 1_000_000
-#: Memory HDF5 may take beyond what is in use while it parses a file's metadata.
-MEMORY_HEADROOM = 512 * 2**20
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -50,32 +39,6 @@ def major_version(version: str | None) -> int | None:
     """2 for '2.3.0-tf', 1 for '1.2.2', None when unknown."""
     match = re.match(r"\s*(\d+)", version or "")
     return int(match.group(1)) if match else None
-
-
-@contextlib.contextmanager
-def memory_cap(extra: int = MEMORY_HEADROOM) -> Iterator[None]:
-    """Cap the address space at its current size + `extra` while HDF5 parses a file: a
-    hostile file can make the HDF5 library allocate what a length field claims (a
-    variable-length string of 2 GB) before it notices the data is not there. Where the
-    platform cannot cap (no RLIMIT_AS / /proc), reads run uncapped."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        with open("/proc/self/statm") as fh:
-            current = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        cap = current + extra
-        for limit in (soft, hard):
-            if limit != resource.RLIM_INFINITY:
-                cap = min(cap, limit)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except (ImportError, OSError, ValueError, AttributeError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 # ---- architecture JSON ------------------------------------------------------------------
@@ -177,150 +140,13 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> 
     return data
 
 
-def keras_zip_weights(archive: zipfile.ZipFile, path: Path) -> Any:
-    """The archive's model.weights.h5 as an open, checked HDF5 file."""
+def keras_zip_weights(archive: zipfile.ZipFile, path: Path) -> bytes:
+    """The bytes of the archive's model.weights.h5 (checked like every member)."""
     try:
         info = archive.getinfo("model.weights.h5")
-        data = read_member(archive, info, path)
+        return read_member(archive, info, path)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise ModelError(f"{path}: cannot read model.weights.h5 ({_first_line(exc)})") from None
-    return open_h5(io.BytesIO(data), f"{path}:model.weights.h5")
-
-
-# ---- HDF5 -------------------------------------------------------------------------------
-def _h5py() -> Any:
-    try:
-        import h5py
-    except ImportError:
-        from ...errors import MissingDependencyError
-
-        raise MissingDependencyError(
-            "reading Keras files needs h5py: pip install 'lstmgen[keras]' (or pip install h5py)"
-        ) from None
-    return h5py
-
-
-def is_hdf5(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(8) == HDF5_SIGNATURE
-
-
-def open_h5(source: Path | io.BytesIO, where: str) -> Any:
-    h5py = _h5py()
-    if isinstance(source, Path):
-        if not is_hdf5(source):
-            raise ModelError(f"{where}: not a readable HDF5 Keras file (no HDF5 signature)")
-    try:
-        with memory_cap():
-            return h5py.File(source, "r", locking=False)
-    except Exception as exc:  # h5py raises OSError, ValueError and others for broken files
-        raise ModelError(f"{where}: not a readable HDF5 Keras file ({_first_line(exc)})") from None
-
-
-def child(group: Any, name: str, where: str) -> Any:
-    """The member `name` of an HDF5 group, following hard links only; None when absent."""
-    h5py = _h5py()
-    try:
-        if name not in group:
-            return None
-        link = group.get(name, getlink=True)
-        if not isinstance(link, h5py.HardLink):
-            kind = {"ExternalLink": "an external link (to another file)", "SoftLink": "a soft link"}
-            what = kind.get(type(link).__name__, f"a {type(link).__name__}")
-            raise ModelError(
-                f"{where}: HDF5 member {name!r} is {what}; only plain members are read"
-            )
-        return group[name]
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(
-            f"{where}: cannot read HDF5 member {name!r} ({_first_line(exc)})"
-        ) from None
-
-
-def walk(group: Any, path: str, where: str) -> Any:
-    """The object at '/'-separated `path` under `group` (hard links only), or None."""
-    node = group
-    for part in [p for p in path.split("/") if p]:
-        if not is_group(node):
-            return None
-        node = child(node, part, where)
-        if node is None:
-            return None
-    return node
-
-
-def is_group(node: Any) -> bool:
-    return isinstance(node, _h5py().Group)
-
-
-def is_dataset(node: Any) -> bool:
-    return isinstance(node, _h5py().Dataset)
-
-
-def has_attr(obj: Any, name: str) -> bool:
-    try:
-        return name in obj.attrs
-    except Exception:
-        return False
-
-
-def attr_text(obj: Any, name: str, where: str) -> str | None:
-    """A string attribute (bytes or str, as Keras versions wrote it), or None."""
-    if not has_attr(obj, name):
-        return None
-    value = _attr(obj, name, where)
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ModelError(f"{where}: attribute {name!r} is not UTF-8 text") from None
-    if isinstance(value, str):
-        return value
-    raise ModelError(f"{where}: attribute {name!r} is not text")
-
-
-def attr_names(obj: Any, name: str, where: str) -> list[str] | None:
-    """A list-of-names attribute (`layer_names`, `weight_names`), also in the chunked form
-    Keras uses for long lists (`name0`, `name1`, ...); None when absent."""
-    if has_attr(obj, name):
-        chunks = [_attr(obj, name, where)]
-    elif has_attr(obj, f"{name}0"):
-        chunks = []
-        while has_attr(obj, f"{name}{len(chunks)}") and len(chunks) < MAX_NAMES:
-            chunks.append(_attr(obj, f"{name}{len(chunks)}", where))
-    else:
-        return None
-    names: list[str] = []
-    for chunk in chunks:
-        values = np.asarray(chunk)
-        if values.ndim > 1 or values.size > MAX_NAMES:
-            raise ModelError(f"{where}: attribute {name!r} is not a list of names")
-        for value in values.reshape(-1):
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", errors="replace")
-            if not isinstance(value, str):
-                if values.size == 0:
-                    break
-                raise ModelError(f"{where}: attribute {name!r} is not a list of names")
-            names.append(value)
-    return names
-
-
-def _attr(obj: Any, name: str, where: str) -> Any:
-    try:
-        attribute = obj.attrs.get_id(name)
-        if attribute.get_storage_size() > MAX_CONFIG_BYTES:
-            raise ModelError(f"{where}: attribute {name!r} is over {MAX_CONFIG_BYTES} bytes")
-        with memory_cap():
-            return obj.attrs[name]
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"{where}: cannot read attribute {name!r} ({_first_line(exc)})") from None
 
 
 class Budget:
@@ -335,43 +161,6 @@ class Budget:
                 f"{where}: the weights exceed {MAX_WEIGHT_BYTES} bytes in all; refused"
             )
         self.left -= nbytes
-
-
-def dataset_shape(node: Any, where: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(n) for n in node.shape)
-    except Exception as exc:
-        raise ModelError(f"{where}: unreadable dataset shape ({_first_line(exc)})") from None
-
-
-def read_dataset(node: Any, where: str, budget: Budget) -> np.ndarray:
-    """A weight array, after checking it is plain numbers stored in this file, of a size
-    its storage can hold (no virtual/external data, no compression bomb)."""
-    try:
-        dtype = node.dtype
-        if dtype.kind not in "fiub" or dtype.itemsize > 8 or dtype.fields is not None:
-            raise ModelError(f"{where}: data of type {dtype} is not numbers")
-        if node.is_virtual:
-            raise ModelError(f"{where}: a virtual dataset (data from other files) is refused")
-        if node.external:
-            raise ModelError(f"{where}: data stored in external files is refused")
-        shape = dataset_shape(node, where)
-        count = 1
-        for n in shape:
-            count *= n
-        nbytes = count * dtype.itemsize
-        stored = node.id.get_storage_size()
-        if nbytes > SMALL_BYTES and nbytes > MAX_COMPRESSION_RATIO * max(stored, 1):
-            raise ModelError(
-                f"{where}: {nbytes} bytes from {stored} stored: refused as a compression bomb"
-            )
-        budget.take(nbytes, where)
-        with memory_cap(MEMORY_HEADROOM + 2 * nbytes):
-            return np.asarray(node[()])
-    except ModelError:
-        raise
-    except Exception as exc:  # h5py/HDF5 errors on broken or truncated data
-        raise ModelError(f"{where}: cannot read the array ({_first_line(exc)})") from None
 
 
 def _file_size(path: Path) -> int:

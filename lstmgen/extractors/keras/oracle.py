@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 import os
 import shutil
 import sys
@@ -56,15 +55,13 @@ def quiet() -> Iterator[None]:
 
 
 def framework_version(package: str) -> str | None:
-    """The installed version of `package`, without importing it."""
-    if importlib.util.find_spec(package) is None:
-        return None
+    """The installed version of `package` from its metadata (nothing is imported)."""
     for name in (package, package.replace("_", "-")):
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return "?"
+    return None
 
 
 def import_framework(package: str) -> Any:

@@ -13,6 +13,7 @@ from .. import Loaded
 from . import files
 from .build import build_ir
 from .config import ModelSpec, model_spec
+from .hdf5 import Group, H5File, walk
 from .oracle import FRAMEWORKS, FileOracle, oracle_name
 from .weights import LazyStore, LegacyStore, SavingV3Store, Weights
 
@@ -23,7 +24,7 @@ def open_file(path: Path, weights: str | Path | None = None) -> Loaded:
     """A `.keras` / `.h5` model file, or an architecture JSON with its `weights` file."""
     with contextlib.ExitStack() as stack:
         if weights is not None:
-            return _open_pair(path, Path(weights), stack)
+            return _open_pair(path, Path(weights))
         if path.suffix.lower() in ARCHITECTURE_SUFFIXES:
             raise LstmgenError(
                 f"{path}: an architecture JSON needs its weights file: "
@@ -34,7 +35,7 @@ def open_file(path: Path, weights: str | Path | None = None) -> Loaded:
         if head.startswith(files.ZIP_SIGNATURE) or path.suffix.lower() == ".keras":
             return _open_keras_zip(path, stack)
         if head == files.HDF5_SIGNATURE or path.suffix.lower() in (".h5", ".hdf5", ".h5py"):
-            return _open_h5(path, stack)
+            return _open_h5(path)
         raise ModelError(
             f"{path}: not a Keras model file (neither a .keras archive nor HDF5); "
             "supported: .keras, .h5, or an architecture .json with --weights"
@@ -48,36 +49,34 @@ def _open_keras_zip(path: Path, stack: contextlib.ExitStack) -> Loaded:
     spec = model_spec(config, version, str(path))
 
     def open_store() -> SavingV3Store:
-        handle = files.keras_zip_weights(archive, path)
-        stack.callback(handle.close)
-        return SavingV3Store(handle, f"{path.name}:model.weights.h5", files.Budget())
+        where = f"{path.name}:model.weights.h5"
+        h5 = H5File(files.keras_zip_weights(archive, path), where)
+        return SavingV3Store(h5, h5.root, files.Budget())
 
     source = f"Keras {version or _unknown(spec)}, file {path.name}"
     return _loaded(spec, LazyStore(open_store), source, path, None)
 
 
-def _open_h5(path: Path, stack: contextlib.ExitStack) -> Loaded:
-    handle = files.open_h5(path, str(path))
-    stack.callback(handle.close)
-    where = str(path)
-    raw = files.attr_text(handle, "model_config", where)
+def _open_h5(path: Path) -> Loaded:
+    h5 = H5File(path, str(path))
+    raw = h5.root.text("model_config")
     if raw is None:
         raise ModelError(
             f"{path}: no model_config: a weights-only file (save_weights); give its "
             f"architecture too: lstmgen inspect MODEL.json --weights {path.name}"
         )
     config = files.parse_json(raw, f"{path}: model_config")
-    version = files.attr_text(handle, "keras_version", where)
-    group = files.child(handle, "model_weights", where)
-    if group is None or not files.is_group(group):
+    version = h5.root.text("keras_version")
+    group = walk(h5.root, "model_weights", str(path))
+    if not isinstance(group, Group):
         raise ModelError(f"{path}: a model_config but no model_weights group")
-    spec = model_spec(config, version, where)
-    store = LegacyStore(group, path.name, files.Budget())
+    spec = model_spec(config, version, str(path))
+    store = LegacyStore(h5, group, files.Budget())
     source = f"Keras {version or _unknown(spec)} (HDF5), file {path.name}"
     return _loaded(spec, store, source, path, None)
 
 
-def _open_pair(path: Path, weights: Path, stack: contextlib.ExitStack) -> Loaded:
+def _open_pair(path: Path, weights: Path) -> Loaded:
     if not weights.is_file():
         raise LstmgenError(f"{weights}: no such file")
     if path.suffix.lower() not in ARCHITECTURE_SUFFIXES:
@@ -87,23 +86,23 @@ def _open_pair(path: Path, weights: Path, stack: contextlib.ExitStack) -> Loaded
         )
     config = files.read_json_file(path)
     version = config.get("keras_version") if isinstance(config, dict) else None
-    handle = files.open_h5(weights, str(weights))
-    stack.callback(handle.close)
-    where = weights.name
-    budget = files.Budget()
+    h5 = H5File(weights, weights.name)
+    root, budget = h5.root, files.Budget()
     store: Any
-    if files.attr_names(handle, "layer_names", where) is not None:
-        store = LegacyStore(handle, where, budget)  # save_weights() of Keras 1/2
-    elif files.child(handle, "model_weights", where) is not None:
-        store = LegacyStore(files.child(handle, "model_weights", where), where, budget)
-    elif any(files.child(handle, key, where) is not None for key in ("layers", "vars")):
-        store = SavingV3Store(handle, where, budget)  # Keras 3 .weights.h5
+    if root.names("layer_names") is not None:
+        store = LegacyStore(h5, root, budget)  # save_weights() of Keras 1/2
+    elif isinstance(walk(root, "model_weights", h5.where), Group):
+        group = walk(root, "model_weights", h5.where)
+        assert isinstance(group, Group)
+        store = LegacyStore(h5, group, budget)
+    elif any(isinstance(walk(root, key, h5.where), Group) for key in ("layers", "vars")):
+        store = SavingV3Store(h5, root, budget)  # Keras 3 .weights.h5
     else:
         raise ModelError(
             f"{weights}: not a Keras weights file (no layer_names, model_weights or layers)"
         )
     if not isinstance(version, str):
-        version = files.attr_text(handle, "keras_version", where)
+        version = root.text("keras_version")
     spec = model_spec(config, version, str(path))
     source = f"Keras {version or _unknown(spec)}, files {path.name} + {weights.name}"
     return _loaded(spec, store, source, path, weights)

@@ -4,10 +4,11 @@ known to match what the architecture says.
 Stores: `LegacyStore` (HDF5 `model_weights` of a full `.h5` file, or the root of a
 `save_weights()` file: one group per layer name, a `weight_names` list in Keras's order),
 `SavingV3Store` (Keras 3 / tf.keras >= 2.13 `model.weights.h5`: numbered `vars` under a
-path Keras derives from class names), `LiveStore` (a live model's variables) and
-`ListStore` (arrays in hand). `Weights.get` matches a layer's arrays to the roles a
-mapping asks for (kernel, recurrent_kernel, bias, ...): by their names where the store
-has names, else in Keras's order; Keras 1 layouts go through `keras1.stack`.
+path Keras derives from class names), both over `hdf5.H5File` snapshots, `LiveStore` (a
+live model's variables) and `ListStore` (arrays in hand). `Weights.get` matches a layer's
+arrays to the roles a mapping asks for (kernel, recurrent_kernel, bias, ...): by their
+names where the store has names, else in Keras's order; Keras 1 layouts go through
+`keras1.stack`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 from ...errors import ModelError
 from . import files, keras1
 from .config import LayerSpec
+from .hdf5 import Dataset, Group, H5File, walk
 
 Entry = keras1.Entry
 #: A role a mapping asks for: (name, expected shape or None when the mapping checks it).
@@ -49,59 +51,67 @@ def halves(spec: LayerSpec, entries: list[Entry]) -> list[Entry]:
     return entries[:half] if spec.part == "forward" else entries[half:]
 
 
-class LegacyStore:
+class _FileStore:
+    """What the HDF5 stores share: a snapshot of the file and the arrays, fetched in one
+    trip the first time a layer asks (after every layer class was accepted)."""
+
+    def __init__(self, file: H5File, root: Group, budget: files.Budget) -> None:
+        self.file = file
+        self.root = root
+        self.where = file.where
+        self.budget = budget
+        self.arrays: dict[str, np.ndarray] | None = None
+
+    def _entry(self, group: Group, name: str, where: str) -> Entry:
+        node = walk(group, name, where)
+        if not isinstance(node, Dataset):
+            raise ModelError(f"{where}: listed in the file but not an array in it")
+        return name, node.shape, lambda: self._array(node.path)
+
+    def _array(self, path: str) -> np.ndarray:
+        if self.arrays is None:
+            self.arrays = self.file.read(self.root, self.budget)
+        return self.arrays[path]
+
+
+class LegacyStore(_FileStore):
     """Keras 1/2 (and Keras 3 legacy) HDF5 weights: root[layer][weight_names]."""
 
-    def __init__(self, root: Any, where: str, budget: files.Budget) -> None:
-        self.root = root
-        self.where = where
-        self.budget = budget
-        self.layer_names = files.attr_names(root, "layer_names", where) or []
+    def __init__(self, file: H5File, root: Group, budget: files.Budget) -> None:
+        super().__init__(file, root, budget)
+        self.layer_names = root.names("layer_names") or []
 
     def entries(self, spec: LayerSpec) -> list[Entry]:
         top = spec.names[0]
-        group = files.child(self.root, top, self.where) if top in self.layer_names else None
-        if group is None or not files.is_group(group):
-            shown = ", ".join(self.layer_names[:12]) + (
-                ", ..." if len(self.layer_names) > 12 else ""
-            )
+        group = walk(self.root, top, self.where) if top in self.layer_names else None
+        if not isinstance(group, Group):
+            names = self.layer_names
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             raise ModelError(
                 f"{spec.where}: the weights file {self.where} has no layer '{top}' "
                 f"(its layers: {shown or 'none'})"
             )
-        names = files.attr_names(group, "weight_names", self.where) or []
+        names = group.names("weight_names") or []
         if len(spec.names) > 1:  # a layer of a nested model: its own share of the arrays
             owner = spec.names[-1]
             names = [n for n in names if owner in n.split("/")]
         entries = [self._entry(group, name, f"{self.where}: {top}/{name}") for name in names]
         return halves(spec, entries)
 
-    def _entry(self, group: Any, name: str, where: str) -> Entry:
-        node = files.walk(group, name, where)
-        if node is None or not files.is_dataset(node):
-            raise ModelError(f"{where}: listed in weight_names but not in the file")
-        shape = files.dataset_shape(node, where)
-        return name, shape, lambda: files.read_dataset(node, where, self.budget)
 
-
-class SavingV3Store:
+class SavingV3Store(_FileStore):
     """Keras 3 weights files: `layers/<class>_<n>/vars/<i>` (`cell/vars` for RNNs)."""
 
-    def __init__(self, root: Any, where: str, budget: files.Budget) -> None:
-        self.root = root
-        self.where = where
-        self.budget = budget
-
     def entries(self, spec: LayerSpec) -> list[Entry]:
-        base = files.walk(self.root, spec.v3_path, self.where)
-        if base is None:
+        base = walk(self.root, spec.v3_path, self.where)
+        if not isinstance(base, Group):
             raise ModelError(
                 f"{spec.where}: the weights file {self.where} has nothing at "
                 f"'{spec.v3_path}' where Keras keeps this layer"
             )
-        own = files.walk(base, "vars", self.where)
-        if spec.part is None and own is not None:
-            saved_as = files.attr_text(own, "name", self.where)
+        own = walk(base, "vars", self.where)
+        if spec.part is None and isinstance(own, Group):
+            saved_as = own.text("name")
             if saved_as is not None and saved_as != spec.name:
                 raise ModelError(
                     f"{spec.where}: the weights file keeps layer '{saved_as}' at "
@@ -109,28 +119,21 @@ class SavingV3Store:
                 )
         entries = self._vars(own, spec.v3_path)
         if spec.class_name in CELL_LAYERS:
-            entries += self._vars(files.walk(base, "cell/vars", self.where), spec.v3_path + "/cell")
+            cell = walk(base, "cell/vars", self.where)
+            entries += self._vars(cell, spec.v3_path + "/cell")
         return entries
 
-    def _vars(self, group: Any, path: str) -> list[Entry]:
-        if group is None or not files.is_group(group):
+    def _vars(self, group: Group | Dataset | None, path: str) -> list[Entry]:
+        if not isinstance(group, Group):
             return []
-        keys = list(group.keys())
+        keys = list(group.children)
         if sorted(keys, key=lambda k: (len(k), k)) != [str(i) for i in range(len(keys))]:
             raise ModelError(f"{self.where}: '{path}/vars' holds {keys[:5]}, not 0, 1, 2, ...")
         found: list[Entry] = []
         for index in range(len(keys)):
-            where = f"{self.where}: {path}/vars/{index}"
-            node = files.child(group, str(index), where)
-            if not files.is_dataset(node):
-                raise ModelError(f"{where} is not an array")
-            shape = files.dataset_shape(node, where)
-            found.append((None, shape, _reader(node, where, self.budget)))
+            name, shape, read = self._entry(group, str(index), f"{self.where}: {path}/vars/{index}")
+            found.append((None, shape, read))
         return found
-
-
-def _reader(node: Any, where: str, budget: files.Budget) -> Callable[[], np.ndarray]:
-    return lambda: files.read_dataset(node, where, budget)
 
 
 def _constant(array: np.ndarray) -> Callable[[], np.ndarray]:
