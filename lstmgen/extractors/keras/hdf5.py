@@ -183,6 +183,7 @@ def isolated(function: Callable[..., Any], args: tuple, where: str, timeout: flo
         status = 0
         try:
             os.close(read_end)
+            _quiet_child()
             _cap_address_space(MEMORY_HEADROOM)
             with os.fdopen(write_end, "wb") as out:
                 out.write(_encode(function, args))
@@ -196,6 +197,21 @@ def isolated(function: Callable[..., Any], args: tuple, where: str, timeout: flo
     finally:
         os.close(read_end)
     return _decode(data, where)
+
+
+def _quiet_child() -> None:
+    """A crash in the child ends it with its signal, silently: no inherited handler
+    (faulthandler, a fuzzer's) prints or writes anything, stdout/stderr go nowhere."""
+    import faulthandler
+
+    faulthandler.disable()
+    for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 def _collect(fd: int, pid: int, timeout: float, where: str) -> bytes:
