@@ -10,6 +10,7 @@ from ...ir import Model
 from . import keras1, recurrent, shaping  # noqa: F401 (they register their mappings)
 from .config import ModelSpec
 from .layers import CONVERTERS, SUPPORTED, Context
+from .masks import MaskState
 from .weights import Weights
 
 
@@ -59,8 +60,16 @@ def build_ir(spec: ModelSpec, weights: Weights, source: str, where: str) -> Mode
         steps=steps,
     )
     layers = []
+    mask = MaskState()
     for layer in spec.layers:
+        mask.before(layer)
+        ctx.masked = mask.masked
         converted = CONVERTERS[layer.class_name](layer, ctx)
+        mask.after(
+            layer,
+            converted,
+            converted.returns_sequence(ctx.sequence) if converted else ctx.sequence,
+        )
         if converted is None:
             continue
         layers.append(converted)
@@ -75,6 +84,7 @@ def build_ir(spec: ModelSpec, weights: Weights, source: str, where: str) -> Mode
         ctx.width = converted.output_size
     if not layers:
         raise ModelError(f"model '{spec.name}' has no layer lstmgen can compile")
+    ctx.notes.extend(mask.notes(ctx.sequence))
     return Model(
         input_size=1 if ids else int(shape[2] or 0),
         layers=layers,

@@ -56,7 +56,7 @@ class Context:
     sequence: bool  # a sequence arrives (else one vector)
     steps: int | None  # its timesteps, when fixed
     notes: list[str] = field(default_factory=list)
-    masked: bool = False  # a Masking layer or Embedding(mask_zero) came before
+    masked: bool = False  # a mask reaches this layer (see masks.py)
 
     def arrays(self, spec: LayerSpec, roles: list[Role]) -> dict[str, np.ndarray]:
         return self.weights.get(spec, roles)

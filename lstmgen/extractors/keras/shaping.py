@@ -57,7 +57,6 @@ def _sequence(spec: LayerSpec, ctx: Context) -> None:
 
 @converts("Masking")
 def masking(spec: LayerSpec, ctx: Context) -> Masking:
-    ctx.masked = True
     # Keras compares float32 inputs with the mask value as a float32 (0.1 is 0.100000001)
     return Masking(
         spec.name,
@@ -158,7 +157,6 @@ def embedding(spec: LayerSpec, ctx: Context) -> Embedding:
     vocabulary, size = count(spec, "input_dim"), count(spec, "output_dim")
     mask_zero = flag(spec, "mask_zero", False)
     weights = ctx.arrays(spec, [("embeddings", (vocabulary, size))])
-    ctx.masked = ctx.masked or mask_zero
     return Embedding(
         spec.name,
         float32(weights["embeddings"]),
