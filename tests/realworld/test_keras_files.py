@@ -23,6 +23,8 @@ import pytest
 from support import (
     keras1_arrays,
     keras1_in_tf_keras,
+    oracle_on_every_target,
+    pending_parts,
     real_model,
     require_module,
     targets_match_oracle,
@@ -169,21 +171,30 @@ def test_reference_matches_oracle(case, oracles):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_targets_match_oracle(case, oracles, tmp_path):
-    """C, Python and MATLAB against the oracle (cases with BatchNormalization or Embedding
-    need the targets that implement those kinds)."""
+    """The reference, then C, Python and MATLAB against the oracle (a case using a layer
+    kind a target gets from a parallel branch xfails naming it until that merges)."""
     loaded, x = oracles[case]
-    targets_match_oracle(loaded, x, tmp_path, tolerance=TOLERANCE)
+    oracle_on_every_target(loaded, x, tmp_path, tolerance=TOLERANCE)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_inspect_and_generate_cli(case, tmp_path, capsys):
     assert main(["inspect", *_args(case)]) == 0
     out = capsys.readouterr().out
-    assert _load(case).ir.layers[0].name in out
+    ir = _load(case).ir
+    assert ir.layers[0].name in out
+    waiting = []
     for target in ("c", "python", "matlab"):
         folder = tmp_path / target
-        assert main(["generate", *_args(case), "--target", target, "--out", str(folder)]) == 0
+        code = main(["generate", *_args(case), "--target", target, "--out", str(folder)])
+        error = capsys.readouterr().err
+        if code == 2 and pending_parts(ir) and "does not implement" in error:
+            waiting.append(target)
+            continue
+        assert code == 0, error
         assert any(folder.iterdir())
+    if waiting:
+        pytest.xfail(f"waits on target branches for {sorted(pending_parts(ir))}: {waiting}")
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,15 @@ so `inspect` and `generate` need no TensorFlow, and no Lambda or custom layer co
 deserialised (such layers are refused by name before any weight is read). Everything
 lstmgen knows about Keras lives in this package:
 
-- `files`: containers and bounded, hostile-file-safe reads;
+- `files`: zip archives and JSON, with the size limits of every read;
+- `hdf5`: HDF5 read in a forked child under a memory cap and a deadline (the HDF5
+  library's crashes and endless loops on hostile files become one error line);
 - `config`: the config dialects of Keras 1/2/3 -> one chain of layer specs;
 - `keras1`: Keras 1's config vocabulary and per-gate weight layout;
 - `weights`: where each layer's arrays live (legacy HDF5, Keras 3 weights files, live
   models, arrays in hand) and their roles;
 - `layers`, `recurrent`, `shaping`: the layer -> IR mappings, keyed by Keras class name;
+  `masks`: where Keras's masks part from the IR's;
 - `build`: spec + weights -> IR; `reader`: files -> IR + oracle; `live`: live models;
   `arrays`: `from_arrays`; `oracle`: Keras 3 / tf_keras / reference, TensorFlow imported
   only when an oracle runs.

@@ -184,7 +184,3 @@ class LiveOracle:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with quiet():
             return predict(self.model, x, self.input_shape, self.stateful)
-
-
-def is_stateful(config: dict) -> bool:
-    return bool(config.get("stateful"))
