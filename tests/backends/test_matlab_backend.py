@@ -221,7 +221,8 @@ def test_step_gives_predict_outputs(grid_cases, octave_grid, precision):
 def test_files_per_model(grid_cases, rendered):
     for case in grid_cases:
         files = rendered[case.spec.id, "single"]
-        expected = {f"{NAME}_predict.m"} | ({f"{NAME}_step.m"} if case.ir.streamable else set())
+        expected = {f"{NAME}_predict.m", f"{NAME}_weights.m"}
+        expected |= {f"{NAME}_step.m"} if case.ir.streamable else set()
         assert set(files) == expected, case.spec.id
 
 
@@ -241,7 +242,8 @@ def _check_codegen_friendly(
     `extra_calls`)."""
     lines = text.splitlines()
     function = filename[:-2]
-    assert lines[0].startswith(f"function y = {function}("), where
+    output = "w" if function.endswith("_weights") else "y"
+    assert lines[0].startswith(f"function {output} = {function}("), where
     assert "%#codegen" in lines, where
     # the help block comes first: lines 2.. up to the first non-comment line
     assert lines[1].startswith(f"%{function.upper()}  "), where
@@ -258,8 +260,9 @@ def _check_codegen_friendly(
     assigned = set(re.findall(r"^\s*(\w+)\s*(?:\([^=]*\))?\s*=", joined, re.M))
     local = set(re.findall(r"^function \w+ = (\w+)\(", joined, re.M))
     params = {"x", "reset"}
-    called = set(re.findall(r"\b([A-Za-z]\w*)\s*\(", joined)) - {"function"}
-    unknown = called - assigned - local - params - ALLOWED_CALLS - extra_calls
+    called = set(re.findall(r"(?<![\w.])([A-Za-z]\w*)\s*\(", joined)) - {"function"}
+    weights = {function.rsplit("_", 1)[0] + "_weights"}  # the generated weights function
+    unknown = called - assigned - local - params - weights - ALLOWED_CALLS - extra_calls
     assert not unknown, f"{where}: calls {sorted(unknown)}"
 
 
@@ -281,12 +284,13 @@ def test_generated_mark_and_determinism(grid_cases, rendered):
 
 
 _LITERAL = re.compile(
-    r"^(\w+) = (?:single\(\[|double\(single\(\[)\n(.*?)\n    \]\)\)?;$", re.M | re.S
+    r"^w\.(\w+) = (?:single\(\[|double\(single\(\[)\n(.*?)\n    \]\)\)?;$", re.M | re.S
 )
 
 
 def _literals(text: str) -> dict[str, tuple[str, np.ndarray]]:
-    """{ident: (assignment text, values as parsed by Python)} of every weight literal."""
+    """{ident: (assignment text, values as parsed by Python)} of every weight literal (the
+    fields w.IDENT of NAME_weights.m)."""
     found = {}
     for match in _LITERAL.finditer(text):
         body = "\n".join(line.split("%", 1)[0] for line in match.group(2).splitlines())
@@ -361,7 +365,8 @@ def test_literals_parse_back_exactly_in_python(grid_cases, rendered):
         for precision in PRECISIONS:
             for filename, text in rendered[case.spec.id, precision].items():
                 found = _literals(text)
-                assert set(found) == set(expected), (case.spec.id, filename)
+                holds = filename.endswith("_weights.m")
+                assert set(found) == (set(expected) if holds else set()), (case.spec.id, filename)
                 for ident, (_, values) in found.items():
                     got = values.astype(np.float32)  # double -> single, as single([...])
                     assert np.array_equal(
@@ -424,14 +429,14 @@ def test_help_and_literals_in_octave(octave, grid_cases, rendered, tmp_path):
         files = backend.render(model, "awkward", precision=precision)
         lit_dir = tmp_path / precision
         lit_dir.mkdir()
-        for ident, (assignment, _) in _literals(files["awkward_predict.m"]).items():
+        for ident, (assignment, _) in _literals(files["awkward_weights.m"]).items():
             script += [
                 f"cd('{lit_dir}');",
                 assignment,
-                f"fid = fopen('{ident}.bin', 'w'); fwrite(fid, {ident}.', "
-                f"class({ident})); fclose(fid);",
+                f"fid = fopen('{ident}.bin', 'w'); fwrite(fid, w.{ident}.', "
+                f"class(w.{ident})); fclose(fid);",
                 f"fid = fopen('{ident}.size', 'w'); fprintf(fid, '%d %d %s', "
-                f"size({ident}), class({ident})); fclose(fid);",
+                f"size(w.{ident}), class(w.{ident})); fclose(fid);",
             ]
     done = runner.octave_eval("\n".join(script))
     predict_help, step_help, _ = done.stdout.split("=====")
@@ -600,9 +605,9 @@ def test_large_model_runs_in_octave(octave, tmp_path, record_property):
     start = time.perf_counter()
     results = [r.check(j) for j, r in zip(jobs, runner.run_batch(jobs, processes=2))]
     wall = time.perf_counter() - start
-    size_mb = len(jobs[0].files["big_predict.m"]) / 1e6
+    size_mb = len(jobs[0].files["big_weights.m"]) / 1e6
     report = (
-        f"large model ({model.parameter_count()} weights, big_predict.m {size_mb:.1f} MB): "
+        f"large model ({model.parameter_count()} weights, big_weights.m {size_mb:.1f} MB): "
         f"{wall:.1f} s wall for 2 Octave processes; predict of {LARGE['sequences']} x "
         f"T={LARGE['timesteps']}: {results[0].predict_seconds:.2f} s single, "
         f"{results[1].predict_seconds:.2f} s double (first call parses the file); "
@@ -649,7 +654,8 @@ def test_precision_option_and_names(grid_cases, tmp_path):
         == 0
     )
     text = (out / "sine_predict.m").read_text()
-    assert "double(single([" in text and "zeros(16, 1, 'double')" in text
+    assert "double(single([" in (out / "sine_weights.m").read_text()
+    assert "zeros(16, 1, 'double')" in text
     assert (out / "sine_step.m").exists()
 
 
@@ -657,7 +663,7 @@ def test_go_backwards_model_has_no_step(grid_cases):
     backwards = [c for c in grid_cases if not c.ir.streamable]
     assert backwards
     for case in backwards:
-        assert set(backend.render(case.ir, NAME)) == {f"{NAME}_predict.m"}
+        assert set(backend.render(case.ir, NAME)) == {f"{NAME}_predict.m", f"{NAME}_weights.m"}
         with pytest.raises(LstmgenError, match="go_backwards"):
             runner.run_steps(case.ir, backend.render(case.ir, NAME), NAME, case.x, Path("."))
 
@@ -856,7 +862,7 @@ def test_new_kinds_step_gives_predict_outputs(new_kinds):
         model = job.model
         kinds = model.kinds()
         if "bidirectional" in kinds or not model.streamable:
-            assert set(job.files) == {f"{NAME}_predict.m"}, model.name
+            assert set(job.files) == {f"{NAME}_predict.m", f"{NAME}_weights.m"}, model.name
             continue
         tolerance = SINGLE_TOLERANCE if precision == "single" else DOUBLE_REFERENCE_TOLERANCE
         assert result.steps.dtype == result.predict.dtype
@@ -888,16 +894,19 @@ def test_new_kinds_code_and_literals():
                 assert text.isascii(), where
                 _check_codegen_friendly(where, filename, text, precision)
                 found = _literals(text)
-                assert set(found) == set(expected), where
+                holds = filename.endswith("_weights.m")
+                assert set(found) == (set(expected) if holds else set()), where
                 for ident, (_, values) in found.items():
                     got = values.astype(np.float32)
                     assert np.array_equal(
                         got.view(np.uint32), expected[ident].ravel().view(np.uint32)
                     ), ident
-    text = backend.render(_new_kind_models()["bi_names"], NAME)[f"{NAME}_predict.m"]
+    files = backend.render(_new_kind_models()["bi_names"], NAME)
+    text = files[f"{NAME}_predict.m"]
     assert "(a Bidirectional layer)" in text  # why there is no step file
-    for ident in ("W_x_fw", "W_x_fw_2", "W_x_bw_2", "y_x_bw"):
-        assert f"\n{ident} = " in text, ident
+    assert "\ny_x_bw = " in text
+    for ident in ("W_x_fw", "W_x_fw_2", "W_x_bw_2"):
+        assert f"\nw.{ident} = " in files[f"{NAME}_weights.m"], ident
 
 
 def test_new_kinds_state_size_in_help():
@@ -1192,7 +1201,7 @@ def test_shaping_step_gives_predict_outputs(shaping):
     for job, result in shaping[0]:
         model = job.model
         if not model.streamable:
-            assert set(job.files) == {f"{NAME}_predict.m"}, model.name
+            assert set(job.files) == {f"{NAME}_predict.m", f"{NAME}_weights.m"}, model.name
             assert result.steps is None
             continue
         tolerance = (
@@ -1249,7 +1258,8 @@ def test_shaping_code_and_literals():
                 assert text.isascii(), where
                 _check_codegen_friendly(where, filename, text, precision, frozenset(SHAPING_CALLS))
                 found = _literals(text)
-                assert set(found) == set(expected), where
+                holds = filename.endswith("_weights.m")
+                assert set(found) == (set(expected) if holds else set()), where
                 for ident, (_, values) in found.items():
                     got = values.astype(np.float32)
                     assert np.array_equal(
