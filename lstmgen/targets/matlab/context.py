@@ -20,7 +20,7 @@ from ...ir import Layer, Model
 from ...literals import float_literal
 from ...naming import MAX_LENGTH, unique_identifiers, unique_name
 from ..common import banner_facts, display_text
-from .kinds import NoStepReason, StateVar, rules
+from .kinds import BACKWARDS, NoStepReason, StateVar, rules
 from .options import Precision
 
 PART_SIDES = (("forward", "fw"), ("backward", "bw"))
@@ -176,18 +176,22 @@ def _layer_contexts(model: Model) -> list[LayerContext]:
     return contexts
 
 
-def _state_words(kinds: set[str], titles: dict[str, str]) -> tuple[str, str, str]:
-    """(model kind for the title, what the state is, whose state it is) for the help."""
-    if kinds == {"lstm"}:
-        return "LSTM", "LSTM state (h and c)", "h and c of every LSTM layer"
-    if "lstm" not in kinds:
-        names = " and ".join(titles[k] for k in sorted(kinds))
-        title = names if len(kinds) == 1 else "recurrent"
+def _state_words(cells: list[Layer]) -> tuple[str, str, str]:
+    """(model kind for the title, what the state is, whose state it is) for the help, from
+    the unidirectional recurrent layers: h of each, and c of those with a cell state."""
+    titles = {c.kind: c.title for c in cells}
+    with_c = sorted({c.kind for c in cells if rules(c).cell_state})
+    names = " and ".join(titles[k] for k in sorted(titles))
+    title = names if len(titles) == 1 else "recurrent"
+    if with_c and len(with_c) == len(titles):
+        return title, f"{title} state (h and c)", f"h and c of every {names} layer"
+    if not with_c:
         return title, "recurrent state (h)", f"h of every {names} layer"
+    c_names = " and ".join(titles[k] for k in with_c)
     return (
         "recurrent",
-        "recurrent state (h, and c of LSTM layers)",
-        "h of every recurrent layer, c of every LSTM layer",
+        f"recurrent state (h, and c of {c_names} layers)",
+        f"h of every recurrent layer, c of every {c_names} layer",
     )
 
 
@@ -207,7 +211,7 @@ def _no_step(model: Model, name: str) -> tuple[list[str], str]:
         names = [r.name for r in members if r.name]
         joined = members[0].joiner.join(names)
         what.append(f"{members[0].phrase} ({joined})" if names else members[0].phrase)
-    if len(groups) == 1 and reasons[0].phrase == "reads time backwards":
+    if len(groups) == 1 and reasons[0].group == BACKWARDS[0]:
         return [], " or ".join(r.name for r in reasons)
     lines = textwrap.wrap(
         f"There is no {name}_step for sample-by-sample use: the model "
@@ -223,14 +227,12 @@ def build(model: Model, name: str, precision: Precision) -> RenderContext:
     layers = _layer_contexts(model)
     cells = [part for layer in model.layers for part in layer.parts() if part.recurrent]
     cells = [c for c in cells if not c.parts()[1:]]  # a Bidirectional counts as its parts
-    kinds = {c.kind for c in cells}
-    titles = {c.kind: c.title for c in cells}
-    model_kind, state_what, state_whose = _state_words(kinds, titles)
+    model_kind, state_what, state_whose = _state_words(cells)
     if any(s.held_output for l in layers for s in l.states):
         state_what += " and held outputs (o)"
     state_values = sum(s.size for l in layers for s in l.states)
-    masking = next((l.layer for l in layers if l.kind == "masking"), None)
-    first = model.layers[0]
+    first = model.layers[0]  # Masking and Embedding are first layers only
+    mask_value = getattr(first, "mask_value", None)
     windows = any(getattr(l, "windowed", False) for l in model.layers)
     fixed = model.timesteps if any(l.needs_fixed_timesteps for l in model.layers) else None
     min_t = min_timesteps(model)
@@ -257,8 +259,8 @@ def build(model: Model, name: str, precision: Precision) -> RenderContext:
         mask_zero=bool(
             getattr(first, "consumes_ids", False) and getattr(first, "mask_zero", False)
         ),
-        masked=masking is not None,
-        mask_value=None if masking is None else float_literal(masking.mask_value),
+        masked=mask_value is not None,
+        mask_value=None if mask_value is None else float_literal(mask_value),
         initial_state="initial_state" in model.features(),
         processing_order=any(getattr(l, "go_backwards", False) for l in model.layers),
         model_kind=model_kind,

@@ -63,6 +63,8 @@ class KindRules:
     new_timesteps: ClassVar[bool] = False
     #: Which layers make a short input give no timestep ("windows", "slice"), or "".
     limits: ClassVar[str] = ""
+    #: A recurrent kind with a cell state c next to h (the help texts name it).
+    cell_state: ClassVar[bool] = False
 
     def states(self, layer: Any, ident: str, masked: bool) -> list[StateVar]:
         return []
@@ -90,6 +92,8 @@ class RecurrentRules(KindRules):
 class LSTMRules(RecurrentRules):
     """h (P values with a projection) and c; with an initial state behind a mask also the
     held output o, which is zero (not the initial h) before the first real step."""
+
+    cell_state = True
 
     def states(self, layer: Any, ident: str, masked: bool) -> list[StateVar]:
         initial = "initial_state" in layer.features()
