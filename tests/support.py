@@ -405,3 +405,202 @@ def torch_bilstm_last_step(torch, input_size=4, hidden=5, outputs=3, num_layers=
         for p in model.parameters():
             p.uniform_(-0.5, 0.5)
     return model.eval()
+
+
+# ---- the MATLAB target (tests/backends/matlab): the rules every generated .m file keeps ----
+
+MATLAB_PRECISIONS = ("single", "double")
+#: The bound on the max relative error of generated MATLAB against the float64 reference
+#: (single: the bound against the framework too; double: float64 round-off, measured ~1e-16).
+MATLAB_TOLERANCE = {"single": 1e-5, "double": 1e-10}
+#: Functions the generated code may call: MATLAB built-ins that MATLAB Coder supports.
+MATLAB_CALLS = frozenset(
+    {"single", "double", "zeros", "assert", "size", "exp", "abs", "tanh", "max", "min"}
+    | {"log1p", "expm1", "bsxfun", "sum", "isempty"}
+)
+#: ... and those that Masking, the normalizations, Flatten, Conv1D, pooling and the other
+#: shaping layers add (error: a token id out of range; log: log_softmax).
+MATLAB_SHAPING_CALLS = frozenset(
+    {"false", "all", "sqrt", "reshape", "floor", "ceil", "repmat", "error", "log"}
+)
+_MATLAB_FORBIDDEN = {
+    "cell array braces": r"[{}]",
+    "growth with end+1": r"\bend\s*\+",
+    "coder.* call": r"\bcoder\s*\.",
+    "eval": r"\beval\w*\b|\bfeval\b",
+    "global": r"\bglobal\b",
+    "cell/struct": r"\b(cell|struct|cellfun|arrayfun|containers)\b",
+    "file or workspace access": r"\b(load|save|exist|assignin|clear|input|fprintf|disp)\b",
+    "while/try": r"\b(while|try|catch)\b",
+    "concatenation": r"(?<!single\()\[(?!\])",
+}
+_MATLAB_LITERAL = r"^w\.(\w+) = (?:single\(\[|double\(single\(\[)\n(.*?)\n    \]\)\)?;$"
+
+
+def matlab_code_lines(text: str) -> list[str]:
+    """The code of a .m file: comments and string literals removed (no transposes used)."""
+    import re
+
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"'[^'\n]*'", "''", line)
+        out.append(line.split("%", 1)[0].rstrip())
+    return out
+
+
+def check_matlab_code(
+    where: str, filename: str, text: str, precision: str, extra_calls: frozenset = frozenset()
+) -> None:
+    """A generated .m file keeps the code generation rules: one function with its help block
+    first and %#codegen, no forbidden construct, persistent state only in NAME_step, only
+    the computing class, and only calls of variables, local functions, NAME_weights and the
+    allowed built-ins (MATLAB_CALLS and `extra_calls`)."""
+    import re
+
+    lines = text.splitlines()
+    function = filename[:-2]
+    output = "w" if function.endswith("_weights") else "y"
+    assert lines[0].startswith(f"function {output} = {function}("), where
+    assert "%#codegen" in lines, where
+    assert lines[1].startswith(f"%{function.upper()}  "), where  # the help block first
+    assert text.isascii(), where
+    joined = "\n".join(matlab_code_lines(text))
+    for what, pattern in _MATLAB_FORBIDDEN.items():
+        hit = re.search(pattern, joined)
+        assert hit is None, f"{where}: {what}: {hit and hit.group(0)!r}"
+    assert ("persistent" in joined) == filename.endswith("_step.m"), where
+    assert re.search(r"\b(single|double)\b", joined)
+    other = "double" if precision == "single" else "single"
+    assert f"'{other}'" not in text, where  # no zeros(..., 'other class')
+    assigned = set(re.findall(r"^\s*(\w+)\s*(?:\([^=]*\))?\s*=", joined, re.M))
+    local = set(re.findall(r"^function \w+ = (\w+)\(", joined, re.M))
+    weights = {function.rsplit("_", 1)[0] + "_weights"}
+    called = set(re.findall(r"(?<![\w.])([A-Za-z]\w*)\s*\(", joined)) - {"function"}
+    unknown = called - assigned - local - weights - {"x", "reset"} - MATLAB_CALLS - extra_calls
+    assert not unknown, f"{where}: calls {sorted(unknown)}"
+
+
+def matlab_literals(text: str) -> dict:
+    """{ident: (assignment text, values as Python parses them)} of every weight literal,
+    the fields `w.IDENT = single([...]);` of NAME_weights.m."""
+    import re
+
+    import numpy as np
+
+    found = {}
+    for match in re.finditer(_MATLAB_LITERAL, text, re.M | re.S):
+        body = "\n".join(line.split("%", 1)[0] for line in match.group(2).splitlines())
+        tokens = [t for t in re.split(r"[,;\s]+|\.\.\.", body) if t]
+        found[match.group(1)] = (match.group(0), np.array([float(t) for t in tokens]))
+    return found
+
+
+def _matlab_part_identifiers(outer: list, bidirectional: list) -> list:
+    """IDENT_fw and IDENT_bw of every Bidirectional layer, `_2`, `_3`, ... where taken."""
+    seen, names = set(outer), []
+    for k in bidirectional:
+        for side in ("fw", "bw"):
+            base = f"{outer[k][:37]}_{side}"
+            candidate, n = base, 1
+            while candidate in seen:
+                n += 1
+                candidate = f"{base[:36]}_{n}"
+            seen.add(candidate)
+            names.append(candidate)
+    return names
+
+
+def matlab_expected_arrays(model) -> dict:
+    """{field of NAME_weights: array} of every weight literal the model needs, from the IR
+    (the parts of a Bidirectional layer named after it, IDENT_fw / IDENT_bw)."""
+    import numpy as np
+
+    from lstmgen.ir import (
+        GRU,
+        LSTM,
+        BatchNorm,
+        Bidirectional,
+        Conv1D,
+        Dense,
+        Embedding,
+        LayerNorm,
+        Normalize,
+        SimpleRNN,
+    )
+    from lstmgen.naming import unique_identifiers
+
+    outer = unique_identifiers([l.name for l in model.layers])
+    bidirectional = [k for k, l in enumerate(model.layers) if isinstance(l, Bidirectional)]
+    inner = iter(_matlab_part_identifiers(outer, bidirectional))
+    expected = {}
+    for layer, ident in zip(model.layers, outer):
+        named = [(layer, ident)]
+        if isinstance(layer, Bidirectional):
+            named = [(part, next(inner)) for part in (layer.forward, layer.backward)]
+        for part, part_ident in named:
+            arrays: dict = {}
+            if isinstance(part, (LSTM, GRU, SimpleRNN)):
+                arrays = {"W": part.input_weights, "U": part.recurrent_weights, "b": part.bias}
+            if isinstance(part, GRU):
+                arrays["rb"] = part.recurrent_bias
+            if isinstance(part, LSTM):
+                arrays["P"] = None if part.peephole is None else part.peephole.T
+                arrays["Pr"] = part.projection
+                if part.initial_h is not None or part.initial_c is not None:
+                    zeros = np.zeros  # a missing half of the initial state is zero
+                    h0, c0 = part.initial_h, part.initial_c
+                    arrays["h0"] = zeros(part.output_size, np.float32) if h0 is None else h0
+                    arrays["c0"] = zeros(part.units, np.float32) if c0 is None else c0
+            if isinstance(part, Dense):
+                arrays = {"W": part.weights, "b": part.bias}
+            if isinstance(part, Conv1D):  # F x K*D: one block of D columns per tap
+                f, k, d = part.weights.shape
+                arrays = {"W": part.weights.reshape(f, k * d), "b": part.bias}
+            if isinstance(part, Normalize):
+                arrays = {"mean": part.mean, "std": part.std}
+            if isinstance(part, LayerNorm):
+                arrays = {"gamma": part.gamma, "beta": part.beta}
+            if isinstance(part, BatchNorm):
+                arrays = {"mean": part.mean, "variance": part.variance}
+                arrays.update(gamma=part.gamma, beta=part.beta)
+            if isinstance(part, Embedding):  # E x vocabulary: one column per token id
+                arrays = {"W": part.weights.T}
+            expected.update({f"{k}_{part_ident}": a for k, a in arrays.items() if a is not None})
+    return expected
+
+
+def check_matlab_literals(where: str, model, files: dict) -> None:
+    """Every weight is a field of NAME_weights.m (and nothing else holds literals), under
+    its documented identifier, and parses back in Python to the model's exact float32."""
+    import numpy as np
+
+    expected = matlab_expected_arrays(model)
+    for filename, text in files.items():
+        found = matlab_literals(text)
+        holds = filename.endswith("_weights.m")
+        assert set(found) == (set(expected) if holds else set()), (where, filename)
+        for ident, (_, values) in found.items():
+            got = values.astype(np.float32)  # double -> single, as single([...])
+            want = np.ascontiguousarray(expected[ident], np.float32).ravel()
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (where, ident)
+
+
+def check_matlab_steps(job, result, tolerance: float, prefixes=None) -> None:
+    """NAME_step from a reset gives, after t steps, the model's output on the first t
+    timesteps (the float64 reference), for every t in `prefixes` (default: all); and its
+    last output (or all of them) equals NAME_predict's."""
+    from lstmgen.reference import forward
+    from lstmgen.verify import error_metrics
+
+    model, x = job.model, job.x
+    per_step = model.returns_sequences and model.output_timesteps(2) == 2
+    if result.predict is not None:
+        got = result.steps if per_step else result.steps[:, -1]
+        want = result.predict if per_step else result.predict.reshape(got.shape)
+        _, rel = error_metrics(got, want)
+        assert rel.max() <= tolerance, (model.name, "steps vs predict", float(rel.max()))
+    for t in prefixes or range(1, x.shape[1] + 1):
+        ref = forward(model, x[:, :t])
+        got = result.steps[:, :t] if per_step else result.steps[:, t - 1].reshape(ref.shape)
+        _, rel = error_metrics(got, ref)
+        assert rel.max() <= tolerance, (model.name, t, float(rel.max()))
