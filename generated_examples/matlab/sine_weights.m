@@ -15,12 +15,12 @@ function w = sine_weights()
 %   4676 bytes of constant weights, 128 bytes of LSTM state (h and c).
 %
 %   Code generation (MATLAB Coder, Simulink, Embedded Coder): %#codegen; every field is a
-%   constant literal assigned exactly once, outside any branch, so the code generator folds
-%   the struct into constant data (4676 bytes, read-only); nothing is copied at run
-%   time. There is deliberately no persistent cache: a persistent struct would be writable
-%   memory (the DWork of a MATLAB Function block) filled at the first call. Interpreted
-%   MATLAB and Octave, however, evaluate the literals at every call of sine_predict (once
-%   per sequence) and sine_step (once per timestep).
+%   constant literal assigned exactly once, outside any branch, so the code generator can
+%   treat the whole struct as compile-time constants: read-only data (4676 bytes),
+%   nothing computed or copied at run time. There is deliberately no persistent cache: a
+%   persistent struct would be writable memory (the DWork of a MATLAB Function block)
+%   filled at the first call. Interpreted MATLAB and Octave, however, evaluate the literals
+%   at every call of sine_predict (once per sequence) and sine_step (once per timestep).
 %
 %   Simulink: keep this file on the MATLAB path next to sine_step.m, or paste it into
 %   the MATLAB Function block below the block's function (it becomes a local function).
