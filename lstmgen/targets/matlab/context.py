@@ -12,7 +12,6 @@ the model is a field of `RenderContext`.
 
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -87,8 +86,8 @@ class RenderContext:
     min_t: int
     limited_by: str  # what gives no timestep for T < min_t: "windows", "slice" or ""
     fixed_t: int | None
-    no_step: list[str]  # help lines: why there is no NAME_step ([] when streamable ...)
-    backwards_reason: str  # ... or when the only reason is reading time backwards
+    no_step: list[str]  # what needs the whole sequence: why there is no NAME_step ...
+    backwards_reason: str  # ... unless the only reason is reading time backwards
     example_t: int
     example_t_out: int
     weight_bytes: int
@@ -195,31 +194,24 @@ def _state_words(cells: list[Layer]) -> tuple[str, str, str]:
     )
 
 
-def _no_step(model: Model, name: str) -> tuple[list[str], str]:
-    """(wrapped help lines saying why there is no NAME_step, the reason when it is only
-    reading time backwards: the template words that case itself)."""
+def _no_step(model: Model) -> tuple[list[str], str]:
+    """Why there is no NAME_step: (what the model does that needs the whole sequence, one
+    phrase per reason, for the help text; the reason when it is only reading time
+    backwards, which the template words itself)."""
     reasons = sorted(
         {r for layer in model.layers if (r := rules(layer).no_step(layer)) is not None}
     )
-    if not reasons:
-        return [], ""
     groups: dict[int, list[NoStepReason]] = {}
     for reason in reasons:
         groups.setdefault(reason.group, []).append(reason)
+    if len(groups) == 1 and reasons[0].group == BACKWARDS[0]:
+        return [], " or ".join(r.name for r in reasons)
     what = []
     for members in groups.values():
         names = [r.name for r in members if r.name]
         joined = members[0].joiner.join(names)
         what.append(f"{members[0].phrase} ({joined})" if names else members[0].phrase)
-    if len(groups) == 1 and reasons[0].group == BACKWARDS[0]:
-        return [], " or ".join(r.name for r in reasons)
-    lines = textwrap.wrap(
-        f"There is no {name}_step for sample-by-sample use: the model "
-        f"{', '.join(what[:-1]) + ' and ' if len(what) > 1 else ''}{what[-1]}, so it "
-        "needs the whole sequence before its first output.",
-        87,
-    )
-    return lines, ""
+    return what, ""
 
 
 def build(model: Model, name: str, precision: Precision) -> RenderContext:
@@ -237,7 +229,7 @@ def build(model: Model, name: str, precision: Precision) -> RenderContext:
     fixed = model.timesteps if any(l.needs_fixed_timesteps for l in model.layers) else None
     min_t = min_timesteps(model)
     example_t = model.timesteps or max(min_t, 10)
-    no_step, backwards_reason = _no_step(model, name)
+    no_step, backwards_reason = _no_step(model)
     y_shape = f"{model.output_size} x 1"
     if model.returns_sequences:
         changed = any(rules(l).new_timesteps for l in model.layers)
