@@ -39,12 +39,15 @@ from ...naming import validate_model_name
 from ..common import templates_dir
 from .context import min_timesteps
 from .options import OPTIONS, PRECISIONS, precision_from
-from .renderer import LAYER_TEMPLATES, render_files
+from .renderer import LAYER_TEMPLATES, activation_names, render_files
 
 #: Layer kinds (see lstmgen.ir) this target implements: those with a template.
 LAYERS: frozenset[str] = frozenset(
     path.stem for path in (templates_dir() / LAYER_TEMPLATES).glob("*.j2")
 )
+#: Activations (see lstmgen.ir.activations) this target implements: those in the table of
+#: templates/matlab/activations.j2.
+ACTIVATIONS: frozenset[str] = activation_names()
 #: Optional IR features (see lstmgen.ir) this target implements.
 FEATURES: frozenset[str] = frozenset(
     {"peephole", "clip", "input_forget", "initial_state", "projection"}
@@ -59,4 +62,12 @@ def render(model: Model, name: str, precision: str = "single", **options: Any) -
     return render_files(model, name, chosen)
 
 
-__all__ = ["FEATURES", "LAYERS", "OPTIONS", "PRECISIONS", "min_timesteps", "render"]
+__all__ = [
+    "ACTIVATIONS",
+    "FEATURES",
+    "LAYERS",
+    "OPTIONS",
+    "PRECISIONS",
+    "min_timesteps",
+    "render",
+]

@@ -6,20 +6,28 @@ layer's MATLAB comes from the macros of its kind's template,
 `templates/matlab/layers/<kind>.j2` (`describe`, `weights`, `predict`, `step`), which the
 file templates reach through `kinds[layer.kind]`. The local functions of the activations a
 file calls follow its main function: a template asks `act(NAME)` for the function of an
-activation, which also records that the file needs it.
+activation, which also records that the file needs it; `templates/matlab/activations.j2`
+writes them, one macro per activation, listed in its table ACTIVATIONS.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...ir import ACTIVATIONS, Model
+from ...ir import Model
 from ..common import environment
 from .context import RenderContext, build
 from .literals import column_blocks, double_text, matrix_rows
 from .options import Precision
 
 LAYER_TEMPLATES = "matlab/layers"
+ACTIVATIONS_TEMPLATE = "matlab/activations.j2"
+
+
+def activation_names() -> frozenset[str]:
+    """The activations the target implements: the names in the template's table."""
+    module = environment().get_template(ACTIVATIONS_TEMPLATE).module
+    return frozenset(vars(module)["ACTIVATIONS"])
 
 
 class ActivationUse:
@@ -30,8 +38,8 @@ class ActivationUse:
         self._names: set[str] = set()
 
     def __call__(self, name: str) -> str:
-        if name not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {name!r}")
+        if name not in activation_names():
+            raise ValueError(f"activation {name!r} has no MATLAB in {ACTIVATIONS_TEMPLATE}")
         self._names.add(name)
         return function_name(name)
 

@@ -10,16 +10,18 @@ from support import ROOT, require_tool
 
 import lstmgen
 from lstmgen.errors import LstmgenError, MissingDependencyError
-from lstmgen.ir import LAYER_TYPES
+from lstmgen.ir import ACTIVATIONS, LAYER_TYPES
 from lstmgen.targets import matlab as backend
 from lstmgen.targets.matlab import runner
 
 NAME = "net"
 
 
-def test_every_ir_kind_has_a_template():
-    """A kind is implemented by its template, templates/matlab/layers/<kind>.j2."""
+def test_every_ir_kind_and_activation_has_its_template():
+    """A kind is implemented by its template, templates/matlab/layers/<kind>.j2; an
+    activation by its macro in templates/matlab/activations.j2."""
     assert backend.LAYERS == set(LAYER_TYPES)
+    assert backend.ACTIVATIONS == set(ACTIVATIONS)
     assert backend.FEATURES == {"peephole", "clip", "input_forget", "initial_state", "projection"}
 
 
