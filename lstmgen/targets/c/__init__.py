@@ -45,25 +45,11 @@ from .options import (
     check_backend_options,
     default_atol,
 )
+from .quant import UNSUPPORTED_ACTIVATIONS
 from .selftest import selftest_context, selftest_data
 
 #: The IR layer kinds and optional LSTM features this target implements (float build).
-LAYERS: frozenset[str] = frozenset(
-    {
-        "lstm",
-        "gru",
-        "simple_rnn",
-        "bidirectional",
-        "dense",
-        "activation",
-        "masking",
-        "normalize",
-        "layer_norm",
-        "flatten",
-        "conv1d",
-        "pool1d",
-    }
-)
+LAYERS: frozenset[str] = frozenset(KINDS)
 FEATURES: frozenset[str] = frozenset(
     {"peephole", "clip", "input_forget", "initial_state", "projection"}
 )
@@ -128,6 +114,13 @@ def check_quantizable(model: Model, quantize: str | None) -> None:
                 f"--quantize {quantize} does not implement masking (layer '{layer.name}', "
                 f"{layer.kind} with mask_zero); generate the float build instead (no --quantize)"
             )
+        for part in layer.parts():
+            _, vectors = KINDS[part.kind].activations(part, quantize == "fixed16")
+            for name in sorted(vectors & UNSUPPORTED_ACTIVATIONS.get(quantize, set())):
+                raise LstmgenError(
+                    f"--quantize {quantize} does not implement the {name} activation (layer "
+                    f"'{layer.name}'); generate the float build instead (no --quantize)"
+                )
         for feature in sorted(layer.features()):
             raise LstmgenError(
                 f"--quantize {quantize} does not implement LSTM {feature} (layer "

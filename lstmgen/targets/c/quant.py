@@ -31,6 +31,8 @@ from ...ir import LSTM, Dense, Model
 from .kinds import KINDS, Stored
 
 QMAX = {"int8": 127, "int16": 32767}
+#: Activations a quantized build has no code for (fixed16 has no integer log).
+UNSUPPORTED_ACTIVATIONS: dict[str | None, set[str]] = {"fixed16": {"log_softmax"}}
 CTYPE = {"int8": "int8_t", "int16": "int16_t"}
 MODES = ("int8", "int16", "fixed16")
 
@@ -99,9 +101,15 @@ def _dequantize_dense(layer: Dense, mode: str) -> None:
     layer.weights = (q.astype(np.float64) * s[:, None]).astype(np.float32)
 
 
+def _dequantize_embedding(layer: Any, mode: str) -> None:
+    q, s = quantize_columns(layer.weights.T, mode)
+    layer.weights = (q.T.astype(np.float64) * s[:, None]).astype(np.float32)
+
+
 DEQUANTIZE: dict[str, Callable[[Any, str], None]] = {
     "lstm": _dequantize_lstm,
     "dense": _dequantize_dense,
+    "embedding": _dequantize_embedding,
 }
 
 
