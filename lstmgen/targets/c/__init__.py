@@ -33,7 +33,7 @@ from ...ir import LAYER_TYPES, Model
 from ...naming import validate_model_name
 from ..common import render_template
 from .build import model_context
-from .kinds import ALL_QUANTIZED, KINDS
+from .kinds import ALL_QUANTIZED, composition_order, kind_of
 from .memory import estimate
 from .options import (
     DEFAULT_ATOL,
@@ -49,14 +49,34 @@ from .quant import UNSUPPORTED_ACTIVATIONS
 from .selftest import selftest_context, selftest_data
 
 #: The IR layer kinds and optional LSTM features this target implements (float build).
-LAYERS: frozenset[str] = frozenset(KINDS)
+LAYERS: frozenset[str] = frozenset(
+    {
+        "lstm",
+        "gru",
+        "simple_rnn",
+        "bidirectional",
+        "dense",
+        "activation",
+        "masking",
+        "normalize",
+        "layer_norm",
+        "flatten",
+        "conv1d",
+        "pool1d",
+        "batch_norm",
+        "embedding",
+        "repeat_vector",
+        "global_pool",
+        "time_slice",
+    }
+)
 FEATURES: frozenset[str] = frozenset(
     {"peephole", "clip", "input_forget", "initial_state", "projection"}
 )
 #: The kinds every quantized build (int8, int16, fixed16) implements (LSTM without
 #: optional features); `quantized_kinds(mode)` gives each mode's.
 QUANTIZED_LAYERS: frozenset[str] = frozenset(
-    k for k in LAYERS if ALL_QUANTIZED <= KINDS[k].quantized
+    k for k in LAYERS if ALL_QUANTIZED <= kind_of(k).quantized
 )
 
 __all__ = [
@@ -80,7 +100,7 @@ __all__ = [
 
 def quantized_kinds(mode: str) -> list[str]:
     """The kinds `--quantize mode` implements, in the target's order."""
-    return [k for k in KINDS if k in LAYERS and mode in KINDS[k].quantized]
+    return [k for k in composition_order() if k in LAYERS and mode in kind_of(k).quantized]
 
 
 def _implemented(mode: str) -> str:
@@ -102,20 +122,20 @@ def check_quantizable(model: Model, quantize: str | None) -> None:
         return
     for layer in model.layers:
         inner = [p for p in layer.parts() if p is not layer]
-        if any(quantize not in KINDS[p.kind].quantized for p in [layer, *inner]):
+        if any(quantize not in kind_of(p.kind).quantized for p in [layer, *inner]):
             of = f" of {inner[0].kind}" if inner else ""
             raise LstmgenError(
                 f"--quantize {quantize} does not implement {layer.kind}{of} layers (layer "
                 f"'{layer.name}'); it implements {_implemented(quantize)}. Generate the float "
                 "build instead (no --quantize; --math builtin also works without libm)"
             )
-        if KINDS[layer.kind].masks(layer) and layer.kind != "masking":
+        if kind_of(layer.kind).masks(layer) and layer.kind != "masking":
             raise LstmgenError(
                 f"--quantize {quantize} does not implement masking (layer '{layer.name}', "
                 f"{layer.kind} with mask_zero); generate the float build instead (no --quantize)"
             )
         for part in layer.parts():
-            _, vectors = KINDS[part.kind].activations(part, quantize == "fixed16")
+            _, vectors = kind_of(part.kind).activations(part, quantize == "fixed16")
             for name in sorted(vectors & UNSUPPORTED_ACTIVATIONS.get(quantize, set())):
                 raise LstmgenError(
                     f"--quantize {quantize} does not implement the {name} activation (layer "

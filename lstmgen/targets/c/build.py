@@ -7,7 +7,7 @@ from ...ir import VECTOR_ACTIVATIONS, Model
 from ...literals import wrap_values
 from ..common import banner_facts
 from .context import KindRef, LayerContext, ModelContext
-from .kinds import KINDS
+from .kinds import composition_order, kind_of
 from .layers import act_ident, cells_of, layer_contexts
 from .loops import LoopBuilder
 from .memory import estimate, max_timesteps, prefix_width, sequence_width
@@ -65,17 +65,17 @@ def model_context(model: Model, name: str, options: COptions, has_selftest: bool
     layers = layer_contexts(model, name, quantize, fixed)
     cells = cells_of(layers)
     first = model.layers[0]
-    input_layer = layers[0] if KINDS[first.kind].role == "input" else None
-    mask = layers[0] if KINDS[first.kind].masks(first) else None
+    input_layer = layers[0] if kind_of(first.kind).role == "input" else None
+    mask = layers[0] if kind_of(first.kind).masks(first) else None
     if mask is not None:  # output before any real step: zeros, not the initial h
         masked = {id(c) for k in plan.parts[0].layers for c in cells_of([layers[k]])}
         for cell in cells:
-            if id(cell) in masked and KINDS[cell.kind].starts_with_output(cell.layer):
+            if id(cell) in masked and kind_of(cell.kind).starts_with_output(cell.layer):
                 cell.keeps_out = True
     loops = LoopBuilder(model, plan, layers, masked=mask is not None)
     parts = loops.parts()
     elementwise, vectors = _activations(model, fixed is not None)
-    windows = [layers[k] for k, l in enumerate(model.layers) if KINDS[l.kind].role == "window"]
+    windows = [layers[k] for k, l in enumerate(model.layers) if kind_of(l.kind).role == "window"]
     changes = changes_timesteps(model)
     least = min_timesteps(model)
     counting = bool(windows) or least > 1 or (model.returns_sequences and bool(changes))
@@ -85,7 +85,7 @@ def model_context(model: Model, name: str, options: COptions, has_selftest: bool
     chains = [st for s in loops.stages for st in s.chain] + [
         st for g in loops.rows_groups for st in g.chain
     ]
-    needs_math = {m for l in model.layers for m in KINDS[l.kind].math}
+    needs_math = {m for l in model.layers for m in kind_of(l.kind).math}
     ids = input_layer is not None and input_layer.reads_ids
     facts = banner_facts(model)
     if counting and model.returns_sequences:
@@ -135,7 +135,7 @@ def model_context(model: Model, name: str, options: COptions, has_selftest: bool
         mask=mask,
         layers=layers,
         cells=cells,
-        kinds=[KindRef(k, KINDS[k].role) for k in KINDS if k in model.kinds()],
+        kinds=[KindRef(k, kind_of(k).role) for k in composition_order() if k in model.kinds()],
         elementwise=sorted(map(act_ident, elementwise)),
         vector_acts=sorted(map(act_ident, vectors)),
         fixed_vector_acts=sorted(map(act_ident, vectors)),
@@ -157,8 +157,8 @@ def model_context(model: Model, name: str, options: COptions, has_selftest: bool
         prefix_buffers=plan.prefix_buffers,
         prefix_width=prefix_width(model),
         max_width=sequence_width(model),
-        max_gates=max(KINDS[c.kind].scratch_values(c.layer, "float") for c in cells),
-        max_units=max(KINDS[c.kind].scratch_values(c.layer, "fixed16") for c in cells),
+        max_gates=max(kind_of(c.kind).scratch_values(c.layer, "float") for c in cells),
+        max_units=max(kind_of(c.kind).scratch_values(c.layer, "fixed16") for c in cells),
         uses_copy=any(c.keeps_out for c in cells)
         or any(
             st.op == "copy" or (st.op == "recurrent" and st.dst.name != "none") for st in chains
@@ -168,7 +168,7 @@ def model_context(model: Model, name: str, options: COptions, has_selftest: bool
         returns_sequences=model.returns_sequences,
         initial_state="initial_state" in model.features(),
         go_backwards=any(
-            KINDS[l.kind].role == "recurrent" and l.layer.go_backwards for l in layers
+            kind_of(l.kind).role == "recurrent" and l.layer.go_backwards for l in layers
         ),
         only_lstm=model.kinds() <= LSTM_ONLY,
         has_selftest=has_selftest,
@@ -181,7 +181,7 @@ def _activations(model: Model, fixed: bool) -> tuple[set[str], set[str]]:
     vectors: set[str] = set()
     for layer in model.layers:
         for part in layer.parts():
-            e, v = KINDS[part.kind].activations(part, fixed)
+            e, v = kind_of(part.kind).activations(part, fixed)
             elementwise |= e
             vectors |= v
     return elementwise - set(VECTOR_ACTIVATIONS), vectors

@@ -15,7 +15,8 @@ Each entry says
   estimate (`lstmgen.targets.c.memory` measures the real figure when it can);
 * the `--quantize` modes that implement it.
 
-Adding a kind to the C target: its template, an entry here, and its name in `LAYERS`.
+Adding a kind to the C target: its template and its name in `LAYERS`; an entry here only
+when it is more than a per-timestep layer storing the IR's arrays as they are.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...ir import VECTOR_ACTIVATIONS, Layer, Model
+from ...ir import LAYER_TYPES, VECTOR_ACTIVATIONS, Layer, Model
 
 INTEGER_MODES = frozenset({"int8", "int16"})
 ALL_QUANTIZED = frozenset({"int8", "int16", "fixed16"})
@@ -66,8 +67,9 @@ class CKind:
     collects_rows: ClassVar[bool] = False
 
     def arrays(self, layer: Any) -> dict[str, Stored]:
-        """The float build's arrays of `layer`, by identifier suffix, in declaration order."""
-        return {}
+        """The float build's arrays of `layer`, by identifier suffix, in declaration order
+        (by default the IR's arrays as they are, by field name)."""
+        return stored(**layer.arrays())
 
     def state_values(self, cell: Any) -> int:
         """Values of recurrent state one cell keeps (0: none)."""
@@ -363,8 +365,22 @@ KINDS: dict[str, CKind] = {
 }
 
 
+#: What a kind without an entry above is: a per-timestep layer storing the IR's arrays as
+#: they are (its template alone makes it work in the float build).
+PER_STEP = CKind()
+
+
+def kind_of(kind: str) -> CKind:
+    return KINDS.get(kind, PER_STEP)
+
+
+def composition_order() -> list[str]:
+    """The order the templates compose the kinds' code in."""
+    return list(KINDS) + [k for k in LAYER_TYPES if k not in KINDS]
+
+
 def role(layer: Layer) -> str:
-    return KINDS[layer.kind].role
+    return kind_of(layer.kind).role
 
 
 def recurrent_cells(layer: Layer) -> list[Any]:

@@ -13,7 +13,7 @@ from ...literals import wrap_values
 from ...naming import unique_identifiers
 from ..common import array_text, display_text
 from .context import CArray, LayerContext
-from .kinds import KINDS, Stored, recurrent_cells
+from .kinds import Stored, kind_of, recurrent_cells
 from .quant import FixedPlan, layer_arrays
 
 
@@ -36,7 +36,7 @@ def layer_contexts(
     model: Model, name: str, quantize: str | None, fixed: FixedPlan | None
 ) -> list[LayerContext]:
     """One context per layer of `model`; a Bidirectional's directions as its fw and bw."""
-    directional = [l for l in model.layers if KINDS[l.kind].role == "bidirectional"]
+    directional = [l for l in model.layers if kind_of(l.kind).role == "bidirectional"]
     # layer identifiers first (unchanged by the rest), then one per direction
     idents = unique_identifiers(
         [l.name for l in model.layers]
@@ -68,7 +68,7 @@ def _context(
     fixed: Any,
     direction: str | None = None,
 ) -> LayerContext:
-    kind = KINDS[layer.kind]
+    kind = kind_of(layer.kind)
     arrays = {} if kind.role == "bidirectional" else layer_arrays(layer, quantize, fixed)
     ctx = LayerContext(
         layer=layer,
@@ -96,6 +96,6 @@ def cells_of(layers: list[LayerContext]) -> list[LayerContext]:
     for ctx in layers:
         if ctx.fw is not None and ctx.bw is not None:
             out += [ctx.fw, ctx.bw]
-        elif KINDS[ctx.kind].role == "recurrent":
+        elif kind_of(ctx.kind).role == "recurrent":
             out.append(ctx)
     return out

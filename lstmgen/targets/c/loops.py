@@ -16,7 +16,7 @@ from .context import (
     StepContext,
     TailContext,
 )
-from .kinds import KINDS
+from .kinds import kind_of
 from .memory import sequence_width
 from .plan import Op, Part, Plan, Stage
 
@@ -38,13 +38,13 @@ def chain(
     for a real timestep (the recurrent layers skip a masked one), and what follows reads
     the recurrent layer's kept output."""
     steps: list[StepContext] = []
-    ops = [op for op in ops if KINDS[layers[op.layer].kind].role != "input"]
+    ops = [op for op in ops if kind_of(layers[op.layer].kind).role != "input"]
     for n, op in enumerate(ops):
         last = n == len(ops) - 1
         ctx = layers[op.layer]
         cell = ctx.fw if op.part == "fw" else ctx.bw if op.part == "bw" else ctx
         assert cell is not None
-        if KINDS[cell.kind].role == "recurrent":
+        if kind_of(cell.kind).role == "recurrent":
             steps.append(StepContext("recurrent", cell, src, dst if last else NONE))
             src = Ref(cell.out, state=True)
         else:  # a per-timestep layer, or a Bidirectional's merge with the stored bw output
@@ -91,7 +91,7 @@ class LoopBuilder:
         ctx = PartContext(index=part.index, stages=[], vector=Ref("y"))
         vector_needed = bool(part.tail) or not last_part
         if part.end is not None:
-            kind = KINDS[self.model.layers[part.end].kind]
+            kind = kind_of(self.model.layers[part.end].kind)
             ctx.end = self.layers[part.end]
             ctx.vector = Ref(kind.vector + suffix) if vector_needed else Ref("y")
             if kind.collects_rows:
@@ -121,7 +121,7 @@ class LoopBuilder:
             and part.end is None
             and last_op is not None
             and last_op.part is None
-            and KINDS[self.model.layers[last_op.layer].kind].role == "recurrent"
+            and kind_of(self.model.layers[last_op.layer].kind).role == "recurrent"
         ):  # the tail reads the last recurrent layer's h straight from the state
             cell = self.layers[last_op.layer]
             main.chain[-1].dst = NONE
@@ -157,7 +157,7 @@ class LoopBuilder:
             dst = Ref(PREFIX_BUFFERS[g % 2])
             first, last = self.model.layers[group[0]], self.model.layers[group[-1]]
             ctx = GroupContext(
-                op="window" if KINDS[first.kind].role == "window" else "rows",
+                op="window" if kind_of(first.kind).role == "window" else "rows",
                 layers=[self.layers[k] for k in group],
                 src=src,
                 dst=dst,
@@ -195,7 +195,7 @@ class LoopBuilder:
         real = self.masked and part.index == 0 and not part.prefix
         steps = chain(stage.ops, self.layers, Ref("x"), Ref("y") if dst else NONE, real)
         first_op = next(
-            (op for op in stage.ops if KINDS[self.model.layers[op.layer].kind].role != "input"),
+            (op for op in stage.ops if kind_of(self.model.layers[op.layer].kind).role != "input"),
             None,
         )
         out = StageContext(

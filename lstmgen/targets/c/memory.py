@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ...ir import Model
-from .kinds import KINDS, parts_of_kind, recurrent_cells
+from .kinds import kind_of, parts_of_kind, recurrent_cells
 from .plan import make_plan
 from .quant import FIXED_FORMATS, fixed_plan, layer_arrays
 
@@ -119,7 +119,7 @@ def sequence_width(model: Model) -> int:
     or GlobalPool layer fills is a buffer of its own)."""
     return max(
         [model.input_size]
-        + [layer.output_size for layer in model.layers if KINDS[layer.kind].role != "collect"]
+        + [layer.output_size for layer in model.layers if kind_of(layer.kind).role != "collect"]
     )
 
 
@@ -142,7 +142,7 @@ def _weight_bytes(model: Model, mode: str) -> list[int]:
     quantize = None if mode == "float" else mode
     out = []
     for k, layer in enumerate(model.layers):
-        holders = recurrent_cells(layer) if KINDS[layer.kind].role == "bidirectional" else [layer]
+        holders = recurrent_cells(layer) if kind_of(layer.kind).role == "bidirectional" else [layer]
         fl = fixed.layers[k] if fixed is not None else None
         out.append(sum(a.bytes for h in holders for a in layer_arrays(h, quantize, fl).values()))
     return out
@@ -155,7 +155,7 @@ def _activations(model: Model) -> set[str]:
         for cell in recurrent_cells(layer):
             used |= set(cell.activations())
         activation = getattr(layer, "activation", None)
-        if KINDS[layer.kind].role != "recurrent" and isinstance(activation, str):
+        if kind_of(layer.kind).role != "recurrent" and isinstance(activation, str):
             used.add(activation)
     return used
 
@@ -172,8 +172,8 @@ def estimate(model: Model, quantize: str | None = None, math: str | None = None)
     for layer, weight in zip(model.layers, weights):
         cells = recurrent_cells(layer)
         if cells:
-            state = sum(KINDS[c.kind].state_values(c) for c in cells) * value
-            scratch = KINDS[cells[0].kind].scratch_values(cells[0], mode) * value
+            state = sum(kind_of(c.kind).state_values(c) for c in cells) * value
+            scratch = kind_of(cells[0].kind).scratch_values(cells[0], mode) * value
             gates = max(gates, scratch // value)
         else:
             state, scratch = 0, layer.output_size * value
@@ -207,7 +207,7 @@ def estimate(model: Model, quantize: str | None = None, math: str | None = None)
         if part.end is not None:
             end = ir_layers[part.end]
             buffers += (
-                end.output_size + (0 if KINDS[end.kind].collects_rows else end.size)
+                end.output_size + (0 if kind_of(end.kind).collects_rows else end.size)
             ) * value
     acts = _activations(model)
     tables = 0
@@ -220,7 +220,8 @@ def estimate(model: Model, quantize: str | None = None, math: str | None = None)
     code = (
         CODE_BASE[mode]
         + sum(
-            KINDS[kind].code_bytes(parts_of_kind(model, kind), model, mode, math) for kind in KINDS
+            kind_of(kind).code_bytes(parts_of_kind(model, kind), model, mode, math)
+            for kind in model.kinds()
         )
         + CODE_PER_LAYER_CALL * len(model.layers)
         + CODE_PER_EXTRA_STAGE * (len(plan.stages) - 1)

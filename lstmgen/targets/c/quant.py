@@ -28,7 +28,7 @@ import numpy as np
 
 from ...errors import LstmgenError
 from ...ir import LSTM, Dense, Model
-from .kinds import KINDS, Stored
+from .kinds import Stored, kind_of
 
 QMAX = {"int8": 127, "int16": 32767}
 #: Activations a quantized build has no code for (fixed16 has no integer log).
@@ -121,7 +121,7 @@ def layer_arrays(layer: Any, mode: str | None, fixed: FixedLayer | None) -> dict
     has no integer form for the kind), by the suffix of their C identifier."""
     prepare = QUANTIZED_ARRAYS.get((layer.kind, mode or ""))
     if prepare is None:
-        return KINDS[layer.kind].arrays(layer)
+        return kind_of(layer.kind).arrays(layer)
     return prepare(layer, mode, fixed)
 
 
