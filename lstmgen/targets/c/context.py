@@ -132,7 +132,8 @@ class StageContext:
     reverse: bool = False
     by_source_time: bool = False
     bidirectional: bool = False
-    real: bool = False  # takes the `real` flag of a masked model
+    real: bool = False  # takes the `real` flag of a masked model (skips masked steps)
+    uses_state: bool = True  # runs a recurrent layer (takes the state)
     collect: bool = False  # the part's collecting layer takes each step's output
     crops: list[LayerContext] = field(default_factory=list)
     crops_before: list[LayerContext] = field(default_factory=list)
@@ -188,6 +189,7 @@ class PartContext:
     index: int
     stages: list[StageContext]
     vector: Ref  # the vector the part collapses to (what its tail or the next part reads)
+    masked: bool = False  # its timesteps carry the model's mask
     prefix: list[GroupContext] = field(default_factory=list)
     tail: TailContext | None = None
     tail_dst: str = "y"

@@ -28,11 +28,16 @@ def slot_name(slot: int) -> str:
 
 
 def chain(
-    ops: list[Op], layers: list[LayerContext], src: Ref, dst: Ref, masking: bool = False
+    ops: list[Op],
+    layers: list[LayerContext],
+    src: Ref,
+    dst: Ref,
+    masking: bool = False,
+    width: int = 0,
 ) -> list[StepContext]:
     """How `ops` run in order from `src` into `dst`: each step's input and output buffer.
     A recurrent layer's output is its state h (copied out only when it is last). No op at
-    all copies src to dst.
+    all copies the `width` values of src to dst.
 
     With `masking`, the steps up to the last recurrent kernel are `guarded`: they run only
     for a real timestep (the recurrent layers skip a masked one), and what follows reads
@@ -52,7 +57,7 @@ def chain(
             steps.append(StepContext(op.part or "layer", ctx, src, out))
             src = out
     if not steps:
-        steps.append(StepContext("copy", None, src, dst))
+        steps.append(StepContext("copy", None, src, dst, size=width))
     recurrent = [n for n, step in enumerate(steps) if step.op == "recurrent"]
     if masking and recurrent:
         for step in steps[: recurrent[-1] + 1]:
@@ -88,7 +93,12 @@ class LoopBuilder:
         many = len(self.plan.parts) > 1
         suffix = str(part.index) if many else ""
         last_part = part.index == len(self.plan.parts) - 1
-        ctx = PartContext(index=part.index, stages=[], vector=Ref("y"))
+        ctx = PartContext(
+            index=part.index,
+            stages=[],
+            vector=Ref("y"),
+            masked=self.masked and part.index == 0 and not part.prefix,
+        )
         vector_needed = bool(part.tail) or not last_part
         if part.end is not None:
             kind = kind_of(self.model.layers[part.end].kind)
@@ -166,7 +176,9 @@ class LoopBuilder:
             )
             if ctx.op == "rows":
                 ctx.index = len(self.rows_groups)
-                ctx.chain = chain([Op(k) for k in group], self.layers, Ref("x"), Ref("y"))
+                ctx.chain = chain(
+                    [Op(k) for k in group], self.layers, Ref("x"), Ref("y"), width=last.output_size
+                )
                 self.rows_groups.append(ctx)
             groups.append(ctx)
         return groups
@@ -192,8 +204,9 @@ class LoopBuilder:
             src = source
         else:
             src = RowRef(Ref(slot_name(self.plan.buffer_slots[stage.source])), "src_t", self.width)
-        real = self.masked and part.index == 0 and not part.prefix
-        steps = chain(stage.ops, self.layers, Ref("x"), Ref("y") if dst else NONE, real)
+        real = ctx.masked
+        width = self.input_width(part, stage)
+        steps = chain(stage.ops, self.layers, Ref("x"), Ref("y") if dst else NONE, real, width)
         first_op = next(
             (op for op in stage.ops if kind_of(self.model.layers[op.layer].kind).role != "input"),
             None,
@@ -203,9 +216,7 @@ class LoopBuilder:
             number=str(index) if self.stage_count > 1 else "",
             chain=steps,
             input_size=(
-                self.model.layers[first_op.layer].input_size
-                if first_op is not None
-                else self.input_width(part, stage)
+                self.model.layers[first_op.layer].input_size if first_op is not None else width
             ),
             output_size=stage.output_size(self.model)
             if stage.ops
@@ -221,7 +232,8 @@ class LoopBuilder:
             reverse=stage.reverse,
             by_source_time=stage.by_source_time,
             bidirectional=any(op.part for op in stage.ops),
-            real=real,
+            real=any(step.guarded for step in steps),
+            uses_state=any(step.op == "recurrent" for step in steps),
             collect=collect,
             crops=[self.layers[k] for k in stage.crops],
             crops_before=[self.layers[k] for k in stage.crops_before],
