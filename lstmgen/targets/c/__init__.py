@@ -129,7 +129,7 @@ def check_quantizable(model: Model, quantize: str | None) -> None:
                 f"'{layer.name}'); it implements {_implemented(quantize)}. Generate the float "
                 "build instead (no --quantize; --math builtin also works without libm)"
             )
-        if kind_of(layer.kind).masks(layer) and layer.kind != "masking":
+        if kind_of(layer.kind).masks(layer):  # (Masking itself is refused above)
             raise LstmgenError(
                 f"--quantize {quantize} does not implement masking (layer '{layer.name}', "
                 f"{layer.kind} with mask_zero); generate the float build instead (no --quantize)"

@@ -88,17 +88,6 @@ class Stage:
     #                                         was written (where its mask positions start)
     until: int | None = None  # a squeezing time slice: the loop ends after its timestep
 
-    @property
-    def layers(self) -> list[int]:
-        return [op.layer for op in self.ops]
-
-    @property
-    def buffered(self) -> bool:
-        return self.source is not None
-
-    def input_size(self, model: Model) -> int:
-        return model.layers[self.ops[0].layer].input_size
-
     def output_size(self, model: Model) -> int:
         op = self.ops[-1]
         layer: Any = model.layers[op.layer]
@@ -120,11 +109,6 @@ class Part:
     sequence_out: bool = False  # its output is a sequence (the model's output)
     first_slot: int = 0  # its slots are first_slot .. first_slot + slots - 1
     slots: int = 0
-
-    @property
-    def main_line(self) -> Stage | None:
-        """The stage whose per-step output is the part's (None: a final merge)."""
-        return None if self.final_merge is not None else self.stages[-1]
 
     @property
     def prefix_buffers(self) -> int:
@@ -166,9 +150,6 @@ class Plan:
     @property
     def slots(self) -> int:
         return max(self.buffer_slots, default=-1) + 1
-
-    def slot(self, buffer: int | None) -> int | None:
-        return None if buffer is None else self.buffer_slots[buffer]
 
 
 def make_plan(model: Model) -> Plan:
