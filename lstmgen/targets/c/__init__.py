@@ -70,6 +70,23 @@ LAYERS: frozenset[str] = frozenset(
         "time_slice",
     }
 )
+#: The activations the C templates implement (c/activations.j2); fixed16 lacks some
+#: (`check_quantizable` refuses them by name).
+ACTIVATIONS: frozenset[str] = frozenset(
+    {
+        "linear",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softsign",
+        "softplus",
+        "elu",
+        "hard_sigmoid_keras3",
+        "hard_sigmoid_0.2",
+        "softmax",
+        "log_softmax",
+    }
+)
 FEATURES: frozenset[str] = frozenset(
     {"peephole", "clip", "input_forget", "initial_state", "projection"}
 )
@@ -80,6 +97,7 @@ QUANTIZED_LAYERS: frozenset[str] = frozenset(
 )
 
 __all__ = [
+    "ACTIVATIONS",
     "DEFAULT_ATOL",
     "FEATURES",
     "LAYERS",

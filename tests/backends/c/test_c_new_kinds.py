@@ -310,11 +310,12 @@ def test_quantized_builds_compile_without_warnings(key, mode, compiler, tmp_path
     compile_c(compiler, folder / "net_selftest.c", "-O2", "-DNET_SELFTEST_MAIN")
 
 
-def test_a_template_for_every_ir_kind():
-    from lstmgen.ir import LAYER_TYPES
+def test_a_template_for_every_ir_kind_and_every_activation():
+    from lstmgen.ir import ALL_ACTIVATIONS, LAYER_TYPES
 
     folder = ROOT / "templates" / "c" / "layers"
     assert {p.stem for p in folder.glob("*.j2")} == set(LAYER_TYPES) == c_target.LAYERS
+    assert c_target.ACTIVATIONS == set(ALL_ACTIVATIONS)
 
 
 def test_every_new_kind_is_covered():
