@@ -108,6 +108,9 @@ class CKind:
         """Whether the layer masks timesteps (the recurrent layers skip them)."""
         return False
 
+    #: a masked timestep's features become zeros (Masking; an Embedding's rows stay)
+    zeroes_masked: ClassVar[bool] = False
+
     def code_bytes(self, parts: list[Any], model: Model, mode: str, math: str | None) -> int:
         """Code of the kind's functions for these layers (or cells) of `model`."""
         return self.code if parts else 0
@@ -249,7 +252,7 @@ class ActivationKind(CKind):
 
 
 class MaskingKind(CKind):
-    kind, role, code = "masking", "input", 60
+    kind, role, code, zeroes_masked = "masking", "input", 60, True
     PER_CELL = 20  # the guard around a recurrent kernel for masked steps
 
     def masks(self, layer: Any) -> bool:

@@ -4,6 +4,7 @@ its tail, with the buffers each reads and writes (`lstmgen.targets.c.context`)."
 
 from __future__ import annotations
 
+from ...errors import LstmgenError
 from ...ir import Model
 from .context import (
     NONE,
@@ -207,6 +208,19 @@ class LoopBuilder:
         real = ctx.masked
         width = self.input_width(part, stage)
         steps = chain(stage.ops, self.layers, Ref("x"), Ref("y") if dst else NONE, real, width)
+        reads_input = part.index == 0 and not part.prefix and stage.source is None
+        first = self.model.layers[0]
+        if (
+            real
+            and reads_input
+            and kind_of(first.kind).zeroes_masked
+            and not any(step.op == "recurrent" for step in steps)
+        ):  # those layers would see the masked rows as they are, not as zeros
+            raise LstmgenError(
+                f"target 'c' does not implement layers that read the timesteps a masking layer "
+                f"masks with no recurrent layer in between (layer '{first.name}' masks; the "
+                f"first recurrent layer comes after a RepeatVector)"
+            )
         first_op = next(
             (op for op in stage.ops if kind_of(self.model.layers[op.layer].kind).role != "input"),
             None,
@@ -222,7 +236,7 @@ class LoopBuilder:
             if stage.ops
             else self.input_width(part, stage),
             src=src,
-            reads_input=part.index == 0 and not part.prefix and stage.source is None,
+            reads_input=reads_input,
             side=(
                 RowRef(Ref(slot_name(self.plan.buffer_slots[stage.side])), "src_t", self.width)
                 if stage.side is not None

@@ -397,6 +397,24 @@ def test_fixed16_refuses_log_softmax():
     assert c_target.render(model, "net", quantize="int8")
 
 
+def test_refuses_masked_rows_read_without_a_recurrent_layer():
+    """Masking makes a masked row zeros; layers reading it with no recurrent layer in between
+    (the first recurrent layer after a RepeatVector) are refused by name, not miscomputed."""
+    m = IRMaker(3)
+    model = Model(
+        3,
+        [
+            Masking("mask", 3, 0.5),
+            m.dense("d", 3, 3),
+            GlobalPool("gmp", 3, "max"),
+            RepeatVector("rv", 3, 4),
+            m.lstm("l", 3, 2),
+        ],
+    ).validate()
+    with pytest.raises(LstmgenError, match=r"masking layer masks .*layer 'mask'"):
+        c_target.render(model, "net")
+
+
 def test_pytorch_bidirectional_last_step(tmp_path):
     """PyTorch's `out[:, -1]` of a bidirectional LSTM with batch_first: the forward
     direction after T steps and the backward one after a single step, against torch."""
