@@ -7,14 +7,16 @@ Keras's own loaders, weight for weight, and against the frameworks' predictions:
   `save_weights()`): the reader's IR equals the IR of the live tf_keras model, and the
   file's oracle (tf_keras loading the file) is what the IR computes;
 - the layers new to the reader (BatchNormalization, Embedding, RepeatVector, global
-  pooling, Cropping1D) and nested models through Keras 3 files and JSON + `.weights.h5`
-  pairs, against Keras 3's predict, in the reference and every target;
+  pooling, Cropping1D), Keras 3's log_softmax activation and nested models through Keras
+  3 files, JSON + `.weights.h5` pairs and an unzipped archive's `config.json` +
+  `model.weights.h5`, against Keras 3's predict, in the reference and every target;
 - pairs whose names or shapes disagree: one clear error.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -135,6 +137,11 @@ def _save_all(model, folder, framework_name) -> dict:
     weights = folder / ("m.weights.h5" if framework_name == "keras" else "w.h5")
     model.save_weights(weights)
     paths["pair"] = (folder / "m.json", weights)
+    if framework_name == "keras":  # a .keras archive unzipped: its config.json + weights
+        with zipfile.ZipFile(paths["keras"]) as archive:
+            archive.extractall(folder / "unzipped", ["config.json", "model.weights.h5"])
+        unzipped = folder / "unzipped"
+        paths["unzipped"] = (unzipped / "config.json", unzipped / "model.weights.h5")
     return paths
 
 
@@ -169,7 +176,19 @@ def keras3_files(keras, tmp_path_factory) -> dict:
     rng = np.random.default_rng(41)
     built = {}
     folder = tmp_path_factory.mktemp("keras3")
-    for name, (shape, layers, make) in new_layer_specs(L).items():
+    specs = new_layer_specs(L)
+    specs["log_softmax"] = (  # a Keras 3 activation (tf_keras has none by that name)
+        (6, 3),
+        [
+            L.LSTM(5, return_sequences=True),
+            L.TimeDistributed(L.Dense(4, activation="log_softmax")),
+            L.GRU(3),
+            L.Dense(4),
+            L.Activation("log_softmax"),
+        ],
+        _features,
+    )
+    for name, (shape, layers, make) in specs.items():
         model = _build(keras, name, shape, layers, rng)
         x, fed = _inputs(model, make, rng)
         built[name] = (
@@ -198,7 +217,7 @@ def keras3_files(keras, tmp_path_factory) -> dict:
     return built
 
 
-@pytest.mark.parametrize("fmt", ["keras", "h5", "pair"])
+@pytest.mark.parametrize("fmt", ["keras", "h5", "pair", "unzipped"])
 def test_keras3_files_match_keras(keras3_files, fmt):
     for name, (model, x, expected, paths) in keras3_files.items():
         loaded = _open(paths[fmt])

@@ -43,6 +43,7 @@ ACTIVATIONS = {
     "elu": "elu",
     "hard_sigmoid": "hard_sigmoid_keras3",
     "softmax": "softmax",
+    "log_softmax": "log_softmax",  # Keras 3
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ...ir import GRU, LSTM, Bidirectional, SimpleRNN, float32
+from ...ir.activations import VECTOR_ACTIVATIONS
 from .config import LayerSpec
 from .layers import Context, activation, check_dtype_policy, converts, count, flag, unsupported
 from .weights import Role
@@ -64,8 +65,9 @@ def _gate_default(ctx: Context) -> str:
 def _activations(spec: LayerSpec, ctx: Context, gated: bool) -> tuple[str, str]:
     act = activation(spec, ctx, "activation", "tanh")
     gate = activation(spec, ctx, "recurrent_activation", _gate_default(ctx)) if gated else act
-    if "softmax" in (act, gate):
-        raise unsupported(spec, "softmax as a recurrent activation")
+    vector = sorted({act, gate} & VECTOR_ACTIVATIONS.keys())
+    if vector:
+        raise unsupported(spec, f"{vector[0]} as a recurrent activation")
     return gate, act
 
 

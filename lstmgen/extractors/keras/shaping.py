@@ -23,6 +23,7 @@ from ...ir import (
     TimeSlice,
     float32,
 )
+from ...ir.activations import VECTOR_ACTIVATIONS
 from .config import MAX_DIM, LayerSpec
 from .layers import (
     Context,
@@ -175,8 +176,8 @@ def conv1d(spec: LayerSpec, ctx: Context) -> Conv1D:
         raise unsupported(spec, "only groups=1, channels_last")
     filters, size = count(spec, "filters"), count(spec, "kernel_size")
     act = activation(spec, ctx, "activation")
-    if act == "softmax":
-        raise unsupported(spec, "softmax activation")
+    if act in VECTOR_ACTIVATIONS:
+        raise unsupported(spec, f"{act} activation")
     padding = setting(spec, "padding", "valid")
     if padding not in ("valid", "same", "causal"):
         raise unsupported(spec, f"padding={padding!r}")
