@@ -103,9 +103,11 @@ def _round_half_away(x: float) -> int:
     return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
-def float32_product(a: float, b: float) -> float:
-    """a * b rounded to float32 (TFLite multiplies two float32 scales before widening)."""
-    return float(np.float32(a) * np.float32(b))
+def scale_ratio(a: float, b: float, c: float) -> float:
+    """a * b / c for three float32 scales, in double precision: the factor TensorFlow Lite
+    Micro computes for a product of scales (checked bit for bit against it: rounding the
+    product a * b to float32 first gives multipliers that differ in the last bits)."""
+    return float(a) * float(b) / float(c)
 
 
 @dataclass
@@ -148,14 +150,14 @@ class LSTMInt8:
     def gate_input_multipliers(self) -> list[Multiplier]:
         """W_k (x - zx) + b_k -> gate pre-activation (Q3.12), per gate."""
         return [
-            Multiplier.of(float32_product(self.input.scale, s) / 2.0**GATE_PRE_SCALE_POWER)
+            Multiplier.of(scale_ratio(self.input.scale, s, 2.0**GATE_PRE_SCALE_POWER))
             for s in self.input_weight_scales
         ]
 
     def gate_recurrent_multipliers(self) -> list[Multiplier]:
         """U_k (h - zh) -> gate pre-activation (Q3.12), per gate."""
         return [
-            Multiplier.of(float32_product(self.hidden.scale, s) / 2.0**GATE_PRE_SCALE_POWER)
+            Multiplier.of(scale_ratio(self.hidden.scale, s, 2.0**GATE_PRE_SCALE_POWER))
             for s in self.recurrent_weight_scales
         ]
 
@@ -262,16 +264,9 @@ class DenseInt8:
         return len(self.weight_scales) > 1
 
     def multipliers(self) -> list[Multiplier]:
-        """One per output channel (repeated when the weights have one scale). TFLite
-        computes a per-channel factor in double precision, a per-tensor one from the
-        float32 product of the input and weight scales."""
-        out = float(self.output.scale)
-        if self.per_channel:
-            return [
-                Multiplier.of(float(self.input.scale) * float(s) / out) for s in self.weight_scales
-            ]
-        one = Multiplier.of(float32_product(self.input.scale, self.weight_scales[0]) / out)
-        return [one] * self.output_size
+        """One per output channel (repeated when the weights have one scale)."""
+        scales = np.broadcast_to(self.weight_scales, (self.output_size,))
+        return [Multiplier.of(scale_ratio(self.input.scale, s, self.output.scale)) for s in scales]
 
     def folded_bias(self) -> np.ndarray:
         b = np.zeros(self.output_size, np.int64) if self.bias is None else self.bias

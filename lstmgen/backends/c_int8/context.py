@@ -211,7 +211,7 @@ def model_context(model: Int8Model, name: str) -> dict[str, Any]:
     ]
     widths = [model.input_size] + [l.output_size for l in model.layers]
     seq_width = max(widths[: split + 1])
-    vec_width = max(widths) if split < len(model.layers) or not model.returns_sequences else 1
+    vec_width = max(widths)
     max_t = model.timesteps or DEFAULT_MAX_TIMESTEPS
     weight_bytes = sum(
         a["size"] * (1 if a["ctype"] == "int8_t" else 4) for l in layers for a in _arrays_of(l)
@@ -237,7 +237,7 @@ def model_context(model: Int8Model, name: str) -> dict[str, Any]:
         "cells": cells,
         "max_units": max(c["units"] for c in cells),
         "seq_width": seq_width,
-        "vec_width": max(vec_width, 1),
+        "vec_width": vec_width,
         "max_timesteps": max_t,
         "input_quant": _quant(model.input),
         "output_quant": _quant(model.output),
