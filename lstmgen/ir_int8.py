@@ -451,6 +451,31 @@ class Int8Model:
         return self
 
 
+#: The attribute a front end sets on a float IR model read from a full-integer file: the
+#: integer model it was dequantized from (what `--quantize int8-full` renders as it is).
+INT8_SOURCE_ATTRIBUTE = "int8_source"
+
+
+def int8_source(model: object) -> Int8Model | None:
+    source = getattr(model, INT8_SOURCE_ATTRIBUTE, None)
+    return source if isinstance(source, Int8Model) else None
+
+
+def quantize_values(x: np.ndarray, q: Quant) -> np.ndarray:
+    """float -> int8 as TensorFlow Lite's QUANTIZE: round(x / scale) in float32, halves away
+    from zero, plus the zero point, saturated (NaN gives -128)."""
+    scaled = np.asarray(x, np.float32) / np.float32(q.scale)
+    rounded = np.where(scaled >= 0, np.floor(scaled + 0.5), -np.floor(-scaled + 0.5))
+    rounded = np.where(np.isnan(rounded), -1e9, rounded)
+    return np.clip(rounded + q.zero_point, -128, 127).astype(np.int8)
+
+
+def dequantize_values(y: np.ndarray, q: Quant) -> np.ndarray:
+    """int8 -> float32 as TensorFlow Lite's DEQUANTIZE: scale * (q - zero_point), rounded
+    once."""
+    return (float(q.scale) * (np.asarray(y, np.float64) - q.zero_point)).astype(np.float32)
+
+
 def _expect(a: object, dtype: type, shape: tuple[int, ...], where: str, what: str) -> None:
     if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
         raise ModelError(

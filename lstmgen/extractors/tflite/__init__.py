@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import LstmgenError
+from ...ir_int8 import INT8_SOURCE_ATTRIBUTE
 from .. import Loaded
 from .graph import SUPPORTED
 from .schema import read_model
@@ -50,5 +51,7 @@ def open_file(path: Path) -> Loaded:
     from .oracle import oracle_for
 
     ir, integer = read_file(path)
+    if integer is not None:  # for --quantize int8-full: the file's own integer model
+        setattr(ir, INT8_SOURCE_ATTRIBUTE, integer)
     predict, name = oracle_for(path, ir, integer)
     return Loaded(ir, predict, name, int8=integer)

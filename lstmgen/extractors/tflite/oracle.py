@@ -22,22 +22,9 @@ import numpy as np
 
 from ...errors import LstmgenError
 from ...ir import Model
-from ...ir_int8 import Int8Model, Quant
+from ...ir_int8 import Int8Model, dequantize_values, quantize_values
 
 Predict = Callable[[np.ndarray], np.ndarray]
-
-
-def quantize_input(x: np.ndarray, q: Quant) -> np.ndarray:
-    """float32 -> int8 as TFLite's QUANTIZE: round(x / scale) half away from zero, in
-    float32, plus the zero point, saturated."""
-    scaled = np.asarray(x, np.float32) / np.float32(q.scale)
-    rounded = np.where(scaled >= 0, np.floor(scaled + 0.5), -np.floor(-scaled + 0.5))
-    return np.clip(np.nan_to_num(rounded) + q.zero_point, -128, 127).astype(np.int8)
-
-
-def dequantize_output(y: np.ndarray, q: Quant) -> np.ndarray:
-    """int8 -> float32 as TFLite's DEQUANTIZE: scale * (q - zero_point), rounded once."""
-    return (float(q.scale) * (np.asarray(y, np.float64) - q.zero_point)).astype(np.float32)
 
 
 def tflm_interpreter(path: Path) -> Any:
@@ -115,7 +102,7 @@ def _predict(interpreter: Any, run: Runner, model: Model, integer: Int8Model | N
         raw = np.stack([y.reshape(shape) for y in run(interpreter, fed)])
         if integer is None or raw.dtype == np.float32:
             return raw
-        return dequantize_output(raw, integer.output)
+        return dequantize_values(raw, integer.output)
 
     return predict
 
@@ -126,4 +113,4 @@ def _interface_input(interpreter: Any, x: np.ndarray, integer: Int8Model) -> np.
         dtype = interpreter.get_input_details()[0]["dtype"]
     else:  # TFLite Micro's
         dtype = interpreter.get_input_details(0)["dtype"]
-    return x if dtype == np.float32 else quantize_input(x, integer.input)
+    return x if dtype == np.float32 else quantize_values(x, integer.input)

@@ -61,7 +61,7 @@ from . import quant as c_quant
 from .memory import estimate, max_timesteps, prefix_width, sequence_width
 from .plan import Op, Plan, make_plan
 
-OPTIONS: tuple[str, ...] = ("quantize", "math", "selftest", "arduino")
+OPTIONS: tuple[str, ...] = ("quantize", "math", "selftest", "arduino", "calibration")
 #: The IR layer kinds and optional LSTM features this backend implements (float build).
 LAYERS: frozenset[str] = frozenset(
     {
@@ -114,6 +114,11 @@ def check_backend_options(
 
 def default_atol(quantize: str | None = None, **options: Any) -> float:
     """The `lstmgen verify` tolerance when --atol is not given (measured, with margin)."""
+    if quantize == "int8-full":  # [int8-full hook] lstmgen.backends.c_int8
+        from .c_int8.target import DEFAULT_ATOL as INT8_FULL_ATOL
+
+        return INT8_FULL_ATOL
+    options.pop("calibration", None)
     check_backend_options(
         quantize=quantize,
         **{k: v for k, v in options.items() if k in ("math", "selftest", "arduino")},
@@ -124,6 +129,10 @@ def default_atol(quantize: str | None = None, **options: Any) -> float:
 def verify_extra(model: Model, quantize: str | None = None, **options: Any) -> dict:
     """Figures for `lstmgen verify`'s report (its `extra` lines): the weights' flash in
     this mode and the saving against float32 weights."""
+    if quantize == "int8-full":  # [int8-full hook] lstmgen.backends.c_int8
+        from .c_int8.target import verify_extra as int8_full_extra
+
+        return int8_full_extra(model, **options)
     mode = estimate(model, quantize=quantize)
     flt = estimate(model)
     extra = {f"flash bytes of weights ({quantize or 'float32'})": float(mode.weight_bytes)}
@@ -139,6 +148,8 @@ def memory_report(
 ) -> str:
     """Flash and RAM per layer for `lstmgen inspect --target c` (code size and stack are
     measured with arm-none-eabi-gcc when it is installed, estimated otherwise)."""
+    if quantize == "int8-full":  # [int8-full hook] no per-layer report for it yet
+        raise LstmgenError("inspect has no memory report for --quantize int8-full yet")
     from .memory import report
 
     check_backend_options(quantize=quantize, math=math)
@@ -744,8 +755,15 @@ def render(
     math: str | None = None,
     selftest: Any = None,
     arduino: Any = None,
+    calibration: Any = None,
     **unknown: Any,
 ) -> dict[str, str]:
+    if quantize == "int8-full":  # [int8-full hook] the integer renderer: lstmgen.backends.c_int8
+        from .c_int8.target import render_for_c_target
+
+        return render_for_c_target(model, name, calibration, selftest, math, arduino, **unknown)
+    if calibration is not None:
+        raise LstmgenError("--calibration applies to --quantize int8-full only")
     if unknown:
         raise LstmgenError(
             f"option '{sorted(unknown)[0]}' does not apply to target 'c'; it "
