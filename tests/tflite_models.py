@@ -354,3 +354,91 @@ def save(data: bytes, folder: Path, name: str) -> Path:
     path = Path(folder) / f"{name}.tflite"
     path.write_bytes(data)
     return path
+
+
+# --------------------------------------------------------- the shared converted suite --
+
+#: name -> (timesteps, layers factory, conversions). Kept small: TensorFlow's converter
+#: takes seconds per model, so every test module shares one conversion per session.
+SUITE_D = 3
+
+
+def _suite_specs() -> dict[str, tuple[int, Any, tuple[str, ...]]]:
+    import tf_keras as k
+
+    lstm, bi, dense = k.layers.LSTM, k.layers.Bidirectional, k.layers.Dense
+    return {
+        "single": (12, lambda: [lstm(8), dense(2)], ("float", "int8", "int8_float_io")),
+        "stacked": (
+            10,
+            lambda: [lstm(8, return_sequences=True), lstm(6), dense(1)],
+            ("float", "int8"),
+        ),
+        "bidirectional": (
+            10,
+            lambda: [bi(lstm(5, return_sequences=True)), bi(lstm(4)), dense(3)],
+            ("float", "int8"),
+        ),
+        "backwards": (
+            9,
+            lambda: [lstm(6, go_backwards=True, return_sequences=True), lstm(4), dense(1)],
+            ("int8",),
+        ),
+        "classifier": (
+            8,
+            lambda: [lstm(6), dense(5, activation="relu"), dense(3, activation="softmax")],
+            ("float",),
+        ),
+        "long": (200, lambda: [lstm(16, return_sequences=True), dense(2)], ("int8",)),
+    }
+
+
+@dataclass
+class SuiteModel:
+    name: str
+    timesteps: int
+    keras_model: Any
+    paths: dict[str, Path]  # conversion -> .tflite
+
+
+_SUITE: dict[str, SuiteModel] = {}
+_FOLDER: list[Path] = []
+
+
+def suite_model(name: str) -> SuiteModel:
+    """One model of the shared suite, converted on first use (once per test session)."""
+    if name in _SUITE:
+        return _SUITE[name]
+    import atexit
+    import shutil
+    import tempfile
+
+    import tf_keras as k
+
+    if not _FOLDER:
+        _FOLDER.append(Path(tempfile.mkdtemp(prefix="lstmgen-tflite-")))
+        atexit.register(shutil.rmtree, _FOLDER[0], True)
+    t_len, layers, conversions = _suite_specs()[name]
+    model = k.Sequential([k.Input((t_len, SUITE_D), batch_size=1), *layers()])
+    rng = np.random.default_rng(sum(map(ord, name)))
+    model.set_weights(
+        [rng.uniform(-0.8, 0.8, w.shape).astype(np.float32) for w in model.get_weights()]
+    )
+    calibration = (
+        np.random.default_rng(0)
+        .standard_normal((64 if t_len < 100 else 16, t_len, SUITE_D))
+        .astype(np.float32)
+    )
+    paths = {}
+    for conversion in conversions:
+        data = convert_keras(
+            model,
+            t_len,
+            SUITE_D,
+            integer=conversion != "float",
+            float_interface=conversion == "int8_float_io",
+            calibration=calibration,
+        )
+        paths[conversion] = save(data, _FOLDER[0], f"{name}_{conversion}")
+    _SUITE[name] = SuiteModel(name, t_len, model, paths)
+    return _SUITE[name]

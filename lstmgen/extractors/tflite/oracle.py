@@ -12,6 +12,7 @@ as TensorFlow Lite's QUANTIZE and DEQUANTIZE operators do.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from collections.abc import Callable
@@ -74,26 +75,43 @@ Runner = Callable[[Any, np.ndarray], list[np.ndarray]]
 
 def oracle_for(path: Path, model: Model, integer: Int8Model | None) -> tuple[Predict | None, str]:
     """The file's own forward pass on float inputs [N, T, D] (outputs shaped as the IR's:
-    [N, T, O] or [N, O]), and its name."""
-    makers: list[tuple[str, Callable[[Path], Any], Runner]] = [
-        ("TensorFlow Lite reference kernels (BUILTIN_REF)", reference_interpreter, run_reference),
-        ("TensorFlow Lite Micro interpreter", tflm_interpreter, run_tflm),
+    [N, T, O] or [N, O]), and its name. The interpreter starts on the first call."""
+    makers: list[tuple[str, str, Callable[[Path], Any], Runner]] = [
+        (
+            "TensorFlow Lite reference kernels (BUILTIN_REF)",
+            "tensorflow",
+            reference_interpreter,
+            run_reference,
+        ),
+        ("TensorFlow Lite Micro interpreter", "tflite_micro", tflm_interpreter, run_tflm),
     ]
     if integer is not None:
         makers.reverse()
-    for name, make, run in makers:
-        try:
-            interpreter = make(path)
-        except ImportError:
-            continue
-        except Exception as exc:  # the interpreter's own refusal of the file
-            raise LstmgenError(f"{path}: {name} cannot run it ({exc})") from None
-        return _predict(interpreter, run, model, integer), f"{name} on {Path(path).name}"
+    for name, module, make, run in makers:
+        if importlib.util.find_spec(module) is not None:
+            oracle = f"{name} on {Path(path).name}"
+            return _predict(path, oracle, make, run, model, integer), oracle
     return None, ""
 
 
-def _predict(interpreter: Any, run: Runner, model: Model, integer: Int8Model | None) -> Predict:
+def _predict(
+    path: Path,
+    name: str,
+    make: Callable[[Path], Any],
+    run: Runner,
+    model: Model,
+    integer: Int8Model | None,
+) -> Predict:
+    started: list[Any] = []
+
     def predict(x: np.ndarray) -> np.ndarray:
+        if not started:
+            try:
+                started.append(make(path))
+            except Exception as exc:  # the interpreter's own refusal of the file
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise LstmgenError(f"{path}: {name} cannot run it ({first})") from None
+        interpreter = started[0]
         x = np.asarray(x, np.float32)
         fed = x if integer is None else _interface_input(interpreter, x, integer)
         shape: tuple[int, ...] = (model.output_size,)

@@ -21,6 +21,7 @@ from .flatbuffer import FlatbufferError, Reader, Table
 from .opcodes import BUILTIN_OPERATORS
 
 FILE_IDENTIFIER = b"TFL3"
+SCHEMA_VERSION = 3
 #: TensorType -> numpy dtype (the types a model lstmgen reads can hold).
 TENSOR_TYPES: dict[int, str] = {
     0: "float32",
@@ -132,6 +133,8 @@ def read_model(data: bytes) -> TfliteModel:
     reader = Reader(data)
     root = reader.root("model")
     version = int(root.scalar(Slots.MODEL_VERSION, "uint32"))
+    if version != SCHEMA_VERSION:
+        raise FlatbufferError(f"schema version {version}; lstmgen reads version {SCHEMA_VERSION}")
     opcodes = [_opcode(t) for t in root.tables(Slots.MODEL_OPCODES, "operator code")]
     versions = [
         int(t.scalar(Slots.OPCODE_VERSION, "int32", 1))
