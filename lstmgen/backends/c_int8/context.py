@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ... import __version__
+from ...errors import LstmgenError
 from ...ir_int8 import (
     ActivationInt8,
     BidirectionalInt8,
@@ -191,7 +192,11 @@ def _layer_context(layer: LayerInt8, ident: str, name: str) -> dict:
     if isinstance(layer, DenseInt8):
         return dense_layer(layer, ident, name)
     assert isinstance(layer, ActivationInt8)
-    raise NotImplementedError(layer.activation)
+    raise LstmgenError(
+        f"layer '{layer.name}': the int8-full kernel does not implement an int8 "
+        f"{layer.activation} yet (LSTM, Bidirectional LSTM and Dense with a linear, relu, "
+        "relu6 or relu_n1_to_1 clamp); generate the float build of this model instead"
+    )
 
 
 def model_context(model: Int8Model, name: str) -> dict[str, Any]:
