@@ -67,11 +67,17 @@ def large_model() -> Model:
     return Model(
         9,
         [
-            LSTM("lstm", rng.uniform(-s, s, (1024, 9)).astype(np.float32),
-                 rng.uniform(-s, s, (1024, 256)).astype(np.float32),
-                 rng.uniform(-0.5, 0.5, 1024).astype(np.float32)),
-            Dense("out", rng.uniform(-s, s, (1, 256)).astype(np.float32),
-                  rng.uniform(-0.5, 0.5, 1).astype(np.float32)),
+            LSTM(
+                "lstm",
+                rng.uniform(-s, s, (1024, 9)).astype(np.float32),
+                rng.uniform(-s, s, (1024, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1024).astype(np.float32),
+            ),
+            Dense(
+                "out",
+                rng.uniform(-s, s, (1, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1).astype(np.float32),
+            ),
         ],
         name="large",
     )
@@ -82,8 +88,9 @@ def c_array(values: np.ndarray, fmt: str) -> str:
     return ",\n".join(", ".join(flat[k : k + 8]) for k in range(0, len(flat), 8))
 
 
-def build_and_run(files: dict[str, str], mode: str, x: np.ndarray, outputs: int,
-                  work: Path) -> tuple[int, np.ndarray]:
+def build_and_run(
+    files: dict[str, str], mode: str, x: np.ndarray, outputs: int, work: Path
+) -> tuple[int, np.ndarray]:
     for filename, text in files.items():
         (work / filename).write_text(text)
     t_len = x.shape[0]
@@ -100,18 +107,49 @@ def build_and_run(files: dict[str, str], mode: str, x: np.ndarray, outputs: int,
     elf = work / "bench.elf"
     flags, machine = ARM_CORES["m4f"]
     cmd = [
-        "arm-none-eabi-gcc", "-std=c99", *flags, "-O2", f"--specs={PICOLIBC_SPECS}",
-        *SEMIHOST_LINK, '-DBENCH_HEADER="net.h"', f"-DBENCH_PREDICT={predict}",
-        f"-DBENCH_OUT_T={out_t}", f"-DBENCH_PRINT_SCALE={scale}", "-I", str(work),
-        str(work / "net.c"), str(HERE / "mcu_harness.c"), "-o", str(elf),
+        "arm-none-eabi-gcc",
+        "-std=c99",
+        *flags,
+        "-O2",
+        f"--specs={PICOLIBC_SPECS}",
+        *SEMIHOST_LINK,
+        '-DBENCH_HEADER="net.h"',
+        f"-DBENCH_PREDICT={predict}",
+        f"-DBENCH_OUT_T={out_t}",
+        f"-DBENCH_PRINT_SCALE={scale}",
+        "-I",
+        str(work),
+        str(work / "net.c"),
+        str(HERE / "mcu_harness.c"),
+        "-o",
+        str(elf),
     ]
     subprocess.run(cmd, check=True, capture_output=True)
     run = subprocess.run(
-        ["timeout", "600", "qemu-system-arm", "-M", machine, "-display", "none", "-monitor",
-         "none", "-serial", "none", "-chardev", "stdio,id=shc", "-semihosting-config",
-         "enable=on,target=native,chardev=shc", "-icount",
-         f"shift={ICOUNT_SHIFT},align=off,sleep=off", "-kernel", str(elf)],
-        capture_output=True, text=True, check=True,
+        [
+            "timeout",
+            "600",
+            "qemu-system-arm",
+            "-M",
+            machine,
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-chardev",
+            "stdio,id=shc",
+            "-semihosting-config",
+            "enable=on,target=native,chardev=shc",
+            "-icount",
+            f"shift={ICOUNT_SHIFT},align=off,sleep=off",
+            "-kernel",
+            str(elf),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     values = dict(re.findall(r"^(ticks_\w+) (\d+)$", run.stdout, re.M))
     empty = int(values["ticks_empty"])
@@ -132,9 +170,20 @@ def memory(files: dict[str, str], mode: str) -> tuple[int, int, int, int]:
         with tempfile.TemporaryDirectory() as tmp:
             for k, v in files.items():
                 (Path(tmp) / k).write_text(v)
-            subprocess.run(["arm-none-eabi-gcc", "-std=c99", *ARM_CORES["m4f"][0], "-Os",
-                            "-fstack-usage", "-fcallgraph-info=su", "-c", "net.c"],
-                           cwd=tmp, check=True)
+            subprocess.run(
+                [
+                    "arm-none-eabi-gcc",
+                    "-std=c99",
+                    *ARM_CORES["m4f"][0],
+                    "-Os",
+                    "-fstack-usage",
+                    "-fcallgraph-info=su",
+                    "-c",
+                    "net.c",
+                ],
+                cwd=tmp,
+                check=True,
+            )
             frames, edges = parse_callgraph(next(Path(tmp).glob("*.ci")).read_text())
             stack = worst_stack("net_predict_int8", frames, edges)
     return flash, code, ram, stack
@@ -167,9 +216,20 @@ def bench_model(label: str, model: Model, t_len: int, calibration: np.ndarray) -
             err = float(np.max(np.abs(got - expected)))
             flash, code, ram, stack = memory(files, mode)
             state = {"float": 8, "int8": 8, "int16": 8, "fixed16": 4, "int8-full": 3}[mode]
-            results.append(Result(label, mode, count, t_len, flash, code, ram, stack,
-                                  state * sum(l.units for l in model.layers
-                                              if isinstance(l, LSTM)), err))
+            results.append(
+                Result(
+                    label,
+                    mode,
+                    count,
+                    t_len,
+                    flash,
+                    code,
+                    ram,
+                    stack,
+                    state * sum(l.units for l in model.layers if isinstance(l, LSTM)),
+                    err,
+                )
+            )
     return results
 
 
@@ -200,8 +260,9 @@ def main() -> None:
     sine = lstmgen.load(HERE.parent / "examples" / "sine_lstm.keras")
     t_len = sine.timesteps or 20
     calibration = np.random.default_rng(0).standard_normal((256, t_len, 1)).astype(np.float32)
-    results += bench_model(f"sine 1-LSTM({sine.layers[0].units})-1, T={t_len}", sine, t_len,
-                           calibration)
+    results += bench_model(
+        f"sine 1-LSTM({sine.layers[0].units})-1, T={t_len}", sine, t_len, calibration
+    )
     if not args.quick:
         big = large_model()
         calibration = np.random.default_rng(0).standard_normal((64, 50, 9)).astype(np.float32)

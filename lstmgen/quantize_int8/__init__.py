@@ -142,8 +142,9 @@ def _dense(layer: Dense, x: Quant, out: Quant) -> DenseInt8:
     return DenseInt8(
         name=layer.name,
         weights=np.ascontiguousarray(q),
-        bias=bias_int32(layer.bias, np.float64(x.scale) * scales.astype(np.float64),
-                        layer.output_size),
+        bias=bias_int32(
+            layer.bias, np.float64(x.scale) * scales.astype(np.float64), layer.output_size
+        ),
         weight_scales=scales,
         input=x,
         output=out,

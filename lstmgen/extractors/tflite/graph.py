@@ -425,9 +425,7 @@ class Walk:
         if x.integer:
             q_in, q_out = self._integer_quants(op, x) or (None, None)
             assert q_in is not None and q_out is not None
-            int8 = int8 + (
-                ActivationInt8(self._name(name), x.width, name, q_in, q_out, beta),
-            )
+            int8 = int8 + (ActivationInt8(self._name(name), x.width, name, q_in, q_out, beta),)
         self._set(op, dataclasses.replace(x, layers=layers, int8=int8))
 
     # ---- shaping -----------------------------------------------------------------------
