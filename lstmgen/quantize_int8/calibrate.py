@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelError
-from ..ir import LSTM, Bidirectional, Dense, Model
-from ..reference import activate
+from ..ir import LSTM, Bidirectional, Dense, Model, activate
 
 
 @dataclass

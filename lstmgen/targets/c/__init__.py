@@ -114,8 +114,8 @@ def check_backend_options(
 
 def default_atol(quantize: str | None = None, **options: Any) -> float:
     """The `lstmgen verify` tolerance when --atol is not given (measured, with margin)."""
-    if quantize == "int8-full":  # [int8-full hook] lstmgen.backends.c_int8
-        from .c_int8.target import DEFAULT_ATOL as INT8_FULL_ATOL
+    if quantize == "int8-full":  # [int8-full hook] lstmgen.targets.c_int8
+        from ..c_int8.target import DEFAULT_ATOL as INT8_FULL_ATOL
 
         return INT8_FULL_ATOL
     options.pop("calibration", None)
@@ -129,8 +129,8 @@ def default_atol(quantize: str | None = None, **options: Any) -> float:
 def verify_extra(model: Model, quantize: str | None = None, **options: Any) -> dict:
     """Figures for `lstmgen verify`'s report (its `extra` lines): the weights' flash in
     this mode and the saving against float32 weights."""
-    if quantize == "int8-full":  # [int8-full hook] lstmgen.backends.c_int8
-        from .c_int8.target import verify_extra as int8_full_extra
+    if quantize == "int8-full":  # [int8-full hook] lstmgen.targets.c_int8
+        from ..c_int8.target import verify_extra as int8_full_extra
 
         return int8_full_extra(model, **options)
     mode = estimate(model, quantize=quantize)
@@ -758,8 +758,8 @@ def render(
     calibration: Any = None,
     **unknown: Any,
 ) -> dict[str, str]:
-    if quantize == "int8-full":  # [int8-full hook] the integer renderer: lstmgen.backends.c_int8
-        from .c_int8.target import render_for_c_target
+    if quantize == "int8-full":  # [int8-full hook] the integer renderer: lstmgen.targets.c_int8
+        from ..c_int8.target import render_for_c_target
 
         return render_for_c_target(model, name, calibration, selftest, math, arduino, **unknown)
     if calibration is not None:

@@ -26,7 +26,6 @@ import tflite_models as M
 from support import missing, require_module, require_tool
 
 import lstmgen
-from lstmgen.backends.c_int8 import render_int8_full
 from lstmgen.cli import main
 from lstmgen.extractors import open_model
 from lstmgen.extractors.tflite.oracle import (
@@ -38,7 +37,8 @@ from lstmgen.extractors.tflite.oracle import (
 from lstmgen.ir_int8 import quantize_values
 from lstmgen.quantize_int8 import quantize
 from lstmgen.quantize_int8.reference import forward_int8
-from lstmgen.runners import c as c_runner
+from lstmgen.targets.c import runner as c_runner
+from lstmgen.targets.c_int8 import render_int8_full
 
 SEQUENCES = 100
 
@@ -470,6 +470,6 @@ def test_runs_bit_exact_on_cortex_m(arm, compiled, core, tmp_path):
 
 
 def c_runner_files(loaded, selftest) -> dict[str, str]:
-    from lstmgen.backends import c as c_backend
+    from lstmgen.targets import c as c_backend
 
     return c_backend.render(loaded.ir, "net", quantize="int8-full", selftest=selftest)
