@@ -30,14 +30,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from ...errors import ModelError, UnsupportedLayerError
 from ...ir import Activation, Bidirectional, Dense, Layer, Model
-from ...ir_int8 import ActivationInt8, BidirectionalInt8, Int8Model, LayerInt8, LSTMInt8, Quant
+from ...ir_int8 import ActivationInt8, Int8Model, LayerInt8, Quant
 from . import layers as L
+from . import shaping
 from .schema import Operator, Tensor, TfliteModel
 
 SUPPORTED = (
@@ -81,19 +81,19 @@ class Walk:
         self.names: dict[str, int] = {}
         self.input_quant: Quant | None = None
         self.output_quant: Quant | None = None
-        self.notes: list[str] = []
+        self.clipped: dict[str, float] = {}  # op label -> its cell_clip
         self.handlers: dict[str, Callable[[Operator], None]] = {
             "UNIDIRECTIONAL_SEQUENCE_LSTM": self._lstm,
             "BIDIRECTIONAL_SEQUENCE_LSTM": self._bidirectional_lstm,
             "UNIDIRECTIONAL_SEQUENCE_RNN": self._rnn,
             "FULLY_CONNECTED": self._dense,
-            "STRIDED_SLICE": self._strided_slice,
-            "GATHER": self._gather,
-            "RESHAPE": self._reshape,
-            "SQUEEZE": self._reshape,
-            "EXPAND_DIMS": self._reshape,
-            "REVERSE_V2": self._reverse,
-            "CONCATENATION": self._concatenation,
+            "STRIDED_SLICE": lambda op: shaping.strided_slice(self, op),
+            "GATHER": lambda op: shaping.gather(self, op),
+            "RESHAPE": lambda op: shaping.reshape(self, op),
+            "SQUEEZE": lambda op: shaping.reshape(self, op),
+            "EXPAND_DIMS": lambda op: shaping.reshape(self, op),
+            "REVERSE_V2": lambda op: shaping.reverse(self, op),
+            "CONCATENATION": lambda op: shaping.concatenation(self, op),
             "QUANTIZE": self._quantize,
             "DEQUANTIZE": self._dequantize,
             **{op: self._activation for op in ACTIVATION_OPS},
@@ -151,14 +151,14 @@ class Walk:
                 "the output sequence runs backwards in time; lstmgen's models emit "
                 "sequences in processing order"
             )
-        self._check_shape(out, flow, _pseudo_op("the model output"))
+        self.check_shape(out, flow, _pseudo_op("the model output"))
         model = Model(
             input_size=int(x.shape[2]),
             layers=list(flow.layers),
             name="model",
             source=self.source,
             timesteps=flow.timesteps,
-            notes=list(self.notes),
+            notes=self._notes(),
         ).validate()
         if not (flow.integer or flow.dequantized):
             return model, None
@@ -181,8 +181,19 @@ class Walk:
         )
         return model, integer
 
+    def _notes(self) -> list[str]:
+        if not self.clipped:
+            return []
+        clips = sorted(set(self.clipped.values()))
+        return [
+            f"{', '.join(self.clipped)} clip the cell state to +-"
+            f"{'/'.join(f'{c:g}' for c in clips)} (cell_clip: the converter sets it on every "
+            "Keras LSTM); the float IR has no cell-state clip, so float targets agree with "
+            "the file while |c| stays below it (the int8-full kernel applies the clip)"
+        ]
+
     # ---- helpers ---------------------------------------------------------------------
-    def _name(self, base: str) -> str:
+    def new_name(self, base: str) -> str:
         k = self.names.get(base, 0)
         self.names[base] = k + 1
         return base if k == 0 else f"{base}_{k}"
@@ -191,7 +202,7 @@ class Walk:
         t = self.tensors[index]
         return t.data if t.data is not None else self.folded.get(index)
 
-    def _flow(self, op: Operator, k: int = 0) -> Flow:
+    def flow(self, op: Operator, k: int = 0) -> Flow:
         if k >= len(op.inputs) or op.inputs[k] < 0:
             raise ModelError(f"{op.label}: input {k} is missing")
         flow = self.flows.get(op.inputs[k])
@@ -208,14 +219,14 @@ class Walk:
             )
         return flow
 
-    def _output(self, op: Operator, k: int = 0) -> Tensor:
+    def output(self, op: Operator, k: int = 0) -> Tensor:
         if k >= len(op.outputs):
             raise ModelError(f"{op.label}: output {k} is missing")
         return self.tensors[op.outputs[k]]
 
-    def _set(self, op: Operator, flow: Flow, k: int = 0) -> None:
-        out = self._output(op, k)
-        self._check_shape(out, flow, op)
+    def put(self, op: Operator, flow: Flow, k: int = 0) -> None:
+        out = self.output(op, k)
+        self.check_shape(out, flow, op)
         expected = "int8" if flow.integer else "float32"
         if out.dtype != expected:
             raise UnsupportedLayerError(
@@ -224,7 +235,7 @@ class Walk:
             )
         self.flows[out.index] = flow
 
-    def _check_shape(self, t: Tensor, flow: Flow, op: Operator) -> None:
+    def check_shape(self, t: Tensor, flow: Flow, op: Operator) -> None:
         shape = t.shape
         ok = len(shape) >= 1 and shape[-1] == flow.width
         lead = [d for d in shape[:-1] if d != 1]
@@ -239,24 +250,24 @@ class Walk:
                 f"{what} (batch 1)"
             )
 
-    def _time_axis(self, t: Tensor, flow: Flow) -> int:
+    def time_axis(self, t: Tensor, flow: Flow) -> int:
         for axis, d in enumerate(t.shape[:-1]):
             if d == flow.timesteps and d != 1:
                 return axis
         return 1 if len(t.shape) >= 3 else 0
 
-    def _ints(self, op: Operator, k: int, what: str) -> np.ndarray:
+    def ints(self, op: Operator, k: int, what: str) -> np.ndarray:
         value = self.constant(op.inputs[k]) if k < len(op.inputs) and op.inputs[k] >= 0 else None
         if value is None or value.dtype not in (np.int32, np.int64):
             raise UnsupportedLayerError(f"{op.label}: {what} (input {k}) must be an int constant")
         return np.asarray(value, np.int64).reshape(-1)
 
-    def _integer_quants(self, op: Operator, flow: Flow) -> tuple[Quant, Quant] | None:
+    def integer_quants(self, op: Operator, flow: Flow) -> tuple[Quant, Quant] | None:
         if not flow.integer:
             return None
         return (
             L.quant_of(self.tensors[op.inputs[0]], op, "input"),
-            L.quant_of(self._output(op), op, "output"),
+            L.quant_of(self.output(op), op, "output"),
         )
 
     def _check_weights_float(self, op: Operator, flow: Flow, slots: range) -> None:
@@ -275,7 +286,7 @@ class Walk:
 
     # ---- recurrent operators -----------------------------------------------------------
     def _recurrent_input(self, op: Operator, time_major: bool) -> Flow:
-        x = self._flow(op)
+        x = self.flow(op)
         if not x.sequence:
             raise UnsupportedLayerError(f"{op.label}: its input is not a sequence")
         t = self.tensors[op.inputs[0]]
@@ -308,12 +319,7 @@ class Walk:
         if not np.isfinite(cell_clip) or cell_clip < 0:
             raise ModelError(f"{op.label}: cell_clip {cell_clip} must be a finite value >= 0")
         if cell_clip > 0:
-            self.notes.append(
-                f"{op.label} clips its cell state to +-{cell_clip:g} (the converter sets "
-                "cell_clip for Keras LSTMs); the float IR has no cell-state clip, so float "
-                "targets agree with the file while |c| stays below it (the int8-full "
-                "kernel applies the clip)"
-            )
+            self.clipped[op.label] = cell_clip
         return {
             "activation": ops.option_activation(0),
             "cell_clip": cell_clip,
@@ -335,13 +341,13 @@ class Walk:
         self._check_weights_float(op, x, range(1, 18))
         options = self._lstm_options(op, x, self._states(op, (18, 19)))
         ops = L.Operands(op, self.tensors, self.constant)
-        layer, integer = L.lstm_cell(ops, 1, x.width, self._name("lstm"), x.integer, options)
+        layer, integer = L.lstm_cell(ops, 1, x.width, self.new_name("lstm"), x.integer, options)
         layer.go_backwards = x.reversed
         if integer is not None:
             integer.go_backwards = x.reversed
             if self.tensors[op.inputs[18]].shape[-1:] != (layer.output_size,):
                 raise ModelError(f"{op.label}: the hidden state's size is not {layer.output_size}")
-        self._set(op, self._append(x, layer, integer, layer.output_size))
+        self.put(op, self._append(x, layer, integer, layer.output_size))
 
     def _append(self, x: Flow, layer: Layer, integer: LayerInt8 | None, width: int) -> Flow:
         """x through one more layer; a recurrent layer emits its outputs in processing
@@ -373,19 +379,19 @@ class Walk:
         self._check_weights_float(op, x, range(1, 35))
         options = self._lstm_options(op, x, self._states(op, (35, 36, 37, 38)))
         ops = L.Operands(op, self.tensors, self.constant)
-        name = self._name("bidirectional")
+        name = self.new_name("bidirectional")
         forward, _ = L.lstm_cell(ops, 1, x.width, f"{name}.forward", False, options)
         backward, _ = L.lstm_cell(ops, 18, x.width, f"{name}.backward", False, options)
         backward.go_backwards = True
         if bool(op.option(3, "bool", False)):  # merge_outputs: one output, concatenated
             both = Bidirectional(name, forward, backward, "concat", origin=L.LSTM_ORIGIN)
-            self._set(op, self._append(x, both, None, both.output_size))
+            self.put(op, self._append(x, both, None, both.output_size))
             return
-        self._set(op, self._append(x, forward, None, forward.output_size), 0)
+        self.put(op, self._append(x, forward, None, forward.output_size), 0)
         bw = dataclasses.replace(
             self._append(x, backward, None, backward.output_size), reversed=True
         )
-        self._set(op, bw, 1)
+        self.put(op, bw, 1)
 
     def _rnn(self, op: Operator) -> None:
         time_major = bool(op.option(0, "bool", False))
@@ -396,22 +402,22 @@ class Walk:
         self._states(op, (4,))
         ops = L.Operands(op, self.tensors, self.constant)
         activation = ops.option_activation(1)
-        layer = L.simple_rnn(ops, x.width, self._name("simple_rnn"), activation)
+        layer = L.simple_rnn(ops, x.width, self.new_name("simple_rnn"), activation)
         layer.go_backwards = x.reversed
-        self._set(op, self._append(x, layer, None, layer.output_size))
+        self.put(op, self._append(x, layer, None, layer.output_size))
 
     # ---- dense and activations -------------------------------------------------------
     def _dense(self, op: Operator) -> None:
-        x = self._flow(op)
+        x = self.flow(op)
         self._check_weights_float(op, x, range(1, 3))
         ops = L.Operands(op, self.tensors, self.constant)
         layer, integer = L.dense(
-            ops, x.width, self._name("dense"), x.integer, self._integer_quants(op, x)
+            ops, x.width, self.new_name("dense"), x.integer, self.integer_quants(op, x)
         )
-        self._set(op, self._append(x, layer, integer, layer.output_size))
+        self.put(op, self._append(x, layer, integer, layer.output_size))
 
     def _activation(self, op: Operator) -> None:
-        x = self._flow(op)
+        x = self.flow(op)
         name = ACTIVATION_OPS[op.opcode]
         beta = float(op.option(0, "float32", 1.0)) if op.opcode == "SOFTMAX" else 1.0
         if beta != 1.0:
@@ -420,184 +426,26 @@ class Walk:
         if isinstance(last, Dense) and last.activation == "linear":
             layers = x.layers[:-1] + (dataclasses.replace(last, activation=name),)
         else:
-            layers = x.layers + (Activation(self._name("activation"), x.width, name),)
+            layers = x.layers + (Activation(self.new_name("activation"), x.width, name),)
         int8 = x.int8
         if x.integer:
-            q_in, q_out = self._integer_quants(op, x) or (None, None)
+            q_in, q_out = self.integer_quants(op, x) or (None, None)
             assert q_in is not None and q_out is not None
-            int8 = int8 + (ActivationInt8(self._name(name), x.width, name, q_in, q_out, beta),)
-        self._set(op, dataclasses.replace(x, layers=layers, int8=int8))
+            int8 = int8 + (ActivationInt8(self.new_name(name), x.width, name, q_in, q_out, beta),)
+        self.put(op, dataclasses.replace(x, layers=layers, int8=int8))
 
     # ---- shaping -----------------------------------------------------------------------
-    def _reshape(self, op: Operator) -> None:
-        x = self._flow(op)
-        self._set(op, x)  # the shape check refuses anything but singleton axes
 
-    def _reverse(self, op: Operator) -> None:
-        x = self._flow(op)
-        axes = self._ints(op, 1, "axis")
-        t = self.tensors[op.inputs[0]]
-        rank = len(t.shape)
-        if not x.sequence or [int(a) % max(rank, 1) for a in axes] != [self._time_axis(t, x)]:
-            raise UnsupportedLayerError(
-                f"{op.label}: only a reversal of the time axis is supported"
-            )
-        self._set(op, dataclasses.replace(x, reversed=not x.reversed))
-
-    def _last_step(self, op: Operator, x: Flow) -> None:
-        """x's last timestep: the last recurrent layer returns it instead of a sequence."""
-        if x.reversed:
-            raise UnsupportedLayerError(
-                f"{op.label}: takes the last step of a time-reversed sequence (the first step "
-                "the layer computed); lstmgen supports the last step in processing order"
-            )
-        k = max((i for i, l in enumerate(x.layers) if l.recurrent), default=-1)
-        if k < 0:
-            raise UnsupportedLayerError(f"{op.label}: slices a sequence before any recurrent layer")
-        if any(l.kind not in ("dense", "activation") for l in x.layers[k + 1 :]):
-            raise UnsupportedLayerError(
-                f"{op.label}: a layer between the recurrent layer and the slice is not per timestep"
-            )
-        layer: Any = x.layers[k]
-        if isinstance(layer, Bidirectional):
-            raise UnsupportedLayerError(
-                f"{op.label}: the last step of a bidirectional sequence holds the backward "
-                "direction after one step, not its final state; the IR's bidirectional "
-                "layers return both final states"
-            )
-        layers = list(x.layers)
-        layers[k] = dataclasses.replace(layer, return_sequences=False)
-        int8 = list(x.int8)
-        if x.integer:
-            j = max(i for i, l in enumerate(int8) if isinstance(l, LSTMInt8))
-            last: Any = int8[j]
-            int8[j] = dataclasses.replace(last, return_sequences=False)
-        flow = dataclasses.replace(x, layers=tuple(layers), int8=tuple(int8), sequence=False)
-        self._set(op, flow)
-
-    def _strided_slice(self, op: Operator) -> None:
-        x = self._flow(op)
-        t = self.tensors[op.inputs[0]]
-        if not x.sequence:
-            raise UnsupportedLayerError(
-                f"{op.label}: slices a vector; lstmgen supports the last timestep of a sequence"
-            )
-        begin, end, strides = (
-            self._ints(op, k, w) for k, w in ((1, "begin"), (2, "end"), (3, "strides"))
-        )
-        masks = [int(op.option(slot, "int32", 0)) for slot in range(5)]
-        if masks[2] or masks[3]:
-            raise UnsupportedLayerError(
-                f"{op.label}: ellipsis and new-axis masks are not supported"
-            )
-        offset = bool(op.option(5, "bool", False))
-        if not len(begin) == len(end) == len(strides) == len(t.shape):
-            raise ModelError(f"{op.label}: begin/end/strides do not match the input's rank")
-        picked = _slice_indices(
-            t.shape, begin, end, strides, masks[0], masks[1], masks[4], offset, op
-        )
-        axis = self._time_axis(t, x)
-        feature = len(t.shape) - 1
-        ok = (
-            len(picked[axis]) == 1
-            and picked[axis][0] == x.timesteps - 1
-            and (masks[4] >> axis) & 1
-            and picked[feature] == list(range(x.width))
-            and all(len(p) == 1 for a, p in enumerate(picked) if a not in (axis, feature))
-        )
-        if not ok:
-            raise UnsupportedLayerError(
-                f"{op.label}: only the last timestep of a sequence (all its features) is supported"
-            )
-        self._last_step(op, x)
-
-    def _gather(self, op: Operator) -> None:
-        x = self._flow(op)
-        t = self.tensors[op.inputs[0]]
-        index = self._ints(op, 1, "indices")
-        axis = int(op.option(0, "int32", 0)) % max(len(t.shape), 1)
-        if int(op.option(1, "int32", 0)) != 0:
-            raise UnsupportedLayerError(f"{op.label}: batch_dims is not supported")
-        if not (
-            x.sequence
-            and len(index) == 1
-            and axis == self._time_axis(t, x)
-            and int(index[0]) in (x.timesteps - 1, -1)
-        ):
-            raise UnsupportedLayerError(
-                f"{op.label}: only a gather of the last timestep is supported"
-            )
-        self._last_step(op, x)
-
-    def _concatenation(self, op: Operator) -> None:
-        if len(op.inputs) != 2:
-            raise UnsupportedLayerError(
-                f"{op.label}: only the two directions of a bidirectional layer can be concatenated"
-            )
-        a, b = self._flow(op, 0), self._flow(op, 1)
-        t = self.tensors[op.inputs[0]]
-        axis = int(op.option(0, "int32", 0)) % max(len(t.shape), 1)
-        if axis != len(t.shape) - 1 or int(op.option(1, "int8", 0)) != 0:
-            raise UnsupportedLayerError(
-                f"{op.label}: only a concatenation along the features "
-                "(no fused activation) is supported"
-            )
-        fw: Any = a.layers[-1] if a.layers else None
-        bw: Any = b.layers[-1] if b.layers else None
-        same_prefix = len(a.layers) == len(b.layers) and all(
-            p is q for p, q in zip(a.layers[:-1], b.layers[:-1])
-        )
-        ok = (
-            same_prefix
-            and fw is not None
-            and bw is not None
-            and type(fw) is type(bw)
-            and fw.recurrent
-            and fw.kind != "bidirectional"
-            and not fw.go_backwards
-            and bw.go_backwards
-            and a.sequence == b.sequence
-            and fw.return_sequences == bw.return_sequences == a.sequence
-            and not a.reversed
-            and b.reversed == a.sequence
-        )
-        if not ok:
-            raise UnsupportedLayerError(
-                f"{op.label}: only the concatenation of a forward and a backward recurrent "
-                "layer over the same input (a bidirectional layer, forward first) is supported"
-            )
-        name = self._name("bidirectional")
-        fw = dataclasses.replace(fw, name=f"{name}.forward")
-        bw = dataclasses.replace(bw, name=f"{name}.backward")
-        both = Bidirectional(name, fw, bw, "concat", origin=getattr(fw, "origin", ""))
-        int8: tuple[LayerInt8, ...] = a.int8
-        if a.integer:
-            quants = [L.quant_of(self.tensors[i], op, "operand") for i in op.inputs]
-            out_q = L.quant_of(self._output(op), op, "output")
-            if any(q != out_q for q in quants):
-                raise UnsupportedLayerError(
-                    f"{op.label}: int8 operands quantized differently from the output "
-                    "(TensorFlow Lite Micro refuses this concatenation too)"
-                )
-            f8, b8 = a.int8[-1], b.int8[-1]
-            assert isinstance(f8, LSTMInt8) and isinstance(b8, LSTMInt8)
-            int8 = a.int8[:-1] + (BidirectionalInt8(name, f8, b8),)
-        flow = dataclasses.replace(
-            a, layers=a.layers[:-1] + (both,), int8=int8, width=both.output_size
-        )
-        self._set(op, flow)
-
-    # ---- quantization ------------------------------------------------------------------
     def _quantize(self, op: Operator) -> None:
-        x = self._flow(op)
-        out = self._output(op)
+        x = self.flow(op)
+        out = self.output(op)
         if x.integer or x.layers or out.dtype != "int8":
             raise UnsupportedLayerError(
                 f"{op.label}: only the quantization of the float model input to int8 is "
                 "supported (no requantization inside the graph)"
             )
         self.input_quant = L.quant_of(out, op, "output")
-        self._set(op, dataclasses.replace(x, integer=True))
+        self.put(op, dataclasses.replace(x, integer=True))
 
     def _dequantize(self, op: Operator) -> None:
         source = op.inputs[0] if op.inputs else -1
@@ -609,48 +457,17 @@ class Walk:
                 real = value.astype(np.float32)
             else:
                 real = ops.real(0, tuple(value.shape), f"constant {t.label}")
-            self.folded[self._output(op).index] = real
+            self.folded[self.output(op).index] = real
             return
-        x = self._flow(op)
+        x = self.flow(op)
         if not x.integer:
             raise UnsupportedLayerError(f"{op.label}: dequantizes a float tensor")
         self.output_quant = L.quant_of(self.tensors[source], op, "input")
         flow = dataclasses.replace(x, integer=False, dequantized=True)
-        out = self._output(op)
-        self._check_shape(out, flow, op)
+        out = self.output(op)
+        self.check_shape(out, flow, op)
         self.flows[out.index] = flow
 
 
 def _pseudo_op(label: str) -> Operator:
     return Operator(-1, label, 1, (), (), 0, None)
-
-
-def _slice_indices(
-    shape: tuple[int, ...],
-    begin: np.ndarray,
-    end: np.ndarray,
-    strides: np.ndarray,
-    begin_mask: int,
-    end_mask: int,
-    shrink_mask: int,
-    offset: bool,
-    op: Operator,
-) -> list[list[int]]:
-    """The indices a STRIDED_SLICE keeps along every axis (TensorFlow's semantics)."""
-    picked = []
-    for axis, dim in enumerate(shape):
-        b, e, s = int(begin[axis]), int(end[axis]), int(strides[axis])
-        if s == 0:
-            raise ModelError(f"{op.label}: stride 0")
-        if offset:
-            e = b + e
-        if (shrink_mask >> axis) & 1:
-            b = b + dim if b < 0 else b
-            if not 0 <= b < dim:
-                raise ModelError(f"{op.label}: index {b} out of range for axis {axis}")
-            picked.append([b])
-            continue
-        start = None if (begin_mask >> axis) & 1 else b
-        stop = None if (end_mask >> axis) & 1 else e
-        picked.append(list(range(dim))[slice(start, stop, s)])  # Python clamps as TF does
-    return picked
