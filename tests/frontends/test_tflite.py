@@ -135,7 +135,9 @@ def test_what_the_ir_lacks_is_refused_by_name(name, tmp_path, capsys):
 def test_a_while_loop_graph_is_refused_with_the_recipe(tf, tmp_path, capsys):
     """What the converter writes for a Keras 3 model: a WHILE loop, refused with the way out."""
     keras = require_module("keras")
-    model = keras.Sequential([keras.Input((6, 2)), keras.layers.LSTM(3), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((6, 2), batch_size=1), keras.layers.LSTM(3), keras.layers.Dense(1)]
+    )
     data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     path = M.save(data, tmp_path, "keras3")
     assert main(["generate", str(path), "--out", str(tmp_path / "out")]) == 2

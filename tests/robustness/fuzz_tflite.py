@@ -3,7 +3,8 @@ subprocess, since libFuzzer ends the process it runs in).
 
     python tests/robustness/fuzz_tflite.py CORPUS_DIR -max_total_time=5
 
-Any exception other than lstmgen's own one-line errors (LstmgenError) is a finding:
+Any exception other than lstmgen's own one-line errors (LstmgenError), or an error message
+of more than one line, is a finding:
 libFuzzer reports it, writes the input as crash-*, and the process exits non-zero.
 """
 
@@ -23,8 +24,8 @@ with atheris.instrument_imports(include=["lstmgen"]):
 def one_input(data: bytes) -> None:
     try:
         Walk(read_model(data), "fuzz").run()
-    except LstmgenError:
-        pass
+    except LstmgenError as exc:
+        assert "\n" not in str(exc), "an error message must be one line"
 
 
 if __name__ == "__main__":

@@ -165,13 +165,19 @@ def read_model(data: bytes) -> TfliteModel:
     )
 
 
+def printable(text: str, limit: int = 60) -> str:
+    """A name from the file made safe for a one-line message: printable ASCII, shortened."""
+    clean = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
 def _opcode(table: Table) -> str:
     code = max(
         int(table.scalar(Slots.OPCODE_DEPRECATED, "int8")),
         int(table.scalar(Slots.OPCODE_BUILTIN, "int32")),
     )
     if code == CUSTOM:
-        return "CUSTOM:" + table.string(Slots.OPCODE_CUSTOM, "custom operator name")
+        return "CUSTOM:" + printable(table.string(Slots.OPCODE_CUSTOM, "custom operator name"))
     return BUILTIN_OPERATORS.get(code, f"builtin operator #{code}")
 
 
@@ -209,7 +215,7 @@ def _operator(
 
 def _tensor(index: int, table: Table, buffers: list[Table], reader: Reader) -> Tensor:
     what = f"tensor {index}"
-    name = table.string(Slots.TENSOR_NAME, f"{what} name")
+    name = printable(table.string(Slots.TENSOR_NAME, f"{what} name"))
     label = f"{what} '{name}'"
     type_code = int(table.scalar(Slots.TENSOR_TYPE, "int8"))
     if type_code not in TENSOR_TYPES:
