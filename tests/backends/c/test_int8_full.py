@@ -37,6 +37,7 @@ from lstmgen.extractors.tflite.oracle import (
 from lstmgen.ir_int8 import quantize_values
 from lstmgen.quantize_int8 import quantize
 from lstmgen.quantize_int8.reference import forward_int8
+from lstmgen.sampling import SelftestData
 from lstmgen.targets.c import runner as c_runner
 from lstmgen.targets.c_int8 import render_int8_full
 
@@ -457,7 +458,7 @@ def test_runs_bit_exact_on_cortex_m(arm, compiled, core, tmp_path):
         path, loaded, _, _ = compiled(name)
         x = np.random.default_rng(5).standard_normal((3, loaded.int8.timesteps, 3))
         x = x.astype(np.float32)
-        selftest = lstmgen.api.SelftestData(x, loaded.predict(x), loaded.oracle_name)
+        selftest = SelftestData(x, loaded.predict(x), loaded.oracle_name)
         files = c_runner_files(loaded, selftest)
         work = tmp_path / f"{name}_{core}"
         work.mkdir()
