@@ -33,14 +33,14 @@ sys.path.insert(0, str(HERE.parent))
 
 import lstmgen  # noqa: E402
 from lstmgen.ir import LSTM, Dense, Model  # noqa: E402
-from lstmgen.ir_int8 import dequantize_values, quantize_values  # noqa: E402
+from lstmgen.ir.int8 import dequantize_values, quantize_values  # noqa: E402
 from lstmgen.quantize_int8 import quantize  # noqa: E402
 from lstmgen.reference import forward  # noqa: E402
 from lstmgen.targets import c as c_backend  # noqa: E402
+from lstmgen.targets.c.int8_full import render_int8_full  # noqa: E402
 from lstmgen.targets.c.memory import measure, parse_callgraph, worst_stack  # noqa: E402
 from lstmgen.targets.c.quant import to_fixed  # noqa: E402
 from lstmgen.targets.c.runner import ARM_CORES, PICOLIBC_SPECS, SEMIHOST_LINK  # noqa: E402
-from lstmgen.targets.c_int8 import render_int8_full  # noqa: E402
 
 MODES = ["float", "int8", "int16", "fixed16", "int8-full"]
 ICOUNT_SHIFT = 6

@@ -87,7 +87,7 @@ def _backend_options(parser: argparse.ArgumentParser) -> None:
         "Q-format for cores without an FPU, or int8-full: TensorFlow Lite's full-integer "
         "scheme, bit-exact with TensorFlow Lite Micro",
     )
-    parser.add_argument(  # [int8-full hook]
+    parser.add_argument(
         "--calibration",
         help="c --quantize int8-full of a float model: .npy of typical inputs [N, T, D]",
     )

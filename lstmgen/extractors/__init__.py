@@ -25,7 +25,7 @@ class Loaded:
     ir: Model
     predict: Predict | None  # the framework's own forward on [N, T, D]; None for IR files
     oracle_name: str  # e.g. "Keras 3.15.1 model.predict"
-    int8: Any = None  # a full-integer source's own integer model (lstmgen.ir_int8.Int8Model)
+    int8: Any = None  # a full-integer source's own integer model (lstmgen.ir.int8.Int8Model)
 
 
 def open_model(source: Any, **options: Any) -> Loaded:

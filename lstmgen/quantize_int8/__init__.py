@@ -1,7 +1,7 @@
 """Full-integer (int8) post-training quantization with TensorFlow Lite's scheme.
 
 `quantize(model, calibration)` turns a float IR model (from any front end: Keras, PyTorch,
-ONNX, MATLAB) into an `lstmgen.ir_int8.Int8Model`, the same integer model a full-integer
+ONNX, MATLAB) into an `lstmgen.ir.int8.Int8Model`, the same integer model a full-integer
 `.tflite` file becomes, so one kernel runs both. The choices are the converter's:
 
 * activations (the input, every LSTM output, every Dense output): int8, asymmetric, from
@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import LstmgenError, ModelError
 from ..ir import LSTM, Bidirectional, Dense, Model
-from ..ir_int8 import BidirectionalInt8, DenseInt8, Int8Model, LayerInt8, LSTMInt8, Quant
+from ..ir.int8 import BidirectionalInt8, DenseInt8, Int8Model, LayerInt8, LSTMInt8, Quant
 from .calibrate import Ranges, observe
 
 __all__ = ["quantize", "read_calibration", "activation_quant"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir_int8 import Multiplier
+from ..ir.int8 import Multiplier
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 TABLE_STEPS_PER_UNIT = 24  # the sigmoid table's step is 1/24

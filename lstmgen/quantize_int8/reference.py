@@ -1,7 +1,7 @@
 """A numpy forward pass of an `Int8Model`, integer for integer what the int8-full kernel
 (and TensorFlow Lite Micro's) computes: the reference the C kernel is debugged against.
 
-It follows the scheme documented in `lstmgen.ir_int8` step by step, on a batch of
+It follows the scheme documented in `lstmgen.ir.int8` step by step, on a batch of
 sequences at once: every intermediate is an int64 array holding the int32/int16/int8 value
 the kernel holds, saturated where the kernel saturates.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from ..ir_int8 import (
+from ..ir.int8 import (
     INT8_RANGE,
     INT16_RANGE,
     ActivationInt8,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import LstmgenError
-from ...ir_int8 import INT8_SOURCE_ATTRIBUTE
+from ...ir.int8 import INT8_SOURCE_ATTRIBUTE
 from .. import Loaded
 from .graph import SUPPORTED
 from .schema import read_model

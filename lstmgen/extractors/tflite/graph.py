@@ -35,7 +35,7 @@ import numpy as np
 
 from ...errors import ModelError, UnsupportedLayerError
 from ...ir import Activation, Bidirectional, Dense, Layer, Model
-from ...ir_int8 import ActivationInt8, Int8Model, LayerInt8, Quant
+from ...ir.int8 import ActivationInt8, Int8Model, LayerInt8, Quant
 from . import layers as L
 from . import shaping
 from .schema import Operator, Tensor, TfliteModel

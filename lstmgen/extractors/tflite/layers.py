@@ -17,7 +17,7 @@ What each operator stores, and where it goes:
 * `FULLY_CONNECTED`: weights [O, I] (the IR's Dense layout as is), optional bias [O], a fused
   activation.
 
-A full-integer model (int8 activations) also gets its integer layers (`lstmgen.ir_int8`):
+A full-integer model (int8 activations) also gets its integer layers (`lstmgen.ir.int8`):
 the int8 weights, int32 biases and the scales of the tensors each operator reads and writes.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from ...errors import ModelError, UnsupportedLayerError
 from ...ir import LSTM, Dense, SimpleRNN, float32
-from ...ir_int8 import DenseInt8, LSTMInt8, Quant
+from ...ir.int8 import DenseInt8, LSTMInt8, Quant
 from .schema import FUSED_ACTIVATIONS, Operator, Tensor
 
 GATES = ("input", "forget", "cell", "output")

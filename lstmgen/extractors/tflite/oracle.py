@@ -23,7 +23,7 @@ import numpy as np
 
 from ...errors import LstmgenError
 from ...ir import Model
-from ...ir_int8 import Int8Model, dequantize_values, quantize_values
+from ...ir.int8 import Int8Model, dequantize_values, quantize_values
 
 Predict = Callable[[np.ndarray], np.ndarray]
 

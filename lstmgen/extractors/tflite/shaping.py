@@ -11,7 +11,7 @@ import numpy as np
 
 from ...errors import ModelError, UnsupportedLayerError
 from ...ir import Bidirectional
-from ...ir_int8 import BidirectionalInt8, LayerInt8, LSTMInt8
+from ...ir.int8 import BidirectionalInt8, LayerInt8, LSTMInt8
 from . import layers as L
 from .schema import Operator
 

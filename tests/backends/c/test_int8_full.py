@@ -34,12 +34,12 @@ from lstmgen.extractors.tflite.oracle import (
     run_tflm,
     tflm_interpreter,
 )
-from lstmgen.ir_int8 import quantize_values
+from lstmgen.ir.int8 import quantize_values
 from lstmgen.quantize_int8 import quantize
 from lstmgen.quantize_int8.reference import forward_int8
 from lstmgen.sampling import SelftestData
 from lstmgen.targets.c import runner as c_runner
-from lstmgen.targets.c_int8 import render_int8_full
+from lstmgen.targets.c.int8_full import render_int8_full
 
 SEQUENCES = 100
 

@@ -1,4 +1,4 @@
-"""How today's C target reaches the int8-full renderer (`--quantize int8-full`).
+"""How the C target reaches the int8-full renderer (`--quantize int8-full`).
 
 `render_for_c_target` takes the C target's options: the float IR model it is given is
 rendered from the integer model of the file it came from (a full-integer `.tflite`), or
@@ -15,16 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import LstmgenError
-from ...ir import Model
-from ...ir_int8 import Int8Model, int8_source, quantize_values
+from ....ir import Model
+from ....ir.int8 import Int8Model, int8_source, quantize_values
 from . import as_int8_model, render_int8_full
 
-MODE = "int8-full"
-#: `lstmgen verify` tolerance against the float framework for a model quantized here (a
-#: full-integer file verifies with 0 error against TensorFlow Lite Micro): measured 0.003 to
-#: 0.016 on the test models with a few hundred calibration sequences; documented margin.
-DEFAULT_ATOL = 5e-2
 DEFAULT_SELFTEST_TIMESTEPS = 20
 
 
@@ -47,22 +41,16 @@ def render_for_c_target(
     calibration: Any = None,
     selftest: Any = None,
     math: Any = None,
-    arduino: Any = None,
-    **unknown: Any,
 ) -> dict[str, str]:
-    if unknown:
-        raise LstmgenError(f"option '{sorted(unknown)[0]}' does not apply to --quantize {MODE}")
-    if arduino:
-        raise LstmgenError(f"--arduino is not available with --quantize {MODE}")
-    if math not in (None, "libm", "builtin"):
-        raise LstmgenError(f"--math {math!r} is not a C math mode; choose libm or builtin")
+    """NAME.h / NAME.c (/ NAME_selftest.c) for the C target's validated options (`math`
+    changes nothing: the integer core calls no math function)."""
     integer = integer_model(model, calibration)
     vectors = _selftest(model, integer, calibration, selftest) if selftest else None
     return render_int8_full(integer, name, selftest=vectors)
 
 
 def _selftest(model: Model, integer: Int8Model, calibration: Any, selftest: Any) -> Int8Selftest:
-    from ...quantize_int8.reference import forward_int8
+    from ....quantize_int8.reference import forward_int8
 
     if selftest is True:  # seeded inputs; expected: the integer reference
         t_len = integer.timesteps or DEFAULT_SELFTEST_TIMESTEPS

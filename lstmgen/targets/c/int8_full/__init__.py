@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import LstmgenError
-from ...ir import Model
-from ...ir_int8 import Int8Model
-from ...naming import validate_model_name
-from ..common import render_template
+from ....errors import LstmgenError
+from ....ir import Model
+from ....ir.int8 import Int8Model
+from ....naming import validate_model_name
+from ...common import render_template
 from .context import model_context, selftest_context
 
 __all__ = ["render_int8_full", "as_int8_model"]

@@ -43,7 +43,7 @@ from typing import Union
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 GATE_PRE_SCALE_POWER = -12  # gate pre-activations: Q3.12
 GATE_OUT_SCALE_POWER = -15  # gate outputs: Q0.15

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ... import __version__
-from ...errors import LstmgenError
-from ...ir_int8 import (
+from .... import __version__
+from ....errors import LstmgenError
+from ....ir.int8 import (
     ActivationInt8,
     BidirectionalInt8,
     DenseInt8,
@@ -29,10 +29,10 @@ from ...ir_int8 import (
     LSTMInt8,
     Multiplier,
 )
-from ...literals import c_float, wrap_values
-from ...naming import unique_identifiers
-from ...quantize_int8.fixedpoint import SIGMOID_TABLE
-from ..common import GENERATED_MARK, display_text
+from ....literals import c_float, wrap_values
+from ....naming import unique_identifiers
+from ....quantize_int8.fixedpoint import SIGMOID_TABLE
+from ...common import GENERATED_MARK, display_text
 
 DEFAULT_MAX_TIMESTEPS = 100
 
