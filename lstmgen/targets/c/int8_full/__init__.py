@@ -39,7 +39,7 @@ def as_int8_model(model_or_spec: Any, calibration: Any = None) -> Int8Model:
                 "--quantize int8-full needs calibration inputs for a float model: "
                 "--calibration X.npy, an array [N, T, D] of typical input sequences"
             )
-        from ...quantize_int8 import quantize
+        from ....quantize_int8 import quantize
 
         return quantize(model_or_spec, calibration).validate()
     raise LstmgenError(f"cannot render a {type(model_or_spec).__name__} as int8-full C")
