@@ -147,6 +147,27 @@ def test_a_while_loop_graph_is_refused_with_the_recipe(tf, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_keras_layer_outside_the_ir_is_refused_naming_it(tf, tmp_path, capsys):
+    """A Keras layer the converter writes as operators with no IR counterpart (here a
+    LayerNormalization between two LSTMs): one line naming the operator and the Keras layer
+    its output tensor is named after, exit 2, nothing written."""
+    import tf_keras as k
+
+    model = k.Sequential(
+        [
+            k.Input((6, 2), batch_size=1),
+            k.layers.LSTM(3, return_sequences=True),
+            k.layers.LayerNormalization(name="norm_after_lstm"),
+            k.layers.LSTM(2),
+        ]
+    )
+    path = M.save(M.convert_keras(model, 6, 2), tmp_path, "layer_norm")
+    assert main(["generate", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "norm_after_lstm/" in err[0] and "not supported" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def test_cell_clip_is_noted(tf, capsys):
     """The converter sets cell_clip = 10 on every Keras LSTM: the float IR says it has no
     such clip (the int8-full kernel applies it)."""

@@ -130,7 +130,10 @@ def test_unsupported_operator_named(tmp_path, capsys):
     g.op("ADD", [x, x], [y])
     g.inputs, g.outputs = [x], [y]
     line = refused(M.save(M.write_tflite(g), tmp_path, "add"), tmp_path, capsys)
-    assert "operator 0 (ADD) is not supported; supported: UNIDIRECTIONAL_SEQUENCE_LSTM" in line
+    assert (
+        "operator 0 (ADD, output 'y') is not supported; supported: UNIDIRECTIONAL_SEQUENCE_LSTM"
+        in line
+    )
 
 
 @pytest.mark.parametrize("bad", [0.0, float("nan"), -1.0, float("inf")])

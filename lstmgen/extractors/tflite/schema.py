@@ -100,10 +100,14 @@ class Operator:
     outputs: tuple[int, ...]
     options_type: int
     options: Table | None
+    #: its first output tensor's name up to any ';' (the converter names it after the
+    #: Keras/TF layer, e.g. 'sequential/dense/MatMul'), printable; '' when unnamed
+    output_name: str = ""
 
     @property
     def label(self) -> str:
-        return f"operator {self.index} ({self.opcode})"
+        named = f", output '{self.output_name}'" if self.output_name else ""
+        return f"operator {self.index} ({self.opcode}{named})"
 
     def option(self, slot: int, kind: str, default: Any = 0) -> Any:
         return default if self.options is None else self.options.scalar(slot, kind, default)
@@ -152,7 +156,10 @@ def read_model(data: bytes) -> TfliteModel:
     outputs = _indices(main.numbers(Slots.SUBGRAPH_OUTPUTS, "int32", "subgraph outputs"), count, "")
     operators = []
     for k, table in enumerate(main.tables(Slots.SUBGRAPH_OPERATORS, "operator")):
-        operators.append(_operator(k, table, opcodes, versions, count))
+        op = _operator(k, table, opcodes, versions, count)
+        if op.outputs:
+            op.output_name = printable(tensors[op.outputs[0]].name.split(";")[0])
+        operators.append(op)
     return TfliteModel(
         version=version,
         description=root.string(Slots.MODEL_DESCRIPTION, "model description"),

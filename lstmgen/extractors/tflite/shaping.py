@@ -20,8 +20,19 @@ if TYPE_CHECKING:
 
 
 def reshape(walk: Walk, op: Operator) -> None:
+    """A RESHAPE/SQUEEZE/EXPAND_DIMS that only adds or drops axes of size 1; any other
+    (e.g. the inside of a LayerNormalization or a Flatten) is refused by name."""
     x = walk.flow(op)
-    walk.put(op, x)  # the shape check refuses anything but singleton axes
+    try:
+        walk.put(op, x)
+    except ModelError as exc:
+        shape = list(walk.output(op).shape)
+        held = f"[T={x.timesteps}, {x.width}]" if x.sequence else f"[{x.width}]"
+        raise UnsupportedLayerError(
+            f"{op.label}: reshapes the data {held} to {shape}, which no IR layer does (lstmgen "
+            "reads reshapes that add or drop axes of size 1 only: the layer that made this "
+            "operator is not supported from .tflite)"
+        ) from exc
 
 
 def reverse(walk: Walk, op: Operator) -> None:
