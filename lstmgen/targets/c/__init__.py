@@ -195,10 +195,9 @@ def memory_report(
 
     check_backend_options(quantize=quantize, math=math)
     if quantize == "int8-full":
-        raise LstmgenError(
-            "inspect has no per-layer memory report for --quantize int8-full yet; "
-            "bench/bench_mcu.py measures its flash and RAM"
-        )
+        from .int8_full.target import memory_report as int8_full_report
+
+        return int8_full_report(model, options.get("calibration"))
     files = render(model, "model", quantize=quantize, math=math)
     return report(model, quantize=quantize, math=math, files=files, name="model")
 

@@ -196,6 +196,11 @@ def test_cli_generate_and_verify_a_full_integer_file(compiled, tmp_path, capsys)
     assert main(["verify", str(path), "--quantize", "int8-full", "--sequences", "20"]) == 0
     report = capsys.readouterr().out
     assert "TensorFlow Lite Micro" in report and "max abs error 0," in report and "PASS" in report
+    assert main(["inspect", str(path), "--target", "c", "--quantize", "int8-full"]) == 0
+    memory = capsys.readouterr().out
+    assert "C target, int8-full" in memory and "sigmoid table 512" in memory
+    require_tool("arm-none-eabi-gcc")  # measured: no mutable global, the state on the stack
+    assert "static RAM 0;" in memory and "stack of model_predict" in memory
 
 
 # ------------------------------------------------------ other front ends (--calibration) --

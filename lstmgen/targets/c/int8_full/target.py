@@ -17,6 +17,7 @@ import numpy as np
 
 from ....ir import Model
 from ....ir.int8 import Int8Model, int8_source, quantize_values
+from ....quantize_int8.fixedpoint import SIGMOID_TABLE
 from . import as_int8_model, render_int8_full
 
 DEFAULT_SELFTEST_TIMESTEPS = 20
@@ -65,6 +66,35 @@ def _selftest(model: Model, integer: Int8Model, calibration: Any, selftest: Any)
     else:
         yq = forward_int8(integer, xq)
     return Int8Selftest(xq, yq)
+
+
+def memory_report(model: Model, calibration: Any = None) -> str:
+    """`lstmgen inspect --target c --quantize int8-full`: flash and RAM of the integer build
+    (measured with arm-none-eabi-gcc -Os for a Cortex-M4 when it is installed)."""
+    from ..memory import measure, toolchain_available
+    from .context import model_context
+
+    integer = integer_model(model, calibration)
+    context = model_context(integer, "model")
+    weights, state = context["weight_bytes"], context["state_bytes"]
+    scratch, table = 8 * context["max_units"], 2 * len(SIGMOID_TABLE)
+    out = [
+        "C target, int8-full (integer only, TensorFlow Lite Micro's kernel): flash and RAM (bytes)",
+        f"  flash: int8 weights, int32 biases and rescaling factors {weights} + sigmoid table "
+        f"{table}",
+        f"  RAM: state {state} (int8 h + int16 c per LSTM unit) + gate scratch {scratch} "
+        "on the stack",
+    ]
+    if toolchain_available():
+        measured = measure(render_int8_full(integer, "model"), "model", "cortex-m4")
+        out.append(
+            f"  measured (arm-none-eabi-gcc -Os cortex-m4): flash {measured.flash_bytes} "
+            f"(.text {measured.sections.get('.text', 0)}, .rodata "
+            f"{measured.sections.get('.rodata', 0)}); static RAM {measured.ram_bytes}; stack of "
+            f"model_predict {measured.stack.get('model_predict', 0)} incl. its state"
+        )
+    out.append("  no weight is copied to RAM or the stack (all static const, read in place)")
+    return "\n".join(out)
 
 
 def verify_extra(model: Model, calibration: Any = None, **options: Any) -> dict[str, float]:
