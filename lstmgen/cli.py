@@ -1,15 +1,22 @@
 """The `lstmgen` command line: inspect, generate, verify, save-ir.
 
-User mistakes end as one line on stderr and exit code 2, never a traceback.
+Every failure ends as one line `lstmgen: error: ...` on stderr and exit code 2, never a
+traceback (`--debug` shows it): user mistakes and bad files as lstmgen's own errors,
+anything else as an internal error (`lstmgen.boundary`). `--limit NAME=VALUE` raises a
+resource limit for this run (`lstmgen.limits`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
 
-from . import __version__
+from . import __version__, limits
+from .boundary import error_line, internal_line
 from .errors import LstmgenError
 from .targets import TARGETS
 
@@ -68,7 +75,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     _load_options_args(s)
     s.add_argument("output")
+    for command in sub.choices.values():
+        _boundary_args(command)
     return p
+
+
+def _boundary_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="raise a resource limit for untrusted files (see SECURITY.md), e.g. "
+        "--limit parameters=100000000; repeatable",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, also print the Python traceback (and show Python warnings)",
+    )
 
 
 BACKEND_OPTIONS = ("precision", "quantize", "math", "selftest", "arduino")
@@ -204,14 +229,34 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     try:
-        return _run(args)
+        with _boundary(args, debug):
+            return _run(args)
     except LstmgenError as exc:
-        print(f"lstmgen: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(error_line(exc), debug)
     except KeyboardInterrupt:
         print("lstmgen: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line, never a traceback
+        return _fail(internal_line(exc, getattr(args, "model", None)), debug)
+
+
+@contextlib.contextmanager
+def _boundary(args: argparse.Namespace, debug: bool) -> Iterator[None]:
+    """The run's limits (--limit) and, unless --debug, no Python warnings on stderr."""
+    with limits.raised(**limits.parse_assignments(getattr(args, "limit", []) or [])):
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+            yield
+
+
+def _fail(line: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

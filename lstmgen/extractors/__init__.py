@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..boundary import front_end
 from ..errors import LstmgenError
 from ..ir import Model
 
@@ -27,6 +28,7 @@ class Loaded:
     oracle_name: str  # e.g. "Keras 3.15.1 model.predict"
 
 
+@front_end  # any exception a reader did not anticipate: one error line naming the file
 def open_model(source: Any, **options: Any) -> Loaded:
     """Extract `source`: a `.keras` / `.npz` / `.pt` path, a keras.Model, a torch
     nn.Module (with `example_input=`), or an IR Model. `options` go to the extractor
