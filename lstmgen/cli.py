@@ -200,10 +200,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "verify":
         from .extractors import open_model
-        from .verify import read_inputs
+        from .verify import check_run, read_inputs
 
         if args.sequences < 1 or (args.timesteps is not None and args.timesteps < 1):
             raise LstmgenError("--sequences and --timesteps must be at least 1")
+        check_run(args.sequences, args.timesteps)
         loaded = open_model(args.model, **_load_options(args))
         inputs = read_inputs(args.inputs, loaded.ir.input_size) if args.inputs else None
         report = api.verify(
