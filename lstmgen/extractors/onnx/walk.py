@@ -69,6 +69,7 @@ class Walk:
         self.nodes: list = []
         self.shape_only: set[int] = set()
         self.consumers: dict[str, list[str]] = {}
+        self.folded_values = 0  # values constant folding has made (sizes.check_fold)
         self.ranks = self._inferred_ranks()
 
     # -- set-up ---------------------------------------------------------------------
