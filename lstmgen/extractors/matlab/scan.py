@@ -11,8 +11,8 @@ has no dimensions: three names and an array); miCOMPRESSED elements
 holding one zlib-compressed miMATRIX) reading only tags and headers: every array's
 dimensions are checked (`array_elements`, and all of them together `parameters`), nesting
 is at most `MAX_DEPTH` deep, and compressed data is inflated in bounded chunks, refused
-past `member_bytes` or the compression-ratio limit. Version 4 and 7.3 files are left to
-scipy (v4 data is read as stored; scipy refuses v7.3).
+past `member_bytes` or the compression-ratio limit. Version 4 files (uncompressed: a
+header of rows and columns per variable) are checked alike; scipy refuses v7.3 (HDF5).
 """
 
 from __future__ import annotations
@@ -42,8 +42,12 @@ def check_mat_file(path: Path) -> None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             header = fh.read(HEADER_BYTES)
+            if len(header) == HEADER_BYTES and header[124:126] in (b"\x00\x02", b"\x02\x00"):
+                return  # v7.3 (HDF5): scipy refuses it
             if len(header) < HEADER_BYTES or header[124:126] not in (b"\x00\x01", b"\x01\x00"):
-                return  # not version 5 (a v4 file, or v7.3 HDF5): scipy reads or refuses it
+                fh.seek(0)
+                _check_v4(fh, size, where)
+                return
             order = {b"IM": "<", b"MI": ">"}.get(header[126:128])
             if order is None:
                 raise ModelError(f"{where}: not a MAT file (byte-order mark {header[126:128]!r})")
@@ -55,6 +59,33 @@ def check_mat_file(path: Path) -> None:
                 scan.variable(fh, stream)
     except OSError as exc:
         raise ModelError(f"{where}: cannot read it ({exc.strerror or exc})") from None
+
+
+def _check_v4(fh: IO[bytes], size: int, where: str) -> None:
+    """A version 4 file: variables of a 20-byte header (type code, rows, columns, complex
+    flag, name length), the name, then rows x columns numbers stored as they are."""
+    budget = limits.ParameterBudget(f"{where}: the arrays")
+    left = size
+    while left > 0:
+        raw = fh.read(20)
+        if len(raw) < 20:
+            return  # scipy says what is wrong with a stub
+        order = "<" if 0 <= struct.unpack("<i", raw[:4])[0] <= 5000 else ">"
+        mopt, rows, cols, imag, name_len = struct.unpack(order + "5i", raw)
+        if not 0 <= mopt <= 5000 or name_len < 0:
+            return  # not a v4 header: scipy refuses it
+        precision = (mopt % 100) // 10
+        itemsize = {0: 8, 1: 4, 2: 4, 3: 2, 4: 2, 5: 1}.get(precision, 8)
+        count = limits.check_array(where, (rows, cols), "an array")
+        budget.take(count)
+        stored = name_len + count * itemsize * (2 if imag else 1)
+        left -= 20
+        if stored > left:
+            raise ModelError(
+                f"{where}: an array declares {stored:,} bytes but {left:,} follow (truncated?)"
+            )
+        fh.seek(stored, 1)
+        left -= stored
 
 
 class _Stored:
