@@ -151,7 +151,7 @@ class NpyHeader:
 def read_npy_header(fh: IO[bytes], size: int, where: str) -> NpyHeader:
     """The header of the `.npy` stream `fh` of `size` bytes in all (checked, not trusted)."""
     fmt = np.lib.format
-    try:
+    try:  # numpy parses the header as a Python literal: any failure is a bad header
         version = fmt.read_magic(fh)
         if version == (1, 0):
             shape, fortran, dtype = fmt.read_array_header_1_0(
@@ -163,9 +163,9 @@ def read_npy_header(fh: IO[bytes], size: int, where: str) -> NpyHeader:
             )
         else:
             raise ValueError(f"unknown .npy format version {version}")
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), size - fh.tell())
+    except Exception as exc:
         raise ModelError(f"{where}: not a readable .npy array ({_first_line(exc)})") from None
-    return NpyHeader(tuple(shape), np.dtype(dtype), bool(fortran), size - fh.tell())
 
 
 def refused_dtype(dtype: np.dtype) -> str | None:
