@@ -4,7 +4,9 @@ generated C (-O2 portable and -O3 -march=native), onnxruntime, TensorFlow (`mode
 
 Every implementation's output is first checked against Keras `model.predict`; then each is
 timed, and the table gives microseconds per sequence, GMAC/s, and each peer's time divided
-by the generated C's (-O3 -march=native). Run: python bench/bench_inference.py [--quick]
+by the generated C's (-O3 -march=native), and this core's FMA peak (GMAC/s) for scale; with
+--streams also n = 1, 8, 32 independent streams (bench_streaming.py's section).
+Run: python bench/bench_inference.py [--quick] [--streams]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from lstmgen.targets import get_backend  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import bench_streaming  # noqa: E402
 from onnx_peer import session as onnx_session  # noqa: E402
 
 C_FLAGS = {"C -O2": ["-O2"], "C -O3 native": ["-O3", "-march=native"]}
@@ -279,6 +282,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
     parser.add_argument("--no-python", action="store_true", help="skip the pure-Python peer")
+    parser.add_argument(
+        "--streams",
+        action="store_true",
+        help="also n = 1, 8, 32 streams (NAME_step_n / n x NAME_step) against onnxruntime batch n",
+    )
     args = parser.parse_args()
     min_seconds = 0.3 if args.quick else 1.0
     print(f"lstmgen {lstmgen.__version__}; one sequence, batch 1, single thread; best of 5")
@@ -296,6 +304,12 @@ def main() -> None:
     large = next(s for s in MODELS if s.name.startswith("large"))
     with tempfile.TemporaryDirectory() as tmp:
         bw = l2_read_bandwidth(Path(tmp))
+        runner = bench_streaming.Runner(Path(tmp), realtime=False)
+        peak = bench_streaming.fma_peak(runner)
+        print(f"\nthis core's FMA peak (bench/fma_peak.c): {peak:.1f} GMAC/s")
+        if args.streams:
+            for layer in (bench_streaming.Layer("lstm", 64), bench_streaming.Layer("gru", 64)):
+                bench_streaming.bench_streams(runner, layer, peak, 3)
     weights = 4 * 4 * 256 * (9 + 256)
     us = all_results[large.name][REFERENCE]
     reached = weights * large.timesteps / (us * 1e-6) / 1e9

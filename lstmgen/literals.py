@@ -20,7 +20,7 @@ def float_literal(value: float | np.floating) -> str:
     if len(text) > 12 or "e" in text:
         text = np.format_float_scientific(v, unique=True, trim="0", exp_digits=1)
     if np.float32(float(text)) != v or np.float64(np.float32(text)) != np.float64(v):
-        text = "%.9g" % float(v)
+        text = f"{float(v):.9g}"
     if text in ("-0", "-0.0"):
         text = "-0.0"
     if not any(ch in text for ch in ".e"):

@@ -114,6 +114,11 @@ class Layer:
         """The optional IR features this layer uses (targets declare which they implement)."""
         return set()
 
+    def activation_names(self) -> set[str]:
+        """The activations this layer applies (not those of the layers inside it)."""
+        fields = ("activation", "gate_activation", "cell_activation", "output_activation")
+        return {str(getattr(self, f)) for f in fields if hasattr(self, f)}
+
     def parts(self) -> list[Layer]:
         """This layer and the layers inside it (a Bidirectional's two directions)."""
         return [self]

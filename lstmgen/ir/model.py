@@ -111,6 +111,15 @@ class Model:
         """The layer kinds in use (a Bidirectional counts with its inner kind)."""
         return {part.kind for layer in self.layers for part in layer.parts()}
 
+    def activations(self) -> dict[str, list[str]]:
+        """Activations in use -> the names of the layers (or directions) applying them."""
+        used: dict[str, list[str]] = {}
+        for layer in self.layers:
+            for part in layer.parts():
+                for name in sorted(part.activation_names()):
+                    used.setdefault(name, []).append(part.name)
+        return used
+
     def parameter_count(self) -> int:
         return sum(layer.parameter_count() for layer in self.layers)
 

@@ -52,8 +52,8 @@ BASIC_LAYERS = frozenset({"lstm", "dense", "activation"})
 
 
 def check_features(target: str, model: Any) -> None:
-    """Refuse a model with a layer kind or an optional IR feature the target does not
-    implement."""
+    """Refuse a model with a layer kind, an activation (when the target declares
+    `ACTIVATIONS`) or an optional IR feature the target does not implement."""
     backend = get_backend(target)
     kinds = getattr(backend, "LAYERS", BASIC_LAYERS)
     for layer in model.layers:
@@ -67,6 +67,13 @@ def check_features(target: str, model: Any) -> None:
                 f"target '{target}' does not implement {sorted(missing)[0]} "
                 f"layers (layer '{layer.name}') yet; it implements: "
                 f"{', '.join(sorted(kinds))}"
+            )
+    activations: frozenset[str] | None = getattr(backend, "ACTIVATIONS", None)
+    for activation, layers in sorted(model.activations().items()):
+        if activations is not None and activation not in activations:
+            raise LstmgenError(
+                f"target '{target}' does not implement the activation {activation} (used by "
+                f"layer '{layers[0]}'); it implements: {', '.join(sorted(activations))}"
             )
     supported: frozenset[str] = getattr(backend, "FEATURES", frozenset())
     for feature, layers in sorted(model.features().items()):

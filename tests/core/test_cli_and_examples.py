@@ -173,6 +173,7 @@ def test_wheel_ships_the_templates(tmp_path):
     wheel = next(tmp_path.glob("lstmgen-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "lstmgen/templates/c/model.c.j2" in names
+    assert "lstmgen/templates/c/layers/lstm.j2" in names  # the kinds' templates too
     assert "lstmgen/cli.py" in names and not any(n.startswith("tests/") for n in names)
 
 

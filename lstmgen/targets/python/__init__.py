@@ -37,6 +37,7 @@ from ...errors import LstmgenError
 from ...ir import Model
 from ...naming import validate_model_name
 from ..common import render_template
+from .activations import activation_table
 from .context import ModelContext, build_context
 from .kinds import implemented_kinds
 from .memory import (
@@ -67,6 +68,8 @@ __all__ = [
 OPTIONS: tuple[str, ...] = ()
 #: Layer kinds (see lstmgen.ir) this target implements: those with a template.
 LAYERS: frozenset[str] = implemented_kinds()
+#: Activations (see lstmgen.ir.activations) this target implements: those in its template.
+ACTIVATIONS: frozenset[str] = frozenset(activation_table())
 #: Optional IR features (see lstmgen.ir) this target implements.
 FEATURES: frozenset[str] = frozenset(
     {"peephole", "clip", "input_forget", "initial_state", "projection"}

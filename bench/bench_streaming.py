@@ -1,0 +1,382 @@
+"""Benchmark: streaming inference, one sample per `NAME_step` call with the state carried,
+of one LSTM or GRU layer (D = H = 4, 8, 16, 32, 64) in the generated C, against named peers
+in the same run; and many independent streams (`NAME_step_n`, or n calls of `NAME_step`)
+against onnxruntime with batch n.
+
+Every implementation's output on a 2,000-step sequence is first checked against Keras
+(max relative error 1e-5); then 480,000 calls are timed in chunks and the best chunk counts.
+
+Peers outside this repository (e.g. RTNeural, the C++ library audio developers use for
+real-time RNNs) plug in with --peer LABEL=COMMAND: a program the user builds, run as
+  COMMAND WDIR T_CHECK CALLS RUNS OUT
+with {kind} (lstm or gru) and {units} replaced in COMMAND. WDIR holds the layer's Keras
+weights as float32 files in Keras layout (W.bin [D][G], U.bin [H][G], b.bin: LSTM [4H], GRU
+[2][3H]; G = 4H or 3H, gates in Keras order) and x.bin (T_CHECK rows of D floats). It must
+write its outputs (h after each of the T_CHECK steps from a zero state) to OUT, time CALLS
+further steps RUNS times, and print the best nanoseconds per step. A peer whose command is
+missing is skipped with a note.
+
+Run: python bench/bench_streaming.py [--quick] [--streams] [--peer LABEL=CMD ...] [--realtime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+import lstmgen  # noqa: E402
+from lstmgen.targets import get_backend  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SIZES = [4, 8, 16, 32, 64]
+T_CHECK = 2000
+CALLS = 480_000
+STREAMS = [1, 8, 32]
+C_BUILDS = {
+    "C -O3 native": ["-O3", "-march=native"],
+    # gcc's tree-PRE leaves control flow in the gate loops (tanh's clamp): shown for issue 16
+    "C -O3 native -fno-tree-pre": ["-O3", "-march=native", "-fno-tree-pre"],
+}
+REFERENCE = "C -O3 native"
+
+
+@dataclass
+class Layer:
+    kind: str  # "lstm" or "gru"
+    units: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind.upper()} {self.units}"
+
+    @property
+    def gates(self) -> int:
+        return 4 if self.kind == "lstm" else 3
+
+    def macs_per_step(self) -> int:
+        return self.gates * self.units * 2 * self.units  # D = H: input and recurrent rows
+
+
+def build_keras(layer: Layer, seed: int = 0):
+    """One recurrent layer, D = H, return_sequences; weights uniform in +-1/sqrt(H)."""
+    import keras
+
+    cls = keras.layers.LSTM if layer.kind == "lstm" else keras.layers.GRU
+    rnn = cls(layer.units, return_sequences=True)
+    model = keras.Sequential([keras.Input((None, layer.units)), rnn])
+    rng = np.random.default_rng(seed)
+    rnn.set_weights(
+        [
+            rng.uniform(-1, 1, w.shape).astype(np.float32) / np.sqrt(max(w.shape[0], layer.units))
+            for w in rnn.get_weights()
+        ]
+    )
+    return model, rnn
+
+
+def max_error(got: np.ndarray, expected: np.ndarray) -> float:
+    got = np.asarray(got, np.float64).reshape(expected.shape)
+    return float(np.max(np.abs(got - expected) / np.maximum(np.abs(expected), 1.0)))
+
+
+def check(name: str, got: np.ndarray, expected: np.ndarray) -> None:
+    err = max_error(got, expected)
+    if not err <= 1e-5:
+        raise SystemExit(f"{name}: output differs from Keras (max rel error {err:.3g})")
+
+
+class Runner:
+    """Builds and runs executables; with realtime, timed programs run under `chrt -f 1`."""
+
+    def __init__(self, workdir: Path, realtime: bool) -> None:
+        self.workdir = workdir
+        self.prefix = ["chrt", "-f", "1"] if realtime and shutil.which("chrt") else []
+
+    def run(self, cmd: list[str]) -> str:
+        out = subprocess.run([*self.prefix, *cmd], check=True, capture_output=True, text=True)
+        return out.stdout
+
+    def build_c(self, files: dict[str, str], tag: str, flags: list[str]) -> tuple[Path, bool]:
+        """The generated files with stream_harness.c; True when the model has net_step_n."""
+        d = self.workdir / tag
+        d.mkdir(parents=True, exist_ok=True)
+        for filename, text in files.items():
+            (d / filename).write_text(text)
+        has_step_n = re.search(r"\bnet_step_n\s*\(", (d / "net.h").read_text()) is not None
+        exe = d / "stream"
+        subprocess.run(
+            [
+                "gcc",
+                "-std=c99",
+                *flags,
+                *(["-DNET_HAS_STEP_N"] if has_step_n else []),
+                "-I",
+                str(d),
+                str(HERE / "stream_harness.c"),
+                str(d / "net.c"),
+                "-lm",
+                "-o",
+                str(exe),
+            ],
+            check=True,
+        )
+        return exe, has_step_n
+
+    def stream(
+        self, exe: Path, x: np.ndarray, calls: int, mode: str = "single"
+    ) -> tuple[float, np.ndarray]:
+        """ns per timestep of all streams, and the outputs of the check pass [n][T][out]."""
+        n, t_len = x.shape[:2]
+        xin, yout = self.workdir / "x_streams.bin", self.workdir / "y_streams.bin"
+        x.astype(np.float32).tofile(xin)
+        out = self.run([str(exe), str(xin), str(n), str(t_len), str(calls), str(yout), mode])
+        return float(out.split()[0]), np.fromfile(yout, np.float32).reshape(n, t_len, -1)
+
+
+def fma_peak(runner: Runner) -> float:
+    """GMAC/s of this core's FMA units (bench/fma_peak.c)."""
+    exe = runner.workdir / "fma_peak"
+    subprocess.run(
+        [
+            "gcc",
+            "-O3",
+            "-march=native",
+            "-ffp-contract=fast",
+            str(HERE / "fma_peak.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    return float(runner.run([str(exe)]).split()[0])
+
+
+def run_peer(
+    runner: Runner, command: str, layer: Layer, weights: list[np.ndarray], x: np.ndarray, calls: int
+) -> tuple[float, np.ndarray] | None:
+    argv = shlex.split(command.format(kind=layer.kind, units=layer.units))
+    if not argv or shutil.which(argv[0]) is None:
+        return None
+    wdir = runner.workdir / f"peer_{layer.kind}{layer.units}"
+    wdir.mkdir(exist_ok=True)
+    for name, array in zip(("W", "U", "b"), weights):
+        np.ascontiguousarray(array, np.float32).tofile(wdir / f"{name}.bin")
+    x.astype(np.float32).tofile(wdir / "x.bin")
+    out = wdir / "y.bin"
+    try:
+        text = runner.run([*argv, str(wdir), str(len(x)), str(calls), "3", str(out)])
+    except subprocess.CalledProcessError as exc:
+        message = f"peer {command!r} failed on {layer.name} (exit {exc.returncode})"
+        raise SystemExit(message) from exc
+    return float(text.split()[0]), np.fromfile(out, np.float32).reshape(len(x), -1)
+
+
+def bench_layer(
+    runner: Runner, layer: Layer, peers: dict[str, str], calls: int, rounds: int
+) -> dict[str, float]:
+    keras_model, rnn = build_keras(layer)
+    model = lstmgen.load(keras_model)
+    x = np.random.default_rng(1).standard_normal((T_CHECK, layer.units)).astype(np.float32)
+    expected = keras_model.predict(x[None], verbose=0)[0]
+    files = get_backend("c").render(model, "net")
+    exes = {
+        label: runner.build_c(files, f"{layer.kind}{layer.units}_{k}", flags)[0]
+        for k, (label, flags) in enumerate(C_BUILDS.items())
+    }
+    best: dict[str, float] = {}
+    skipped: list[str] = []
+    for _ in range(rounds):  # interleaved: every implementation once per round
+        for label, exe in exes.items():
+            ns, y = runner.stream(exe, x[None], calls)
+            check(label, y[0], expected)
+            best[label] = min(best.get(label, float("inf")), ns)
+        for label, command in peers.items():
+            result = run_peer(runner, command, layer, rnn.get_weights(), x, calls)
+            if result is None:
+                skipped.append(label)
+                continue
+            check(label, result[1], expected)
+            best[label] = min(best.get(label, float("inf")), result[0])
+    for label in sorted(set(skipped)):
+        peers.pop(label)
+        print(f"  note: peer {label!r} skipped: its command was not found")
+    return best
+
+
+def print_streaming(results: dict[str, dict[str, float]]) -> None:
+    labels = list(next(iter(results.values())))
+    print(
+        "\nns per sample, one NAME_step call per sample (state carried); (x) = the generated C's"
+        f" time ({REFERENCE}) / this time: above 1 is faster than it"
+    )
+    header = f"  {'layer, D=H':<12}" + "".join(f"{label:>28}" for label in labels)
+    print(header)
+    for name, best in results.items():
+        ref = best[REFERENCE]
+        cells = []
+        for label in labels:
+            ns = best.get(label)
+            cells.append(
+                f"{'-':>28}" if ns is None else f"{ns:>16.1f} ({ref / ns:>5.2f}x)".rjust(28)
+            )
+        print(f"  {name:<12}" + "".join(cells))
+
+
+def ort_stream_session(kind: str, weights: list[np.ndarray], batch: int):
+    """onnxruntime (one thread) running one ONNX LSTM/GRU timestep for a batch, state in/out."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    w, u, b = (np.asarray(a, np.float32) for a in weights)
+    d, g = w.shape
+    if kind == "lstm":
+        h = g // 4
+        order = [0, 3, 1, 2]  # Keras i f c o -> ONNX i o f c
+
+        def reorder(a: np.ndarray) -> np.ndarray:
+            return np.concatenate([a[..., k * h : (k + 1) * h] for k in order], axis=-1)
+
+        w_o, r_o = reorder(w).T[None], reorder(u).T[None]
+        b_o = np.concatenate([reorder(b), np.zeros(g, np.float32)])[None]
+        states, attrs = ["h0", "c0"], {"hidden_size": h}
+    else:  # Keras GRU (reset_after) = ONNX GRU with linear_before_reset, gates z r h
+        h = g // 3
+        w_o, r_o, b_o = w.T[None], u.T[None], np.concatenate([b[0], b[1]])[None]
+        states, attrs = ["h0"], {"hidden_size": h, "linear_before_reset": 1}
+    inits = [
+        numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name)
+        for a, name in ((w_o, "W"), (r_o, "R"), (b_o, "B"))
+    ]
+    outs = ["Y", "Yh", "Yc"][: 1 + len(states)]
+    node = helper.make_node(kind.upper(), ["x", "W", "R", "B", "", *states], outs, **attrs)
+
+    def info(name: str, shape: list[int]):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    graph = helper.make_graph(
+        [node],
+        "stream",
+        [info("x", [1, batch, d])] + [info(s, [1, batch, h]) for s in states],
+        [info("Y", [1, 1, batch, h])] + [info(o, [1, batch, h]) for o in outs[1:]],
+        initializer=inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(proto)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    feeds = {s: np.zeros((1, batch, h), np.float32) for s in states}
+
+    def step(x_t: np.ndarray) -> np.ndarray:
+        out = sess.run(None, {"x": x_t[None], **feeds})
+        for k, s in enumerate(states):
+            feeds[s] = out[1 + k]
+        return out[1][0]
+
+    def reset() -> None:
+        for s in states:
+            feeds[s][:] = 0.0
+
+    return step, reset
+
+
+def bench_streams(runner: Runner, layer: Layer, peak: float, rounds: int) -> None:
+    """samples/s of n streams: n x NAME_step, NAME_step_n (when generated), onnxruntime."""
+    keras_model, rnn = build_keras(layer)
+    model = lstmgen.load(keras_model)
+    t_len = 200
+    x = np.random.default_rng(2).standard_normal((max(STREAMS), t_len, layer.units))
+    x = x.astype(np.float32)
+    expected = keras_model.predict(x, verbose=0)
+    exe, has_step_n = runner.build_c(
+        get_backend("c").render(model, "net"),
+        f"streams_{layer.kind}{layer.units}",
+        C_BUILDS[REFERENCE],
+    )
+    modes = {"n x NAME_step": "single"}
+    if has_step_n:
+        modes["NAME_step_n"] = "many"
+    macs = layer.macs_per_step()
+    print(f"\n{layer.name} (D=H), n independent streams: Msamples/s (GMAC/s; FMA peak {peak:.1f})")
+    if not has_step_n:
+        print("  note: this lstmgen generates no NAME_step_n: only n x NAME_step is timed")
+    for n in STREAMS:
+        best: dict[str, float] = {}
+        step, reset = ort_stream_session(layer.kind, rnn.get_weights(), n)
+        check("onnxruntime", np.stack([step(x[:n, t]) for t in range(t_len)], 1), expected[:n])
+        for _ in range(rounds):
+            for label, mode in modes.items():
+                ns, y = runner.stream(exe, x[:n], max(2000, CALLS // (8 * n)), mode)
+                check(f"{label} n={n}", y, expected[:n])
+                best[label] = min(best.get(label, float("inf")), ns)
+            reset()
+            reps = 300
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                step(x[:n, 0])
+            ns = (time.perf_counter() - t0) / reps * 1e9
+            best["onnxruntime batch n"] = min(best.get("onnxruntime batch n", float("inf")), ns)
+        ref = best.get("NAME_step_n", best["n x NAME_step"])
+        cells = "  ".join(
+            f"{label} {n / ns * 1e3:.2f} ({macs * n / ns:.1f}; {ns / ref:.2f}x time)"
+            for label, ns in best.items()
+        )
+        print(f"  n={n:<3} {cells}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls and rounds")
+    parser.add_argument("--streams", action="store_true", help="also time n = 1, 8, 32 streams")
+    parser.add_argument(
+        "--peer", action="append", default=[], metavar="LABEL=COMMAND", help="external peer"
+    )
+    parser.add_argument(
+        "--realtime", action="store_true", help="run the timed programs under chrt -f 1 (root)"
+    )
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, SIZES)), help="units H (= D), comma-separated"
+    )
+    args = parser.parse_args()
+    sizes = [int(v) for v in args.sizes.split(",")]
+    peers = dict(p.split("=", 1) for p in args.peer)
+    calls, rounds = (48_000, 2) if args.quick else (CALLS, 3)
+    print(
+        f"lstmgen {lstmgen.__version__}; streaming, {calls:,} calls per run, best chunk of "
+        f"{rounds} interleaved runs; outputs checked against Keras first"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = Runner(Path(tmp), args.realtime)
+        results = {}
+        for kind in ("lstm", "gru"):
+            for units in sizes:
+                layer = Layer(kind, units)
+                results[layer.name] = bench_layer(runner, layer, peers, calls, rounds)
+                timings = ", ".join(f"{k} {v:.1f} ns" for k, v in results[layer.name].items())
+                print(f"  {layer.name}: {timings}", flush=True)
+        print_streaming(results)
+        if args.streams:
+            peak = fma_peak(runner)
+            for layer in (Layer("lstm", max(sizes)), Layer("gru", max(sizes))):
+                bench_streams(runner, layer, peak, rounds)
+
+
+if __name__ == "__main__":
+    main()
