@@ -204,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.sequences < 1 or (args.timesteps is not None and args.timesteps < 1):
             raise LstmgenError("--sequences and --timesteps must be at least 1")
-        check_run(args.sequences, args.timesteps)
+        check_run(args.sequences, args.timesteps, args.atol)
         loaded = open_model(args.model, **_load_options(args))
         inputs = read_inputs(args.inputs, loaded.ir.input_size) if args.inputs else None
         report = api.verify(

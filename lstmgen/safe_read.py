@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import lzma
+import stat
 import struct
 import zipfile
 import zlib
@@ -214,7 +215,10 @@ def read_npy(
 ) -> np.ndarray:
     """An `.npy` file, checked as `read_npy_data` says."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise ModelError(f"{where}: not a regular file")
+        size = info.st_size
         with open(path, "rb") as fh:
             header = read_npy_header(fh, size, where)
             return read_npy_data(fh, header, where, check)

@@ -8,6 +8,7 @@ same inputs, and reports the error per output. Models with no framework at hand 
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,8 +119,17 @@ def check_inputs(inputs: Any, input_size: int) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def check_run(sequences: int, timesteps: int | None) -> None:
-    """`--sequences` and `--timesteps` within the limits (before anything is loaded)."""
+def check_atol(atol: float) -> None:
+    """A tolerance is a finite number >= 0 (NaN or a negative one would fail every run)."""
+    if not (isinstance(atol, (int, float)) and math.isfinite(atol) and atol >= 0):
+        raise LstmgenError(f"atol must be a finite number >= 0, got {atol!r}")
+
+
+def check_run(sequences: int, timesteps: int | None, atol: float | None = None) -> None:
+    """`--sequences`, `--timesteps` within the limits and `--atol` a finite number >= 0
+    (before anything is loaded)."""
+    if atol is not None:
+        check_atol(atol)
     if sequences > limits.current().sequences:
         raise limits.refuse("--sequences", f"{sequences:,} sequences", "sequences")
     if timesteps is not None:
@@ -158,6 +168,7 @@ def verify(
     backend = get_backend(target)
     if atol is None:  # a backend may document a looser default, e.g. for quantized weights
         atol = getattr(backend, "default_atol", lambda **_: 1e-5)(**options)
+    check_atol(atol)
     if options.get("selftest"):
         options["selftest"] = selftest_vectors(loaded)
     files = render(target, model, name, **options)

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import struct
+import warnings
 import zipfile
 import zlib
 
@@ -194,6 +195,11 @@ def torch_attacks(tmp) -> dict:
     cases["pt_layer_gap"] = (path, ["has no 'weight_ih_l1'"])
     path = save("one_dim", weight_ih_l0=torch.zeros(16))
     cases["pt_1d_weight"] = (path, ["'weight_ih_l0' has shape [16]", "matrices"])
+    with warnings.catch_warnings():  # quantized tensors are deprecated in torch
+        warnings.simplefilter("ignore")
+        quantized = torch.quantize_per_tensor(state["weight_ih_l0"], 0.1, 0, torch.qint8)
+    path = save("quantized", weight_ih_l0=quantized)
+    cases["pt_quantized_tensor"] = (path, ["'weight_ih_l0'", "quantized tensor (torch.qint8)"])
     path = save("linear_3d", **{"fc.weight": torch.zeros(2, 4, 1), "fc.bias": torch.zeros(2)})
     cases["pt_head_3d_weight"] = (path, ["head item 'fc'", "[2, 4, 1]"], "--head", "fc")
     # a storage deflated inside torch's zip: 40 MB of zeros in 40 KB
@@ -359,6 +365,7 @@ ATTACKS = [
     "pt_num_layers_1000000",
     "pt_layer_gap",
     "pt_1d_weight",
+    "pt_quantized_tensor",
     "pt_head_3d_weight",
     "pt_deflated_storage",
     "npz_compressed_3GB",

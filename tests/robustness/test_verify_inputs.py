@@ -6,6 +6,8 @@ infinity is an infinite error. The oracle is PyTorch's own forward."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from support import require_module
@@ -86,3 +88,23 @@ def test_other_dtypes_are_refused_by_name(torch_file, tmp_path, capsys, array, n
     assert main(["verify", str(path), "--inputs", str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lstmgen: error: --inputs ") and named in err[0]
+
+
+def test_inputs_that_never_end_are_refused(torch_file, tmp_path, capsys):
+    """A FIFO (or a device) named as --inputs would block the reader forever."""
+    _, _, _, path = torch_file
+    fifo = tmp_path / "x.npy"
+    os.mkfifo(fifo)
+    assert main(["verify", str(path), "--target", "python", "--inputs", str(fifo)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"lstmgen: error: --inputs {fifo}: not a regular file"]
+
+
+@pytest.mark.parametrize("atol", ["nan", "-1", "inf"])
+def test_a_tolerance_that_fails_every_run_is_refused(torch_file, capsys, atol):
+    _, _, _, path = torch_file
+    assert main(["verify", str(path), "--target", "python", "--atol", atol]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "atol must be a finite number >= 0" in err[0]
+    with pytest.raises(LstmgenError, match="atol must be a finite number"):
+        verify(path, "python", atol=float(atol))

@@ -72,8 +72,13 @@ def _checked_tensors(torch: Any, content: dict, path: Path) -> dict[str, Any]:
     budget = limits.ParameterBudget(f"{path}: the state_dict")
     for key, tensor in content.items():
         where = f"{path}: tensor '{key}'"
-        if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_nested:
-            raise ModelError(f"{where}: a {tensor.layout} tensor; lstmgen reads dense tensors")
+        if tensor.is_quantized:
+            raise ModelError(
+                f"{where}: a quantized tensor ({tensor.dtype}); lstmgen reads float tensors"
+            )
+        if tensor.layout != torch.strided or tensor.is_nested:
+            kind = "nested" if tensor.is_nested else str(tensor.layout)
+            raise ModelError(f"{where}: a {kind} tensor; lstmgen reads dense tensors")
         if tensor.device.type != "cpu":
             raise ModelError(f"{where}: on device '{tensor.device.type}', not loadable here")
         dtype = tensor.dtype
