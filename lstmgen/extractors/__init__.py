@@ -38,8 +38,10 @@ def open_model(source: Any, **options: Any) -> Loaded:
         return Loaded(source.validate(), None, "")
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise LstmgenError(f"{path}: no such file")
+        if not path.is_file():  # a folder, a FIFO or a device is no model file
+            raise LstmgenError(
+                f"{path}: {'not a regular file' if path.exists() else 'no such file'}"
+            )
         suffix = path.suffix.lower()
         if suffix == ".npz":
             from ..ir_io import load_ir

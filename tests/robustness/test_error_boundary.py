@@ -8,6 +8,7 @@ environment (LSTMGEN_LIMIT_*), or lstmgen.limits.configure / raised.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import pytest
@@ -177,3 +178,17 @@ def test_model_validation_is_the_backstop():
     model.timesteps = 10**9
     with pytest.raises(LimitError, match="timesteps"):
         model.validate()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "missing"])
+def test_a_model_path_that_is_no_file(tmp_path, capsys, kind):
+    """A FIFO would block a reader forever; a folder or a missing path is named as such."""
+    path = tmp_path / "model.pt"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    code, lines = run(capsys, "generate", path, "--out", tmp_path / "out")
+    expected = "no such file" if kind == "missing" else "not a regular file"
+    assert one_line(code, lines, f"{path}: {expected}")
+    assert not (tmp_path / "out").exists()
