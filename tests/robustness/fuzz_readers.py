@@ -93,8 +93,8 @@ def warm_up() -> None:
     import importlib
 
     modules = {
-        "keras": ["keras", "lstmgen.extractors.keras"],
-        "h5": ["keras", "h5py", "lstmgen.extractors.keras"],
+        "keras": ["h5py", "lstmgen.extractors.keras"],
+        "h5": ["h5py", "lstmgen.extractors.keras"],
         "pt": ["torch", "lstmgen.extractors.torch"],
         "onnx": ["onnx", "onnx.reference", "onnxruntime", "lstmgen.extractors.onnx"],
         "mat": ["scipy.io", "lstmgen.extractors.matlab"],
