@@ -8,16 +8,20 @@
   compiler's output, are joined); `internal_line` is its line for any other exception
   escaping a target, a runner or lstmgen itself: a genuine internal fault, which says so
   and points to `--debug` for the traceback.
+* `OneLineParser` is the CLI's argument parser: a usage mistake (a missing argument, a value
+  of the wrong type) is one line too, pointing to `--help` for the usage.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .errors import FrontEndFault, LstmgenError
 
@@ -97,3 +101,12 @@ def one_line(text: str) -> str:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one error line instead of the usage block (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        sys.stderr.write(f"lstmgen: error: {command}{one_line(message)} (see {self.prog} --help)\n")
+        sys.exit(2)

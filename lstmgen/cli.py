@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from . import __version__, limits
-from .boundary import error_line, internal_line
+from .boundary import OneLineParser, error_line, internal_line
 from .errors import LstmgenError
 from .targets import TARGETS
 
@@ -25,7 +25,7 @@ EXIT_MISMATCH = 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="lstmgen",
         description="Trained LSTM models to standalone "
         "C99, pure-Python and MATLAB code, verified against the "

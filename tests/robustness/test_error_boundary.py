@@ -192,3 +192,20 @@ def test_a_model_path_that_is_no_file(tmp_path, capsys, kind):
     expected = "no such file" if kind == "missing" else "not a regular file"
     assert one_line(code, lines, f"{path}: {expected}")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        ([], "the following arguments are required: command (see lstmgen --help)"),
+        (["generate"], "generate: the following arguments are required: model"),
+        (["verify", "m.pt", "--sequences", "abc"], "verify: argument --sequences: invalid int"),
+        (["generate", "m.pt", "--target", "cobol"], "argument --target: invalid choice: 'cobol'"),
+    ],
+)
+def test_usage_mistakes_are_one_line(capsys, argv, expected):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstmgen: error: ") and expected in lines[0]
