@@ -27,6 +27,7 @@ import pytest
 from irmodels import branch_models
 from support import FIXTURES, ROOT, assert_one_error_line, require_module, run_cli_contained
 
+from lstmgen.cli import main
 from lstmgen.ir_io import META_KEY, save_ir
 
 MEMORY = 3 * 2**30
@@ -527,3 +528,37 @@ def test_keras_attack_is_one_error_line_in_bounded_memory(keras_outcomes, name):
     assert not any(text in line for text in NOT_MEMORY), line
     assert not os.path.exists(out), "something was written"
     assert outcome["peak_mb"] < 1024, outcome
+
+
+# ---- TFLite files and --calibration inputs (checked in-process: refused before allocating) --
+def test_tflite_tensor_declaring_1e10_values_is_refused(tmp_path, capsys):
+    """TensorFlow Lite's interpreter (verify's oracle) would allocate every declared tensor."""
+    import tflite_models
+
+    g = tflite_models.Graph()
+    x = g.tensor((1, 4, 2), name="x")
+    huge = g.tensor((100_000, 100_000), name="huge")  # an activation: no data, only a shape
+    cell = tflite_models.lstm_cell_inputs(g, np.random.default_rng(0), 2, 3)
+    h, c = g.tensor((1, 3), variable=True), g.tensor((1, 3), variable=True)
+    y = g.tensor((1, 4, 3), name="y")
+    g.op("UNIDIRECTIONAL_SEQUENCE_LSTM", [x, *cell, h, c, -1, -1, -1, -1], [y], [(0, "Int8", 4)])
+    g.inputs, g.outputs = [x], [y]
+    path = tflite_models.save(tflite_models.write_tflite(g), tmp_path, "huge")
+    out = tmp_path / "out"
+    assert main(["generate", str(path), "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"lstmgen: error: {path}: tensor {huge} 'huge'")
+    assert "10,000,000,000 values" in lines[0] and OVER in lines[0]
+    assert not out.exists()
+
+
+def test_calibration_header_claiming_3e10_values_is_refused(tmp_path, capsys):
+    model = save_ir(branch_models()["tiny"], tmp_path / "tiny.npz")
+    (tmp_path / "cal.npy").write_bytes(npy_header((100000, 100000, 3)) + bytes(64))
+    out = tmp_path / "out"
+    argv = ["generate", model, "--quantize", "int8-full", "--calibration", tmp_path / "cal.npy"]
+    assert main([str(a) for a in [*argv, "--out", out]]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstmgen: error: --calibration ")
+    assert "30,000,000,000 input values" in lines[0] and OVER in lines[0]
+    assert not out.exists()
