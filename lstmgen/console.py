@@ -34,8 +34,16 @@ QUIET_ENVIRONMENT = {
     "GLOG_minloglevel": "2",
 }
 
-#: Seconds a phase runs before its progress line appears.
+#: Seconds a phase runs before its progress line appears (the environment variable
+#: LSTMGEN_PROGRESS_AFTER overrides it, e.g. 0 to see every phase).
 DEFAULT_AFTER = 1.0
+
+
+def progress_after() -> float:
+    try:
+        return float(os.environ.get("LSTMGEN_PROGRESS_AFTER", DEFAULT_AFTER))
+    except ValueError:
+        return DEFAULT_AFTER
 
 
 class Progress:
@@ -101,7 +109,7 @@ _progress: Progress | None = None
 
 @contextlib.contextmanager
 def reporting(
-    stream: IO[str] | None = None, after: float = DEFAULT_AFTER, enabled: bool = True
+    stream: IO[str] | None = None, after: float | None = None, enabled: bool = True
 ) -> Iterator[Progress | None]:
     """Show progress lines on `stream` (default: a copy of the terminal's stderr descriptor,
     which `native_output_silenced` leaves alone) while the block runs; nothing when not
@@ -114,11 +122,16 @@ def reporting(
         finally:
             _progress = previous
         return
-    own = stream is None
+    own = False
     if stream is None:
-        sys.stderr.flush()
-        stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", encoding="utf-8", errors="replace")
-    previous, _progress = _progress, Progress(stream, after)
+        stream = sys.stderr
+        try:
+            stream.flush()
+            stream = os.fdopen(os.dup(stream.fileno()), "w", encoding="utf-8", errors="replace")
+            own = True
+        except (OSError, ValueError, AttributeError):  # no descriptor (captured, embedded)
+            pass
+    previous, _progress = _progress, Progress(stream, progress_after() if after is None else after)
     try:
         yield _progress
     finally:
@@ -149,6 +162,12 @@ def native_output_silenced(enabled: bool = True) -> Iterator[None]:
         return
     captured = tempfile.TemporaryFile()
     os.dup2(captured.fileno(), 2)
+    # Python-level writes (warnings, absl's Python logging) go there too, even where
+    # sys.stderr is not descriptor 2 (an embedding program, a test's capture)
+    python_stderr, sys.stderr = (
+        sys.stderr,
+        os.fdopen(os.dup(captured.fileno()), "w", encoding="utf-8", errors="replace"),
+    )
     failed = True
     try:
         yield
@@ -157,7 +176,8 @@ def native_output_silenced(enabled: bool = True) -> Iterator[None]:
         failed = False  # a user error explains itself in one line; ^C is no crash
         raise
     finally:
-        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
         if failed:

@@ -93,6 +93,15 @@ class VerifyReport:
 
 def read_inputs(path: str | Path, input_size: int) -> np.ndarray:
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise LstmgenError(f"--inputs {path}: cannot read it ({exc.strerror or exc})") from None
+    if magic != b"\x93NUMPY":  # numpy would talk of pickled data and trusting it
+        raise LstmgenError(
+            f"--inputs {path}: not an .npy file (write one with numpy.save, shape [N, T, D])"
+        )
+    try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise LstmgenError(f"--inputs {path}: cannot read it as .npy ({exc})") from None
