@@ -88,7 +88,7 @@ def main() -> None:
                     worst = float(error_metrics(fn(x), expected)[1].max())
                     if not worst <= 1e-5:
                         raise SystemExit(f"{peer} on {spec.name}: max rel error {worst:.3g}")
-                    times[peer] = time_call(lambda fn=fn: fn(x), min_seconds)
+                    times[peer] = time_call(lambda fn=fn, x=x: fn(x), min_seconds)
                 rows.append((spec.name, batch, times))
                 print(
                     f"{spec.name}, batch {batch}: "
