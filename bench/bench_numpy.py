@@ -50,8 +50,6 @@ def generated_module(model, name: str, folder: Path, precision: str):
 def peers(keras_model, ir, folder: Path) -> dict:
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     single = generated_module(ir, "bench_f32", folder, "single")
     double = generated_module(ir, "bench_f64", folder, "double")
     onnx_run = batch_session(ir, keras_model.input_shape[1])
@@ -69,6 +67,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
     args = parser.parse_args()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
     min_seconds = 0.2 if args.quick else 1.0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
