@@ -31,15 +31,25 @@ from ...errors import LstmgenError
 from ...ir import Model
 from ...naming import validate_model_name
 from ..common import render_template
-from .context import DTYPES, ModelContext, build_context
+from .context import DTYPES, ModelContext, activation_module, build_context
 from .kinds import implemented_kinds
 
-__all__ = ["FEATURES", "LAYERS", "OPTIONS", "memory_report", "render", "render_context"]
+__all__ = [
+    "ACTIVATIONS",
+    "FEATURES",
+    "LAYERS",
+    "OPTIONS",
+    "memory_report",
+    "render",
+    "render_context",
+]
 
 #: precision: "single" (float32 arithmetic, the default) or "double" (float64)
 OPTIONS: tuple[str, ...] = ("precision",)
 #: Layer kinds (see lstmgen.ir) this target implements: those with a template.
 LAYERS: frozenset[str] = implemented_kinds()
+#: Activations (see lstmgen.ir.activations) this target implements: those in its template.
+ACTIVATIONS: frozenset[str] = frozenset(vars(activation_module())["CALLS"])
 #: Optional IR features (see lstmgen.ir) this target implements.
 FEATURES: frozenset[str] = frozenset(
     {"peephole", "clip", "input_forget", "initial_state", "projection"}
