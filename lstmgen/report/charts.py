@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-WIDTH = 460
+WIDTH = 440
 HEIGHT = 260
 #: left, right, top, bottom margins of the plot area inside a chart
 MARGIN = (58, 14, 14, 40)
