@@ -82,11 +82,10 @@ def _step_lstm(z, h, c):
     pre-activations (gate blocks i, f, g, o of 16), h [N, 16], c [N, 16] -> the new (h, c).
     """
     z = z + h @ _LSTM__U.T
-    i = _sigmoid(z[:, :16])
-    f = _sigmoid(z[:, 16:32])
-    c = f * c + i * np.tanh(z[:, 32:48])
-    o = _sigmoid(z[:, 48:])
-    h = o * np.tanh(c)
+    # all four blocks with one tanh: sigmoid(v) = 0.5 + 0.5 tanh(v / 2) for i, f, o
+    a = np.tanh(z * _LSTM__HALF) * _LSTM__HALF + _LSTM__SHIFT
+    c = a[:, 16:32] * c + a[:, :16] * a[:, 32:48]
+    h = a[:, 48:] * np.tanh(c)
     return h, c
 
 
@@ -267,6 +266,9 @@ _LSTM__B = _array((64,), (
     "d374013c8e34013c3d53ab3c3e692e3d67398a3dc09cc13e4ceb0c3ef827a33ed8cee23e0fd328becc68903e"
     "9e712a3e24d6523e26e7bd3de5dd7e3eae5d293ebf01473e8536863e138e8b3eb080923d"
 ))
+# the scale of each block's tanh and the shift after it: i, f, o are sigmoids, g is tanh
+_LSTM__HALF = np.repeat(np.array([0.5, 0.5, 1, 0.5], DTYPE), 16)
+_LSTM__SHIFT = np.repeat(np.array([0.5, 0.5, 0, 0.5], DTYPE), 16)
 # Layer "next_value" (Dense 16 -> 1): weights [O][I]
 _NEXT_VALUE__W = _array((1, 16), (
     "9a37dc3e417042bf816e4b3e0fe2d33e0283cebea7d4b9beeeb701bfa21a9a3e599ac5be1b99cbbef419133f"
