@@ -405,3 +405,494 @@ def torch_bilstm_last_step(torch, input_size=4, hidden=5, outputs=3, num_layers=
         for p in model.parameters():
             p.uniform_(-0.5, 0.5)
     return model.eval()
+
+
+# ---- the MATLAB target (tests/backends/matlab): the rules every generated .m file keeps ----
+
+MATLAB_PRECISIONS = ("single", "double")
+#: The bound on the max relative error of generated MATLAB against the float64 reference
+#: (single: the bound against the framework too; double: float64 round-off, measured ~1e-16).
+MATLAB_TOLERANCE = {"single": 1e-5, "double": 1e-10}
+#: Functions the generated code may call: MATLAB built-ins that MATLAB Coder supports.
+MATLAB_CALLS = frozenset(
+    {"single", "double", "zeros", "assert", "size", "exp", "abs", "tanh", "max", "min"}
+    | {"log1p", "expm1", "bsxfun", "sum", "isempty"}
+)
+#: ... and those that Masking, the normalizations, Flatten, Conv1D, pooling and the other
+#: shaping layers add (error: a token id out of range; log: log_softmax).
+MATLAB_SHAPING_CALLS = frozenset(
+    {"false", "all", "sqrt", "reshape", "floor", "ceil", "repmat", "error", "log"}
+)
+_MATLAB_FORBIDDEN = {
+    "cell array braces": r"[{}]",
+    "growth with end+1": r"\bend\s*\+",
+    "coder.* call": r"\bcoder\s*\.",
+    "eval": r"\beval\w*\b|\bfeval\b",
+    "global": r"\bglobal\b",
+    "cell/struct": r"\b(cell|struct|cellfun|arrayfun|containers)\b",
+    "file or workspace access": r"\b(load|save|exist|assignin|clear|input|fprintf|disp)\b",
+    "while/try": r"\b(while|try|catch)\b",
+    "concatenation": r"(?<!single\()\[(?!\])",
+}
+_MATLAB_LITERAL = r"^w\.(\w+) = (?:single\(\[|double\(single\(\[)\n(.*?)\n    \]\)\)?;$"
+
+
+def matlab_code_lines(text: str) -> list[str]:
+    """The code of a .m file: comments and string literals removed (no transposes used)."""
+    import re
+
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"'[^'\n]*'", "''", line)
+        out.append(line.split("%", 1)[0].rstrip())
+    return out
+
+
+def check_matlab_code(
+    where: str, filename: str, text: str, precision: str, extra_calls: frozenset = frozenset()
+) -> None:
+    """A generated .m file keeps the code generation rules: one function with its help block
+    first and %#codegen, no forbidden construct, persistent state only in NAME_step, only
+    the computing class, and only calls of variables, local functions, NAME_weights and the
+    allowed built-ins (MATLAB_CALLS and `extra_calls`)."""
+    import re
+
+    lines = text.splitlines()
+    function = filename[:-2]
+    output = "w" if function.endswith("_weights") else "y"
+    assert lines[0].startswith(f"function {output} = {function}("), where
+    assert "%#codegen" in lines, where
+    assert lines[1].startswith(f"%{function.upper()}  "), where  # the help block first
+    assert text.isascii(), where
+    joined = "\n".join(matlab_code_lines(text))
+    for what, pattern in _MATLAB_FORBIDDEN.items():
+        hit = re.search(pattern, joined)
+        assert hit is None, f"{where}: {what}: {hit and hit.group(0)!r}"
+    assert ("persistent" in joined) == filename.endswith("_step.m"), where
+    assert re.search(r"\b(single|double)\b", joined)
+    other = "double" if precision == "single" else "single"
+    assert f"'{other}'" not in text, where  # no zeros(..., 'other class')
+    assigned = set(re.findall(r"^\s*(\w+)\s*(?:\([^=]*\))?\s*=", joined, re.M))
+    local = set(re.findall(r"^function \w+ = (\w+)\(", joined, re.M))
+    weights = {function.rsplit("_", 1)[0] + "_weights"}
+    called = set(re.findall(r"(?<![\w.])([A-Za-z]\w*)\s*\(", joined)) - {"function"}
+    unknown = called - assigned - local - weights - {"x", "reset"} - MATLAB_CALLS - extra_calls
+    assert not unknown, f"{where}: calls {sorted(unknown)}"
+
+
+def matlab_literals(text: str) -> dict:
+    """{ident: (assignment text, values as Python parses them)} of every weight literal,
+    the fields `w.IDENT = single([...]);` of NAME_weights.m."""
+    import re
+
+    import numpy as np
+
+    found = {}
+    for match in re.finditer(_MATLAB_LITERAL, text, re.M | re.S):
+        body = "\n".join(line.split("%", 1)[0] for line in match.group(2).splitlines())
+        tokens = [t for t in re.split(r"[,;\s]+|\.\.\.", body) if t]
+        found[match.group(1)] = (match.group(0), np.array([float(t) for t in tokens]))
+    return found
+
+
+def _matlab_part_identifiers(outer: list, bidirectional: list) -> list:
+    """IDENT_fw and IDENT_bw of every Bidirectional layer, `_2`, `_3`, ... where taken."""
+    seen, names = set(outer), []
+    for k in bidirectional:
+        for side in ("fw", "bw"):
+            base = f"{outer[k][:37]}_{side}"
+            candidate, n = base, 1
+            while candidate in seen:
+                n += 1
+                candidate = f"{base[:36]}_{n}"
+            seen.add(candidate)
+            names.append(candidate)
+    return names
+
+
+def matlab_expected_arrays(model) -> dict:
+    """{field of NAME_weights: array} of every weight literal the model needs, from the IR
+    (the parts of a Bidirectional layer named after it, IDENT_fw / IDENT_bw)."""
+    import numpy as np
+
+    from lstmgen.ir import (
+        GRU,
+        LSTM,
+        BatchNorm,
+        Bidirectional,
+        Conv1D,
+        Dense,
+        Embedding,
+        LayerNorm,
+        Normalize,
+        SimpleRNN,
+    )
+    from lstmgen.naming import unique_identifiers
+
+    outer = unique_identifiers([l.name for l in model.layers])
+    bidirectional = [k for k, l in enumerate(model.layers) if isinstance(l, Bidirectional)]
+    inner = iter(_matlab_part_identifiers(outer, bidirectional))
+    expected = {}
+    for layer, ident in zip(model.layers, outer):
+        named = [(layer, ident)]
+        if isinstance(layer, Bidirectional):
+            named = [(part, next(inner)) for part in (layer.forward, layer.backward)]
+        for part, part_ident in named:
+            arrays: dict = {}
+            if isinstance(part, (LSTM, GRU, SimpleRNN)):
+                arrays = {"W": part.input_weights, "U": part.recurrent_weights, "b": part.bias}
+            if isinstance(part, GRU):
+                arrays["rb"] = part.recurrent_bias
+            if isinstance(part, LSTM):
+                arrays["P"] = None if part.peephole is None else part.peephole.T
+                arrays["Pr"] = part.projection
+                if part.initial_h is not None or part.initial_c is not None:
+                    zeros = np.zeros  # a missing half of the initial state is zero
+                    h0, c0 = part.initial_h, part.initial_c
+                    arrays["h0"] = zeros(part.output_size, np.float32) if h0 is None else h0
+                    arrays["c0"] = zeros(part.units, np.float32) if c0 is None else c0
+            if isinstance(part, Dense):
+                arrays = {"W": part.weights, "b": part.bias}
+            if isinstance(part, Conv1D):  # F x K*D: one block of D columns per tap
+                f, k, d = part.weights.shape
+                arrays = {"W": part.weights.reshape(f, k * d), "b": part.bias}
+            if isinstance(part, Normalize):
+                arrays = {"mean": part.mean, "std": part.std}
+            if isinstance(part, LayerNorm):
+                arrays = {"gamma": part.gamma, "beta": part.beta}
+            if isinstance(part, BatchNorm):
+                arrays = {"mean": part.mean, "variance": part.variance}
+                arrays.update(gamma=part.gamma, beta=part.beta)
+            if isinstance(part, Embedding):  # E x vocabulary: one column per token id
+                arrays = {"W": part.weights.T}
+            expected.update({f"{k}_{part_ident}": a for k, a in arrays.items() if a is not None})
+    return expected
+
+
+def check_matlab_literals(where: str, model, files: dict) -> None:
+    """Every weight is a field of NAME_weights.m (and nothing else holds literals), under
+    its documented identifier, and parses back in Python to the model's exact float32."""
+    import numpy as np
+
+    expected = matlab_expected_arrays(model)
+    for filename, text in files.items():
+        found = matlab_literals(text)
+        holds = filename.endswith("_weights.m")
+        assert set(found) == (set(expected) if holds else set()), (where, filename)
+        for ident, (_, values) in found.items():
+            got = values.astype(np.float32)  # double -> single, as single([...])
+            want = np.ascontiguousarray(expected[ident], np.float32).ravel()
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (where, ident)
+
+
+def check_matlab_steps(job, result, tolerance: float, prefixes=None) -> None:
+    """NAME_step from a reset gives, after t steps, the model's output on the first t
+    timesteps (the float64 reference), for every t in `prefixes` (default: all); and its
+    last output (or all of them) equals NAME_predict's."""
+    from lstmgen.reference import forward
+    from lstmgen.verify import error_metrics
+
+    model, x = job.model, job.x
+    per_step = model.returns_sequences and model.output_timesteps(2) == 2
+    if result.predict is not None:
+        got = result.steps if per_step else result.steps[:, -1]
+        want = result.predict if per_step else result.predict.reshape(got.shape)
+        _, rel = error_metrics(got, want)
+        assert rel.max() <= tolerance, (model.name, "steps vs predict", float(rel.max()))
+    for t in prefixes or range(1, x.shape[1] + 1):
+        ref = forward(model, x[:, :t])
+        got = result.steps[:, :t] if per_step else result.steps[:, t - 1].reshape(ref.shape)
+        _, rel = error_metrics(got, ref)
+        assert rel.max() <= tolerance, (model.name, t, float(rel.max()))
+
+
+# ------------------------------------------------------------------------ generated C --
+# Helpers of the C target's tests (tests/backends/c/, tests/robustness/test_c_robustness.py).
+
+#: The warning set of every C build in the tests (the same as the ARM builds'); -Werror
+#: makes any warning a failure.
+C_WARNINGS = [
+    "-Wall",
+    "-Wextra",
+    "-pedantic",
+    "-Werror",
+    "-Wshadow",
+    "-Wconversion",
+    "-Wdouble-promotion",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+]
+CXX_WARNINGS = ["-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow"]
+#: compiler -> its flags: C99 with gcc and clang, C++11 with g++ and clang++
+C_COMPILERS = {
+    "gcc": ["-std=c99", *C_WARNINGS],
+    "clang": ["-std=c99", *C_WARNINGS],
+    "g++": ["-x", "c++", "-std=c++11", *CXX_WARNINGS],
+    "clang++": ["-x", "c++", "-std=c++11", *CXX_WARNINGS],
+}
+#: ASan + UBSan (clang), every finding fatal
+SANITIZE = [
+    "-std=c99",
+    "-g",
+    "-O1",
+    "-fno-omit-frame-pointer",
+    "-fsanitize=address,undefined,float-cast-overflow",
+    "-fno-sanitize-recover=all",
+]
+#: a stack frame's saved registers, locals and alignment on top of the estimated scratch
+FRAME_SLACK = 256
+
+
+def write_files(files: dict, folder) -> Path:
+    """Write rendered files into `folder` (created); return it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def compile_c(compiler: str, source, *flags: str) -> None:
+    """Compile `source` (-c) with `compiler` and its C_COMPILERS flags: no error, no
+    warning."""
+    import subprocess
+
+    exe = require_tool(compiler)
+    source = Path(source)
+    result = subprocess.run(
+        [
+            exe,
+            *C_COMPILERS[compiler],
+            *flags,
+            "-I",
+            str(source.parent),
+            "-c",
+            str(source),
+            "-o",
+            str(source.with_suffix(f".{compiler}.o")),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and not result.stderr, (compiler, flags, result.stderr)
+
+
+def require_arm() -> None:
+    """The ARM toolchain (arm-none-eabi-gcc, picolibc) and qemu-system-arm."""
+    from lstmgen.targets.c import runner
+
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    require_tool("timeout")
+    if not Path(runner.PICOLIBC_SPECS).exists():
+        missing("picolibc-arm-none-eabi")
+
+
+def qemu_outputs(files, name, workdir, core, model, mode):
+    """Build and run the self-test on `core`; (returncode, stdout, outputs as floats)."""
+    import re
+
+    import numpy as np
+
+    from lstmgen.targets.c import runner
+    from lstmgen.targets.c.quant import from_fixed
+
+    elf = runner.build_selftest_elf(files, name, workdir, core)
+    result = runner.run_qemu(elf, core)
+    got, _, _ = runner.parse_selftest(result.stdout)
+    if mode == "fixed16":
+        header = files[f"{name}.h"]
+        frac = int(re.search(rf"#define {name.upper()}_OUTPUT_FRAC_BITS (\d+)", header).group(1))
+        got = from_fixed(got, frac).astype(np.float64)
+    return result.returncode, result.stdout, got
+
+
+class IRMaker:
+    """Hand-built IR layers with seeded random weights (no framework needed)."""
+
+    def __init__(self, seed: int) -> None:
+        import numpy as np
+
+        self.rng = np.random.default_rng(seed)
+
+    def u(self, *shape, scale=0.6):
+        import numpy as np
+
+        return self.rng.uniform(-scale, scale, shape).astype(np.float32)
+
+    def lstm(self, name, d, h, p=None, bias=True, **kw):
+        from lstmgen.ir import LSTM
+
+        feats = kw.pop("features", ())
+        out = p or h
+        return LSTM(
+            name,
+            self.u(4 * h, d),
+            self.u(4 * h, out),
+            self.u(4 * h) if bias else None,
+            peephole=self.u(3, h) if "peephole" in feats else None,
+            clip=0.75 if "clip" in feats else None,
+            input_forget="input_forget" in feats,
+            initial_h=self.u(out) if "initial_h" in feats else None,
+            initial_c=self.u(h, scale=1.5) if "initial_c" in feats else None,
+            projection=self.u(p, h) if p else None,
+            **kw,
+        )
+
+    def gru(self, name, d, h, reset_after=True, bias=True, recurrent_bias=True, **kw):
+        from lstmgen.ir import GRU
+
+        return GRU(
+            name,
+            self.u(3 * h, d),
+            self.u(3 * h, h),
+            self.u(3 * h) if bias else None,
+            recurrent_bias=self.u(3 * h) if (reset_after and recurrent_bias) else None,
+            reset_after=reset_after,
+            **kw,
+        )
+
+    def rnn(self, name, d, h, bias=True, **kw):
+        from lstmgen.ir import SimpleRNN
+
+        return SimpleRNN(name, self.u(h, d), self.u(h, h), self.u(h) if bias else None, **kw)
+
+    def bi(self, name, kind, d, h, merge="concat", sequences=False, **kw):
+        from lstmgen.ir import Bidirectional
+
+        make = getattr(self, kind)
+        return Bidirectional(
+            name,
+            make(f"{name}_f", d, h, return_sequences=sequences, **kw),
+            make(f"{name}_b", d, h, return_sequences=sequences, go_backwards=True, **kw),
+            merge_mode=merge,
+        )
+
+    def dense(self, name, i, o, activation="linear", bias=True):
+        from lstmgen.ir import Dense
+
+        return Dense(name, self.u(o, i), self.u(o) if bias else None, activation=activation)
+
+    def batch_norm(self, name, n, center=True, scale=True, epsilon=1e-3):
+        import numpy as np
+
+        from lstmgen.ir import BatchNorm
+
+        variance = self.rng.uniform(0.3, 2.0, n).astype(np.float32)
+        return BatchNorm(
+            name,
+            self.u(n, scale=1.0),
+            variance,
+            self.u(n, scale=1.5) if scale else None,
+            self.u(n) if center else None,
+            epsilon,
+        )
+
+    def embedding(self, name, vocabulary, size, mask_zero=False):
+        from lstmgen.ir import Embedding
+
+        return Embedding(name, self.u(vocabulary, size, scale=1.0), mask_zero=mask_zero)
+
+
+C_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "net.h"
+int main(int argc, char **argv)
+{
+    int n = atoi(argv[2]), t_len = atoi(argv[3]), i, t, k;
+    size_t per_seq = (size_t)t_len * NET_INPUT_SIZE;
+    size_t out_seq = (size_t)(NET_RETURNS_SEQUENCES ? t_len : 1) * NET_OUTPUT_SIZE;
+    float *x = (float *)malloc((size_t)n * per_seq * sizeof(float));
+    float *y = (float *)malloc(out_seq * sizeof(float));
+    FILE *f = fopen(argv[1], "rb");
+    if (!x || !y || !f || fread(x, sizeof(float), (size_t)n * per_seq, f) != (size_t)n * per_seq)
+        return 3;
+    fclose(f);
+    for (i = 0; i < n; ++i) {
+        if (net_predict(x + (size_t)i * per_seq, t_len, y) != 0) return 4;
+        for (k = 0; k < (int)out_seq; ++k) printf("%.9g ", (double)y[k]);
+        printf("\n");
+    }
+#ifdef STREAMABLE
+    {   /* two sequences stepped in lockstep through two states: no shared state */
+        net_state a, b;
+        float ya[NET_OUTPUT_SIZE], yb[NET_OUTPUT_SIZE];
+        net_reset(&a);
+        net_reset(&b);
+        for (t = 0; t < t_len; ++t) {
+            net_step(&a, x + (size_t)t * NET_INPUT_SIZE, ya);
+            net_step(&b, x + per_seq + (size_t)t * NET_INPUT_SIZE, yb);
+        }
+        for (k = 0; k < NET_OUTPUT_SIZE; ++k) printf("%.9g ", (double)ya[k]);
+        printf("\n");
+        for (k = 0; k < NET_OUTPUT_SIZE; ++k) printf("%.9g ", (double)yb[k]);
+        printf("\n");
+    }
+#endif
+    (void)t;
+    free(x);
+    free(y);
+    return 0;
+}
+"""
+
+
+def extreme_inputs(input_size: int, t_len: int = 7):
+    """Six sequences: ordinary, huge, denormal, a NaN, infinities, the most negative float."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, t_len, input_size)).astype(np.float32)
+    x[1] *= np.float32(1e30)
+    x[2] = np.float32(1e-40)
+    x[3, 2] = np.nan
+    x[4, ::2] = np.inf
+    x[5] = -np.float32(3.4e38)
+    return x
+
+
+def build_c_driver(folder, model, compiler: list) -> Path:
+    """NAME.c of `model` with C_DRIVER (predict on every sequence of a binary file, two
+    interleaved step streams when streamable) built by the `compiler` command."""
+    import subprocess
+
+    from lstmgen.targets import c as c_target
+
+    folder = write_files(c_target.render(model, "net"), folder)
+    (folder / "driver.c").write_text(C_DRIVER)
+    exe = folder / "driver"
+    flags = ["-DSTREAMABLE"] if model.streamable else []
+    subprocess.run(
+        [
+            *compiler,
+            *flags,
+            "-I",
+            str(folder),
+            str(folder / "driver.c"),
+            str(folder / "net.c"),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
+    return exe
+
+
+def run_c_driver(exe, x, folder, prefix=()) -> list:
+    """The driver's output rows for the sequences x (asserting a clean run)."""
+    import subprocess
+
+    import numpy as np
+
+    folder = Path(folder)
+    np.asarray(x, np.float32).tofile(folder / "x.bin")
+    result = subprocess.run(
+        [*prefix, str(exe), str(folder / "x.bin"), str(x.shape[0]), str(x.shape[1])],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "runtime error" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+    return [[float(v) for v in line.split()] for line in result.stdout.splitlines()]

@@ -385,7 +385,7 @@ int sine_predict(const float *x, int timesteps, float *y)
     sine_reset(&s);
     for (t = 0; t < timesteps; ++t) {
         const size_t src_t = (size_t)t;
-        sine_sequence_step(&s, x + src_t * 1);
+        sine_sequence_step(&s, x + src_t);
     }
     sine_tail(s.lstm_h, y);
     return 0;

@@ -170,3 +170,17 @@ def test_every_layer_kind_is_one_module_with_its_own_facts():
         module = cls.__module__
         assert module == f"lstmgen.ir.layers.{kind}", (kind, module)
         assert cls.title and cls.__doc__, kind
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports the test modules by basename (rootdir-relative sys.path), so two
+    `test_x.py` in different folders break collection of the whole run."""
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.parent.name in ("__pycache__",) or "fixtures" in path.parts:
+            continue
+        if path.name in seen and path.name != "__init__.py":
+            clashes.append(f"{seen[path.name].relative_to(ROOT)} and {path.relative_to(ROOT)}")
+        seen.setdefault(path.name, path)
+    assert not clashes, "test modules sharing a name: " + "; ".join(clashes)

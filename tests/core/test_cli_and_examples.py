@@ -170,6 +170,7 @@ def test_wheel_ships_the_templates(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for template in (
         "c/model.c.j2",
+        "c/layers/lstm.j2",
         "python/layers/lstm.j2",
         "numpy/model.py.j2",
         "numpy/layers/time_slice.j2",

@@ -12,8 +12,9 @@ Estimates (`estimate`), per layer and in total, for each `--quantize` mode:
   recurrent kernel's scratch (4H values for an LSTM or GRU, fixed16 needs only H new h
   values; H for a SimpleRNN) and the layer buffers, + the sequence buffers of
   `NAME_predict` where a layer needs a whole sequence (go_backwards after another
-  recurrent layer, Bidirectional; one or two for Conv1D / Pool1D and the layers before
-  them; the flattened vector of a Flatten layer). No weight is ever copied to RAM or the
+  recurrent layer, Bidirectional, a time slice after a recurrent layer; one or two for
+  Conv1D / Pool1D and the layers before them; the vector a Flatten or GlobalPool layer
+  fills; the vector a RepeatVector repeats). No weight is ever copied to RAM or the
   stack.
 
 `measure` compiles NAME.c with arm-none-eabi-gcc -Os -fstack-usage -fcallgraph-info=su and
@@ -29,9 +30,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ...ir import GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Model
+from ...ir import Model
+from .kinds import kind_of, parts_of_kind, recurrent_cells
 from .plan import make_plan
+from .quant import FIXED_FORMATS, fixed_plan, layer_arrays
 
 FLOAT_BYTES = 4
 DEFAULT_MAX_TIMESTEPS = 100
@@ -42,15 +46,11 @@ ARM_GCC = "arm-none-eabi-gcc"
 
 # Code bytes (arm-none-eabi-gcc 12.2 -Os, Cortex-M4F for the float modes, Cortex-M3 for
 # fixed16) of the parts of NAME.c, fitted to the test models (within about 25%); the
-# estimate sums them. `measure` gives the real figure.
+# estimate sums them with each kind's own figures (`lstmgen.targets.c.kinds`). `measure`
+# gives the real figure.
 CODE_BASE = {"float": 100, "int8": 130, "int16": 130, "fixed16": 300}
-CODE_PER_LSTM_KERNEL = {"float": 200, "int8": 250, "int16": 250, "fixed16": 300}
 CODE_PER_LAYER_CALL = 50
-CODE_PER_OTHER_KERNEL = {"gru": 330, "simple_rnn": 110}  # float only
-CODE_PER_LSTM_FEATURE = 60  # peephole, clip, input_forget or projection in a kernel
-CODE_MERGE = 40  # one Bidirectional merge function
 CODE_PER_EXTRA_STAGE = 120
-CODE_DENSE = {"float": 70, "int8": 80, "int16": 80, "fixed16": 90}
 CODE_ACTIVATION = {
     "tanh": 120,
     "sigmoid": 30,
@@ -58,6 +58,7 @@ CODE_ACTIVATION = {
     "softplus": 200,
     "elu": 150,
     "softmax": 150,
+    "log_softmax": 180,
     "relu": 16,
     "linear": 4,
     "hard_sigmoid_keras3": 40,
@@ -76,18 +77,7 @@ CODE_FIXED_ACTIVATION = {
     "hard_sigmoid_0.2": 60,
 }
 CODE_BUILTIN_EXP = 330  # exp_builtin (+ log1p / expm1 where used), --math builtin
-# masking, normalization and sequence shaping (float build only)
-CODE_SHAPING = {
-    "masking": 60,
-    "normalize": 40,
-    "layer_norm": 130,
-    "conv1d": 170,
-    "pool1d": 90,
-    "flatten": 20,
-}
-CODE_PER_MASKED_CELL = 20  # the guard around a recurrent kernel for masked steps
-CODE_PER_WINDOW = 60  # one Conv1D / Pool1D call in NAME_predict (+ output steps)
-CODE_BUILTIN_SQRT = 90  # sqrt_builtin, --math builtin with LayerNorm
+NEEDS_EXP = {"softplus", "elu", "softmax", "log_softmax"}
 FIXED_TABLE_BYTES = {"sigmoid": 257 * 2, "softplus": 513 * 2}
 
 
@@ -125,16 +115,16 @@ def max_width(model: Model) -> int:
 
 
 def sequence_width(model: Model) -> int:
-    """The widest vector a step or the tail passes between layers (the flattened vector of
-    a Flatten layer is a buffer of its own)."""
+    """The widest vector a step or the tail passes between layers (the vector a Flatten
+    or GlobalPool layer fills is a buffer of its own)."""
     return max(
         [model.input_size]
-        + [layer.output_size for layer in model.layers if layer.kind != "flatten"]
+        + [layer.output_size for layer in model.layers if kind_of(layer.kind).role != "collect"]
     )
 
 
 def prefix_width(model: Model) -> int:
-    """Values per row of the prefix buffers (`Plan.prefix`): the widest output of the
+    """Values per row of the prefix buffers (`Part.prefix`): the widest output of the
     layers up to the last Conv1D / Pool1D, 0 without one."""
     plan = make_plan(model)
     return max([model.layers[k].output_size for group in plan.prefix for k in group], default=0)
@@ -144,123 +134,30 @@ def max_timesteps(model: Model) -> int:
     return model.timesteps or DEFAULT_MAX_TIMESTEPS
 
 
-def _weight_bytes(layer, mode: str) -> int:
-    if isinstance(layer, Bidirectional):
-        return _weight_bytes(layer.forward, mode) + _weight_bytes(layer.backward, mode)
-    if isinstance(layer, LSTM):
-        h, d = layer.units, layer.input_size
-        n = 4 * h * (d + h)
-        bias = 4 * h if layer.bias is not None else 0
-        if mode == "float":  # every array as stored (peephole, projection, initial state)
-            return FLOAT_BYTES * _values(layer)
-        if mode in ("int8", "int16"):
-            return n * (1 if mode == "int8" else 2) + FLOAT_BYTES * (2 * 4 * h + bias)
-        return 2 * n + 2 * 4 * h + 4 * bias  # int16 weights, int8 shifts, int32 bias
-    if isinstance(layer, Dense):
-        o, i = layer.output_size, layer.input_size
-        bias = o if layer.bias is not None else 0
-        if mode == "float":
-            return FLOAT_BYTES * (o * i + bias)
-        if mode in ("int8", "int16"):
-            return o * i * (1 if mode == "int8" else 2) + FLOAT_BYTES * (o + bias)
-        return 2 * o * i + o + 4 * bias
-    if isinstance(layer, GRU):  # the recurrent biases of z and r are folded into the bias
-        h = layer.units
-        rb = layer.reset_after and layer.recurrent_bias is not None
-        bias = 3 * h if (layer.bias is not None or rb) else 0
-        return FLOAT_BYTES * (3 * h * (layer.input_size + h) + bias + (h if rb else 0))
-    return FLOAT_BYTES * _values(layer)  # SimpleRNN (float only)
-
-
-def _values(layer) -> int:
-    return sum(int(a.size) for a in layer.arrays().values() if a is not None)
-
-
-def _cells(layer) -> list:
-    """The unidirectional recurrent layers inside `layer` (both directions of a
-    Bidirectional), each with its own state and kernel."""
-    if isinstance(layer, Bidirectional):
-        return [layer.forward, layer.backward]
-    return [layer] if layer.recurrent else []
-
-
-def _state_values(layer) -> int:
-    """Values of recurrent state a layer keeps (h and c of an LSTM; h of a GRU/RNN)."""
-    if isinstance(layer, LSTM):
-        return layer.output_size + layer.units
-    if isinstance(layer, Bidirectional):
-        return _state_values(layer.forward) + _state_values(layer.backward)
-    return layer.units if layer.recurrent else 0
-
-
-def _gate_values(layer, mode: str = "float") -> int:
-    """Scratch values one step of a recurrent kernel keeps: 4H for an LSTM (fixed16: the H
-    new h values) and a GRU (3H pre-activations + H for the recurrent part of n), H for
-    a SimpleRNN."""
-    if isinstance(layer, Bidirectional):
-        return _gate_values(layer.forward, mode)
-    if isinstance(layer, LSTM):
-        return layer.units if mode == "fixed16" else 4 * layer.units
-    if isinstance(layer, GRU):
-        return 4 * layer.units
-    return layer.units if layer.recurrent else 0
-
-
-def _shaping_code(model: Model, plan, math: str | None) -> int:
-    """Code of the masking, normalization and sequence-shaping layers (float build)."""
-    kinds = {l.kind for l in model.layers} & set(CODE_SHAPING)
-    code = sum(CODE_SHAPING[k] for k in kinds)
-    if "pool1d" in kinds and len({l.pool_type for l in model.layers if l.kind == "pool1d"}) == 2:
-        code += CODE_SHAPING["pool1d"]
-    if "masking" in kinds:
-        code += CODE_PER_MASKED_CELL * sum(len(_cells(l)) for l in model.layers)
-    code += CODE_PER_WINDOW * sum(1 for l in model.layers if l.kind in ("conv1d", "pool1d"))
-    if "layer_norm" in kinds and math == "builtin":
-        code += CODE_BUILTIN_SQRT
-    return code
+def _weight_bytes(model: Model, mode: str) -> list[int]:
+    """Flash of every layer's arrays in the mode's stored form."""
+    fixed = None
+    if mode == "fixed16" and all(l.kind in FIXED_FORMATS for l in model.layers):
+        fixed = fixed_plan(model)
+    quantize = None if mode == "float" else mode
+    out = []
+    for k, layer in enumerate(model.layers):
+        holders = recurrent_cells(layer) if kind_of(layer.kind).role == "bidirectional" else [layer]
+        fl = fixed.layers[k] if fixed is not None else None
+        out.append(sum(a.bytes for h in holders for a in layer_arrays(h, quantize, fl).values()))
+    return out
 
 
 def _activations(model: Model) -> set[str]:
+    """Every activation the model's code applies."""
     used: set[str] = set()
     for layer in model.layers:
-        for cell in _cells(layer):
-            if isinstance(cell, LSTM):
-                used |= {cell.gate_activation, cell.cell_activation, cell.output_activation}
-            elif isinstance(cell, GRU):
-                used |= {cell.gate_activation, cell.cell_activation}
-            else:
-                used.add(cell.activation)
-        if isinstance(layer, (Dense, Activation, Conv1D)):
-            used.add(layer.activation)
+        for cell in recurrent_cells(layer):
+            used |= set(cell.activations())
+        activation = getattr(layer, "activation", None)
+        if kind_of(layer.kind).role != "recurrent" and isinstance(activation, str):
+            used.add(activation)
     return used
-
-
-def _kernels(model: Model) -> tuple[int, int, int]:
-    """(distinct LSTM kernels, LSTM optional step features over those kernels, code of
-    the distinct GRU and SimpleRNN kernels)."""
-    keys = set()
-    for layer in model.layers:
-        for cell in _cells(layer):
-            if isinstance(cell, LSTM):
-                keys.add(
-                    (
-                        "lstm",
-                        cell.gate_activation,
-                        cell.cell_activation,
-                        cell.output_activation,
-                        tuple(sorted(cell.features() - {"initial_state"})),
-                    )
-                )
-            elif isinstance(cell, GRU):
-                keys.add(("gru", cell.gate_activation, cell.cell_activation, cell.reset_after))
-            else:
-                keys.add(("simple_rnn", cell.activation))
-    lstm = [k for k in keys if k[0] == "lstm"]
-    return (
-        len(lstm),
-        sum(len(k[4]) for k in lstm),
-        sum(CODE_PER_OTHER_KERNEL[k[0]] for k in keys if k[0] != "lstm"),
-    )
 
 
 def estimate(model: Model, quantize: str | None = None, math: str | None = None) -> MemoryEstimate:
@@ -269,36 +166,49 @@ def estimate(model: Model, quantize: str | None = None, math: str | None = None)
     value = 2 if mode == "fixed16" else FLOAT_BYTES
     plan = make_plan(model)
     width = sequence_width(model)
-    gates = max(_gate_values(l, mode) for l in model.layers)
+    weights = _weight_bytes(model, mode)
+    gates = 0
     layers = []
-    for layer in model.layers:
-        if layer.recurrent:
-            state, scratch = _state_values(layer) * value, _gate_values(layer, mode) * value
+    for layer, weight in zip(model.layers, weights):
+        cells = recurrent_cells(layer)
+        if cells:
+            state = sum(kind_of(c.kind).state_values(c) for c in cells) * value
+            scratch = kind_of(cells[0].kind).scratch_values(cells[0], mode) * value
+            gates = max(gates, scratch // value)
         else:
             state, scratch = 0, layer.output_size * value
-        layers.append(
-            LayerMemory(layer.name, layer.kind, _weight_bytes(layer, mode), state, scratch)
-        )
+        layers.append(LayerMemory(layer.name, layer.kind, weight, state, scratch))
     # one recurrent kernel's scratch, two layer buffers in a step, and the sequence part's
     # last output when the tail cannot read it from the state (it can after a
     # unidirectional recurrent layer)
-    last = plan.stages[-1].ops[-1]
+    last_part = plan.parts[-1]
+    last = last_part.stages[-1].ops[-1] if last_part.stages[-1].ops else None
     tail_reads_state = (
-        bool(plan.tail)
-        and plan.final_merge is None
+        bool(last_part.tail)
+        and last_part.final_merge is None
+        and last is not None
         and last.part is None
         and model.layers[last.layer].recurrent
     )
     scratch = (gates + (2 if tail_reads_state else 3) * width) * value
     # whole sequences on the stack: one slot of T x the widest vector per live buffer,
-    # the prefix buffers, the flattened vector
+    # the prefix buffers, the vectors collecting every step, those the parts repeat
+    first = plan.parts[0]
     buffers = (
-        (plan.slots * width + plan.prefix_buffers * prefix_width(model))
+        (first.slots * width + first.prefix_buffers * prefix_width(model))
         * max_timesteps(model)
         * value
     )
-    if plan.flatten is not None:
-        buffers += model.layers[plan.flatten].output_size * value
+    ir_layers: list[Any] = list(model.layers)
+    for part in plan.parts:
+        if part.index > 0 and part.repeat is not None:
+            buffers += part.slots * width * ir_layers[part.repeat].times * value
+            buffers += ir_layers[part.repeat].output_size * value
+        if part.end is not None:
+            end = ir_layers[part.end]
+            buffers += (
+                end.output_size + (0 if kind_of(end.kind).collects_rows else end.size)
+            ) * value
     acts = _activations(model)
     tables = 0
     if mode == "fixed16":
@@ -306,25 +216,17 @@ def estimate(model: Model, quantize: str | None = None, math: str | None = None)
             tables += FIXED_TABLE_BYTES["sigmoid"]
         if "softplus" in acts:
             tables += FIXED_TABLE_BYTES["softplus"]
-    kernels, lstm_features, other_kernels = _kernels(model)
-    bidirectional = [l for l in model.layers if isinstance(l, Bidirectional)]
     act_code = CODE_FIXED_ACTIVATION if mode == "fixed16" else CODE_ACTIVATION
     code = (
         CODE_BASE[mode]
-        + CODE_PER_LSTM_KERNEL[mode] * kernels
-        + CODE_PER_LSTM_FEATURE * lstm_features
-        + other_kernels
-        + CODE_PER_LAYER_CALL * (len(model.layers) + len(bidirectional))
-        + CODE_PER_EXTRA_STAGE * (len(plan.stages) - 1)
-        + CODE_MERGE * len({l.merge_mode for l in bidirectional})
-        + (CODE_DENSE[mode] if any(isinstance(l, Dense) for l in model.layers) else 0)
-        + sum(act_code.get(a, 60) for a in acts)
-        + (
-            CODE_BUILTIN_EXP
-            if math == "builtin" and mode != "fixed16" and acts & {"softplus", "elu", "softmax"}
-            else 0
+        + sum(
+            kind_of(kind).code_bytes(parts_of_kind(model, kind), model, mode, math)
+            for kind in model.kinds()
         )
-        + _shaping_code(model, plan, math)
+        + CODE_PER_LAYER_CALL * len(model.layers)
+        + CODE_PER_EXTRA_STAGE * (len(plan.stages) - 1)
+        + sum(act_code.get(a, 60) for a in acts)
+        + (CODE_BUILTIN_EXP if math == "builtin" and mode != "fixed16" and acts & NEEDS_EXP else 0)
     )
     return MemoryEstimate(
         weight_bytes=sum(l.weight_bytes for l in layers),

@@ -1,4 +1,4 @@
-"""Weight quantization and fixed-point formats for the C backend (`--quantize`).
+"""Weight quantization and fixed-point formats for the C target (`--quantize`).
 
 Three modes, all derived from the float32 IR alone (no calibration data):
 
@@ -20,14 +20,19 @@ Three modes, all derived from the float32 IR alone (no calibration data):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ...errors import LstmgenError
-from ...ir import LSTM, Activation, Bidirectional, Dense, Model
+from ...ir import LSTM, Dense, Model
+from .kinds import Stored, kind_of
 
 QMAX = {"int8": 127, "int16": 32767}
+#: Activations a quantized build has no code for (fixed16 has no integer log).
+UNSUPPORTED_ACTIVATIONS: dict[str | None, set[str]] = {"fixed16": {"log_softmax"}}
 CTYPE = {"int8": "int8_t", "int16": "int16_t"}
 MODES = ("int8", "int16", "fixed16")
 
@@ -76,24 +81,103 @@ def dequantized_model(model: Model, mode: str) -> Model:
     import copy
 
     out = copy.deepcopy(model)
-    cells = [
-        part
-        for layer in out.layers
-        for part in (
-            (layer.forward, layer.backward) if isinstance(layer, Bidirectional) else (layer,)
-        )
-    ]
-    for layer in cells:
-        if isinstance(layer, LSTM):
-            q = quantize_lstm(layer, mode)
-            su = q.scale.astype(np.float64)
-            sw = q.ratio.astype(np.float64) * su
-            layer.input_weights = (q.Wt.astype(np.float64) * sw).T.astype(np.float32)
-            layer.recurrent_weights = (q.Ut.astype(np.float64) * su).T.astype(np.float32)
-        elif isinstance(layer, Dense):
-            q, s = quantize_dense(layer, mode)
-            layer.weights = (q.astype(np.float64) * s[:, None]).astype(np.float32)
+    for part in (part for layer in out.layers for part in layer.parts()):
+        dequantize = DEQUANTIZE.get(part.kind)
+        if dequantize is not None:
+            dequantize(part, mode)
     return out
+
+
+def _dequantize_lstm(layer: LSTM, mode: str) -> None:
+    q = quantize_lstm(layer, mode)
+    su = q.scale.astype(np.float64)
+    sw = q.ratio.astype(np.float64) * su
+    layer.input_weights = (q.Wt.astype(np.float64) * sw).T.astype(np.float32)
+    layer.recurrent_weights = (q.Ut.astype(np.float64) * su).T.astype(np.float32)
+
+
+def _dequantize_dense(layer: Dense, mode: str) -> None:
+    q, s = quantize_dense(layer, mode)
+    layer.weights = (q.astype(np.float64) * s[:, None]).astype(np.float32)
+
+
+def _dequantize_embedding(layer: Any, mode: str) -> None:
+    q, s = quantize_columns(layer.weights.T, mode)
+    layer.weights = (q.T.astype(np.float64) * s[:, None]).astype(np.float32)
+
+
+DEQUANTIZE: dict[str, Callable[[Any, str], None]] = {
+    "lstm": _dequantize_lstm,
+    "dense": _dequantize_dense,
+    "embedding": _dequantize_embedding,
+}
+
+
+# ------------------------------------------------------ the arrays each mode stores --
+
+
+def layer_arrays(layer: Any, mode: str | None, fixed: FixedLayer | None) -> dict[str, Stored]:
+    """The arrays of `layer` as the build in `mode` stores them (float32 where the mode
+    has no integer form for the kind), by the suffix of their C identifier."""
+    prepare = QUANTIZED_ARRAYS.get((layer.kind, mode or ""))
+    if prepare is None:
+        return kind_of(layer.kind).arrays(layer)
+    return prepare(layer, mode, fixed)
+
+
+def _lstm_integer(layer: LSTM, mode: str, fixed: FixedLayer | None) -> dict[str, Stored]:
+    q = quantize_lstm(layer, mode)
+    return {
+        "Wt": Stored(q.Wt, CTYPE[mode]),
+        "Ut": Stored(q.Ut, CTYPE[mode]),
+        "ratio": Stored(q.ratio),
+        "scale": Stored(q.scale),
+        **({"b": Stored(layer.bias)} if layer.bias is not None else {}),
+    }
+
+
+def _embedding_integer(layer: Any, mode: str, fixed: FixedLayer | None) -> dict[str, Stored]:
+    """The table with one scale per row (per token id)."""
+    q, s = quantize_columns(layer.weights.T, mode)
+    return {"W": Stored(np.ascontiguousarray(q.T), CTYPE[mode]), "scale": Stored(s)}
+
+
+def _embedding_fixed(layer: Any, mode: str, fixed: FixedLayer | None) -> dict[str, Stored]:
+    assert fixed is not None and fixed.table is not None
+    return {"W": Stored(fixed.table, "int16_t")}
+
+
+def _dense_integer(layer: Dense, mode: str, fixed: FixedLayer | None) -> dict[str, Stored]:
+    q, s = quantize_dense(layer, mode)
+    return {
+        "W": Stored(q, CTYPE[mode]),
+        "scale": Stored(s),
+        **({"b": Stored(layer.bias)} if layer.bias is not None else {}),
+    }
+
+
+def _fixed_arrays(layer: Any, mode: str, fixed: FixedLayer | None) -> dict[str, Stored]:
+    """W, Wshift (U, Ushift) and b of an LSTM or Dense layer in fixed16."""
+    assert fixed is not None and fixed.W is not None
+    out = {"W": Stored(fixed.W.q, "int16_t"), "Wshift": Stored(fixed.W.shift, "int8_t")}
+    if fixed.U is not None:
+        out.update(U=Stored(fixed.U.q, "int16_t"), Ushift=Stored(fixed.U.shift, "int8_t"))
+    if fixed.bias is not None:
+        out["b"] = Stored(fixed.bias, "int32_t")
+    return out
+
+
+QUANTIZED_ARRAYS: dict[tuple[str, str], Callable[..., dict[str, Stored]]] = {
+    ("lstm", "int8"): _lstm_integer,
+    ("lstm", "int16"): _lstm_integer,
+    ("dense", "int8"): _dense_integer,
+    ("dense", "int16"): _dense_integer,
+    ("lstm", "fixed16"): _fixed_arrays,
+    ("dense", "fixed16"): _fixed_arrays,
+    ("embedding", "int8"): _embedding_integer,
+    ("embedding", "int16"): _embedding_integer,
+    ("embedding", "fixed16"): _embedding_fixed,
+}
 
 
 # ------------------------------------------------------------------------- fixed16 --
@@ -148,6 +232,7 @@ class FixedLayer:
     bias: np.ndarray | None = None  # int32, Q16.16
     c_frac: int = STATE_C_FRAC
     logits_frac: int = 0  # Dense + softmax: the logits' format before it
+    table: np.ndarray | None = None  # Embedding: the rows in the output format
 
 
 @dataclass
@@ -195,42 +280,74 @@ def fixed_plan(model: Model) -> FixedPlan:
     plan = FixedPlan(input_frac=INPUT_FRAC, output_frac=0)
     frac, bound = INPUT_FRAC, 8.0
     for layer in model.layers:
-        where = f"layer '{layer.name}'"
-        if isinstance(layer, LSTM):
-            gate = 1.0 if layer.gate_activation in BOUNDED else math.inf
-            out = 1.0 if layer.output_activation in BOUNDED else math.inf
-            bound_h = gate * out
-            h_frac = frac_for_bound(bound_h)
-            fl = FixedLayer(
-                in_frac=frac,
-                out_frac=h_frac,
-                W=fixed_matrix(layer.input_weights, frac, where),
-                U=fixed_matrix(layer.recurrent_weights, h_frac, where),
-                bias=fixed_bias(layer.bias, where),
-            )
-            bound, frac = bound_h, h_frac
-        elif isinstance(layer, Dense):
-            w = np.abs(layer.weights.astype(np.float64))
-            b = 0.0 if layer.bias is None else np.abs(layer.bias.astype(np.float64))
-            pre = float(np.max(w.sum(axis=1) * bound + b))
-            out_bound = _act_bound(layer.activation, pre)
-            fl = FixedLayer(
-                in_frac=frac,
-                out_frac=frac_for_bound(out_bound),
-                W=fixed_matrix(layer.weights, frac, where),
-                bias=fixed_bias(layer.bias, where),
-            )
-            if layer.activation == "softmax":
-                fl.logits_frac = frac_for_bound(pre)
-            bound, frac = out_bound, fl.out_frac
-        else:
-            assert isinstance(layer, Activation)
-            out_bound = _act_bound(layer.activation, bound)
-            fl = FixedLayer(in_frac=frac, out_frac=frac_for_bound(out_bound))
-            bound, frac = out_bound, fl.out_frac
+        fl, bound = FIXED_FORMATS[layer.kind](layer, frac, bound, f"layer '{layer.name}'")
+        frac = fl.out_frac
         plan.layers.append(fl)
     plan.output_frac = frac
     return plan
+
+
+def _fixed_lstm(layer: LSTM, frac: int, bound: float, where: str) -> tuple[FixedLayer, float]:
+    gate = 1.0 if layer.gate_activation in BOUNDED else math.inf
+    out = 1.0 if layer.output_activation in BOUNDED else math.inf
+    bound_h = gate * out
+    h_frac = frac_for_bound(bound_h)
+    fl = FixedLayer(
+        in_frac=frac,
+        out_frac=h_frac,
+        W=fixed_matrix(layer.input_weights, frac, where),
+        U=fixed_matrix(layer.recurrent_weights, h_frac, where),
+        bias=fixed_bias(layer.bias, where),
+    )
+    return fl, bound_h
+
+
+def _fixed_dense(layer: Dense, frac: int, bound: float, where: str) -> tuple[FixedLayer, float]:
+    w = np.abs(layer.weights.astype(np.float64))
+    b = 0.0 if layer.bias is None else np.abs(layer.bias.astype(np.float64))
+    pre = float(np.max(w.sum(axis=1) * bound + b))
+    out_bound = _act_bound(layer.activation, pre)
+    fl = FixedLayer(
+        in_frac=frac,
+        out_frac=frac_for_bound(out_bound),
+        W=fixed_matrix(layer.weights, frac, where),
+        bias=fixed_bias(layer.bias, where),
+    )
+    if layer.activation == "softmax":
+        fl.logits_frac = frac_for_bound(pre)
+    return fl, out_bound
+
+
+def _fixed_activation(layer: Any, frac: int, bound: float, where: str) -> tuple[FixedLayer, float]:
+    out_bound = _act_bound(layer.activation, bound)
+    return FixedLayer(in_frac=frac, out_frac=frac_for_bound(out_bound)), out_bound
+
+
+def _fixed_same(layer: Any, frac: int, bound: float, where: str) -> tuple[FixedLayer, float]:
+    """A layer that only moves vectors: the same format out as in."""
+    return FixedLayer(in_frac=frac, out_frac=frac), bound
+
+
+def _fixed_embedding(layer: Any, frac: int, bound: float, where: str) -> tuple[FixedLayer, float]:
+    """The table in the largest format that holds its largest value."""
+    table = np.asarray(layer.weights, np.float64)
+    peak = float(np.max(np.abs(table)))
+    out = frac_for_bound(peak)
+    if peak >= 2.0 ** (15 - out):
+        raise LstmgenError(f"{where}: an embedding value is too large for --quantize fixed16")
+    return FixedLayer(in_frac=0, out_frac=out, table=to_fixed(table, out)), peak
+
+
+FixedFormat = Callable[[Any, int, float, str], tuple[FixedLayer, float]]
+#: How each kind fixed16 implements maps its input's format and bound to its output's.
+FIXED_FORMATS: dict[str, FixedFormat] = {
+    "lstm": _fixed_lstm,
+    "dense": _fixed_dense,
+    "activation": _fixed_activation,
+    "embedding": _fixed_embedding,
+    "repeat_vector": _fixed_same,
+    "time_slice": _fixed_same,
+}
 
 
 def sigmoid_table() -> np.ndarray:

@@ -1,8 +1,10 @@
-"""Runs generated C through cffi: compiles NAME.c into a Python extension and calls it.
+"""Runs generated C through cffi: compiles NAME.c into a Python extension and calls it;
+and on Cortex-M cores under qemu (the self-test, semihosted).
 
 A `--quantize fixed16` build has an int16 API: its inputs are converted to the header's
 input Q format (rounded, saturated) and its outputs back to float, so callers see floats
-in every mode."""
+in every mode. An Embedding model takes token ids: the harness's x [N, T, 1] (float values
+holding integer ids) is passed as int32."""
 
 from __future__ import annotations
 
@@ -22,33 +24,38 @@ from ...ir import Model
 COMPILE_ARGS = ["-std=c99", "-O2"]
 
 
-def fixed_formats(files: dict[str, str], name: str) -> tuple[int, int] | None:
-    """(input, output) Q fraction bits of a fixed16 build, None for a float API."""
+def fixed_formats(files: dict[str, str], name: str) -> tuple[int | None, int] | None:
+    """(input, output) Q fraction bits of a fixed16 build (input None: token ids), None for
+    a float API."""
     header = files.get(f"{name}.h", "")
     upper = name.upper()
     if not re.search(rf"^#define {upper}_FIXED16 1$", header, re.M):
         return None
-    frac = {}
+    frac: dict[str, int | None] = {}
     for key in ("INPUT", "OUTPUT"):
         m = re.search(rf"^#define {upper}_{key}_FRAC_BITS (\d+)", header, re.M)
-        if m is None:
+        if m is None and not (key == "INPUT" and _takes_ids(header, name)):
             raise LstmgenError(f"{name}.h: fixed16 header without {upper}_{key}_FRAC_BITS")
-        frac[key] = int(m.group(1))
-    return frac["INPUT"], frac["OUTPUT"]
+        frac[key] = int(m.group(1)) if m else None
+    output = frac["OUTPUT"]
+    assert output is not None
+    return frac["INPUT"], output
 
 
-def cdef(model: Model, name: str, value: str = "float") -> str:
-    """The C declarations cffi needs, matching the generated header's API."""
-    text = (
-        f"typedef struct {{ ...; }} {name}_state;\n"
-        f"void {name}_reset({name}_state *s);\n"
-        f"int {name}_predict(const {value} *x, int timesteps, {value} *y);\n"
-    )
-    if model.streamable:
-        text += f"void {name}_step({name}_state *s, const {value} *x, {value} *y);\n"
-    if any(layer.kind in ("conv1d", "pool1d") for layer in model.layers):
-        text += f"int {name}_output_timesteps(int timesteps);\n"
-    return text
+def _takes_ids(header: str, name: str) -> bool:
+    return f"int {name}_predict(const int32_t *ids," in header
+
+
+def cdef(files: dict[str, str], name: str) -> str:
+    """The declarations cffi needs: the state as an opaque struct and the functions the
+    generated header declares (their prototypes, as written there)."""
+    header = files.get(f"{name}.h", "")
+    prototypes = re.findall(rf"^(?:void|int) {name}_\w+\(.*\);$", header, re.M)
+    if not any(f"{name}_predict(" in p for p in prototypes):
+        raise LstmgenError(f"{name}.h declares no {name}_predict")
+    selftest = f"int {name}_selftest(void);"
+    declared = [p for p in prototypes if p != selftest]  # its definition may not be built
+    return f"typedef struct {{ ...; }} {name}_state;\n" + "\n".join(declared) + "\n"
 
 
 def build(
@@ -76,7 +83,7 @@ def build(
     ]
     module_name = f"_lstmgen_{name}_{digest}"
     ffi = cffi.FFI()
-    ffi.cdef(cdef(model, name, "int16_t" if fixed_formats(files, name) else "float"))
+    ffi.cdef(cdef(files, name))
     ffi.set_source(
         module_name,
         f'#include "{name}.h"',
@@ -90,6 +97,7 @@ def build(
     except Exception as exc:  # distutils/setuptools raise CompileError, LinkError, ...
         raise LstmgenError(f"compiling the generated C failed: {exc}") from None
     spec = importlib.util.spec_from_file_location(module_name, library)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sys.modules[module_name] = module
@@ -97,48 +105,64 @@ def build(
 
 
 def _output_shape(model: Model, n: int, t_len: int) -> tuple[int, ...]:
-    """A sequence output has `Model.output_timesteps(T)` rows (T but for Conv1D/pooling)."""
+    """A sequence output has `Model.output_timesteps(T)` rows (T but for Conv1D/pooling,
+    time slices, a RepeatVector)."""
     o = model.output_size
     return (n, model.output_timesteps(t_len), o) if model.returns_sequences else (n, o)
+
+
+class _Api:
+    """How the generated API takes inputs and gives outputs: float, int16 Q formats
+    (fixed16), token ids (int32, an Embedding first)."""
+
+    def __init__(self, files: dict[str, str], name: str, x: np.ndarray) -> None:
+        self.fixed = fixed_formats(files, name)
+        self.ids = _takes_ids(files.get(f"{name}.h", ""), name)
+        self.out_ctype = "int16_t[]" if self.fixed else "float[]"
+        self.out_dtype: type = np.int16 if self.fixed else np.float32
+        x = np.asarray(x)
+        if self.ids:
+            values = x[..., 0]
+            if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+                raise LstmgenError("token ids must be integers")
+            self.x = np.ascontiguousarray(values, dtype=np.int32)  # [N, T]
+            self.in_ctype = "int32_t[]"
+        elif self.fixed:
+            from .quant import to_fixed
+
+            assert self.fixed[0] is not None
+            self.x = np.ascontiguousarray(to_fixed(x, self.fixed[0]))
+            self.in_ctype = "int16_t[]"
+        else:
+            self.x = np.ascontiguousarray(x, dtype=np.float32)
+            self.in_ctype = "float[]"
+
+    def outputs(self, y: np.ndarray) -> np.ndarray:
+        if self.fixed is None:
+            return y
+        from .quant import from_fixed
+
+        return from_fixed(y, self.fixed[1])
 
 
 def run(
     model: Model, files: dict[str, str], name: str, x: np.ndarray, workdir: Path, module: Any = None
 ) -> np.ndarray:
-    """predict() on every sequence of x [N, T, D]: [N, T_out, O] or [N, O] (T_out = T but
-    for Conv1D/pooling layers: `Model.output_timesteps`)."""
+    """predict() on every sequence of x [N, T, D] (token ids as float values [N, T, 1] for
+    an Embedding model): [N, T_out, O] or [N, O] (`Model.output_timesteps`)."""
     module = module or build(model, files, name, workdir)
     ffi, lib = module.ffi, module.lib
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n, t_len, _ = x.shape
-    fixed = fixed_formats(files, name)
-    ctype, dtype = ("int16_t[]", np.int16) if fixed else ("float[]", np.float32)
-    xs = _to_api(x, fixed)
-    y = np.zeros(_output_shape(model, n, t_len), dtype=dtype)
+    n, t_len = x.shape[0], x.shape[1]
+    api = _Api(files, name, x)
+    y: np.ndarray = np.zeros(_output_shape(model, n, t_len), dtype=api.out_dtype)
     predict = getattr(lib, f"{name}_predict")
     for i in range(n):
-        xi = xs[i]
-        yi = y[i]
-        status = predict(ffi.from_buffer(ctype, xi), t_len, ffi.from_buffer(ctype, yi))
+        status = predict(
+            ffi.from_buffer(api.in_ctype, api.x[i]), t_len, ffi.from_buffer(api.out_ctype, y[i])
+        )
         if status != 0:
             raise LstmgenError(f"{name}_predict returned {status} for T={t_len}")
-    return _from_api(y, fixed)
-
-
-def _to_api(x: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
-    if fixed is None:
-        return x
-    from .quant import to_fixed
-
-    return np.ascontiguousarray(to_fixed(x, fixed[0]))
-
-
-def _from_api(y: np.ndarray, fixed: tuple[int, int] | None) -> np.ndarray:
-    if fixed is None:
-        return y
-    from .quant import from_fixed
-
-    return from_fixed(y, fixed[1])
+    return api.outputs(y)
 
 
 def run_steps(
@@ -147,19 +171,22 @@ def run_steps(
     """step() through every sequence of x; the output after each step, [N, T, O]."""
     module = module or build(model, files, name, workdir)
     ffi, lib = module.ffi, module.lib
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n, t_len, _ = x.shape
-    fixed = fixed_formats(files, name)
-    ctype, dtype = ("int16_t[]", np.int16) if fixed else ("float[]", np.float32)
-    xs = _to_api(x, fixed)
-    y = np.zeros((n, t_len, model.output_size), dtype=dtype)
+    n, t_len = x.shape[0], x.shape[1]
+    api = _Api(files, name, x)
+    y: np.ndarray = np.zeros((n, t_len, model.output_size), dtype=api.out_dtype)
     state = ffi.new(f"{name}_state *")
     reset, step = getattr(lib, f"{name}_reset"), getattr(lib, f"{name}_step")
     for i in range(n):
         reset(state)
         for t in range(t_len):
-            step(state, ffi.from_buffer(ctype, xs[i, t]), ffi.from_buffer(ctype, y[i, t]))
-    return _from_api(y, fixed)
+            out = ffi.from_buffer(api.out_ctype, y[i, t])
+            if api.ids:
+                status = step(state, int(api.x[i, t]), out)
+                if status != 0:
+                    raise LstmgenError(f"{name}_step returned {status} for id {api.x[i, t]}")
+            else:
+                step(state, ffi.from_buffer(api.in_ctype, api.x[i, t]), out)
+    return api.outputs(y)
 
 
 # ------------------------------------------------- Cortex-M under qemu (semihosting) --

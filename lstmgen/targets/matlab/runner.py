@@ -5,7 +5,10 @@ Octave's column-major `fread` + `reshape(x, D, T, N)` turns into one D x T matri
 sequence, in float32 for `single` code and float64 for `double` code. Outputs come back
 the same way in the class the generated function returned (O x T' x N or O x N in Octave,
 [N, T', O] or [N, O] in numpy, T' = `model.output_timesteps(T)`, which is T unless Conv1D or
-pooling layers change it), so nothing is rounded on the way.
+pooling layers change it), so nothing is rounded on the way. A model whose input is token ids
+(an Embedding first) gets them as int32 (x [N, T, 1] holds the ids), so the generated code
+sees ids, not features; values that are not integers go as float64, for the generated
+code's own check to refuse.
 
 Octave takes about a second to start, so `run_batch` runs many jobs (models, each in its
 own folder) in one process; `run` and `run_steps` are one-job batches.
@@ -86,7 +89,7 @@ class Result:
         return self
 
 
-def _quote(text: str) -> str:
+def _quote(text: str | Path) -> str:
     """An Octave single-quoted string literal."""
     return "'" + str(text).replace("'", "''") + "'"
 
@@ -111,15 +114,15 @@ def _prepare(job: Job) -> tuple[str, str]:
         (workdir / filename).write_text(text, encoding="utf-8")
     for stale in ("y_predict.bin", "y_steps.bin", "status.txt", "error.txt"):
         (workdir / stale).unlink(missing_ok=True)
-    np.ascontiguousarray(x, dtype=_NUMPY[precision]).tofile(workdir / "x.bin")
     n, t_len, d = x.shape
     o = job.model.output_size
     t_out = job.model.output_timesteps(t_len) if job.model.returns_sequences else 1
-    fmt = "float32=>single" if precision == "single" else "float64=>double"
+    dtype, fmt = _input_type(job.model, x, precision)
+    np.ascontiguousarray(x, dtype=dtype).tofile(workdir / "x.bin")
     lines = [
         "try",
         f"  cd({_quote(workdir)});",
-        f"  clear('{job.name}_predict', '{job.name}_step');",  # no stale function or state
+        f"  clear('{job.name}_predict', '{job.name}_step', '{job.name}_weights');",  # no stale
         f"  fid = fopen('x.bin', 'r'); x = fread(fid, Inf, '{fmt}'); fclose(fid);",
         f"  x = reshape(x, {d}, {t_len}, {n});",
         "  cls = ''; tp = NaN; ts = NaN;",
@@ -161,9 +164,21 @@ def _prepare(job: Job) -> tuple[str, str]:
         f"  fid = fopen({_quote(workdir / 'error.txt')}, 'w'); fprintf(fid, '%s', err.message);"
         " fclose(fid);",
         "end",
-        f"clear('{job.name}_predict', '{job.name}_step');",
+        f"clear('{job.name}_predict', '{job.name}_step', '{job.name}_weights');",
     ]
     return precision, "\n".join(lines)
+
+
+def _input_type(model: Model, x: np.ndarray, precision: str) -> tuple[type, str]:
+    """(numpy type, Octave fread format) of the input: the computing class for features;
+    int32 for token ids (float64 where a value is not an integer id, so that the generated
+    code's check of its ids sees it as it is)."""
+    if model.token_vocabulary is None:
+        return _NUMPY[precision], f"float{32 if precision == 'single' else 64}=>{precision}"
+    ids = np.asarray(x, np.float64)
+    if np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)) and np.all(np.abs(ids) < 2**31):
+        return np.int32, "int32=>int32"
+    return np.float64, "float64=>double"
 
 
 def _collect(job: Job) -> Result:
@@ -285,7 +300,9 @@ def run(
 ) -> np.ndarray:
     """NAME_predict on every sequence of x [N, T, D]; [N, T', O] or [N, O]."""
     job = Job(model, files, name, x, Path(workdir))
-    return run_batch([job])[0].check(job).predict
+    predict = run_batch([job])[0].check(job).predict
+    assert predict is not None
+    return predict
 
 
 def run_steps(
@@ -293,4 +310,6 @@ def run_steps(
 ) -> np.ndarray:
     """NAME_step through every sequence of x (reset at its first step); [N, T, O]."""
     job = Job(model, files, name, x, Path(workdir), predict=False, steps=True)
-    return run_batch([job])[0].check(job).steps
+    steps = run_batch([job])[0].check(job).steps
+    assert steps is not None
+    return steps

@@ -43,7 +43,11 @@ SWEEP = r"""
 #include <stdio.h>
 #include <string.h>
 #include "net.c"
-static double rel(double got, double ref) { double d = fabs(got - ref); return d / (fabs(ref) > 1.0 ? fabs(ref) : 1.0); }
+static double rel(double got, double ref)
+{
+    double d = fabs(got - ref);
+    return d / (fabs(ref) > 1.0 ? fabs(ref) : 1.0);
+}
 int main(void)
 {
     double w_exp = 0.0, w_exp_sub = 0.0, w_softplus = 0.0, w_elu = 0.0, w_tanh = 0.0,
@@ -225,3 +229,59 @@ def test_builtin_models_match_reference(key, tmp_path):
     got = c_runner.run(model, files, "net", x, tmp_path)
     _, rel = error_metrics(got, forward(model, x))
     assert rel.max() <= 1e-5, (key, rel)
+
+
+LOG_SWEEP = r"""
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "net.c"
+int main(void)
+{
+    double worst = 0.0;
+    unsigned int bits;
+    for (bits = 0x3f800000u; bits < 0x4b800000u; bits += 251) {   /* 1 <= x < 2^24 */
+        float x;
+        double ref, d;
+        memcpy(&x, &bits, sizeof x);
+        ref = log((double)x);
+        d = fabs((double)log_builtin(x) - ref) / (ref > 1.0 ? ref : 1.0);
+        if (d > worst) worst = d;
+    }
+    printf("%.3g %g %d\n", worst, (double)log_builtin(INFINITY), isnan(log_builtin(NAN)) != 0);
+    return 0;
+}
+"""
+
+
+def test_builtin_log_error_bound(tmp_path):
+    """log_builtin (log_softmax's log of a sum of exponentials, which is >= 1) under --math
+    builtin: the bound its comment states, over every 251st float in [1, 2^24)."""
+    from lstmgen.ir import Dense, Model
+
+    tiny = branch_models()["tiny"]
+    rng = np.random.default_rng(0)
+    head = Dense("head", rng.uniform(-1, 1, (4, 1)).astype(np.float32), None, "log_softmax")
+    model = Model(1, [tiny.layers[0], head]).validate()
+    source = c_backend.render(model, "net", math="builtin")["net.c"]
+    assert "log_builtin    max rel error 1.4e-7" in source
+    (tmp_path / "net.c").write_text(source)
+    (tmp_path / "net.h").write_text(c_backend.render(model, "net", math="builtin")["net.h"])
+    (tmp_path / "sweep.c").write_text(LOG_SWEEP)
+    subprocess.run(
+        [
+            require_tool("gcc"),
+            "-O2",
+            "-I",
+            str(tmp_path),
+            str(tmp_path / "sweep.c"),
+            "-lm",
+            "-o",
+            str(tmp_path / "sweep"),
+        ],
+        check=True,
+    )
+    worst, inf, nan = subprocess.run(
+        [str(tmp_path / "sweep")], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert float(worst) <= 1.4e-7 and inf == "inf" and nan == "1", (worst, inf, nan)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import missing, require_tool
+from support import FRAME_SLACK, qemu_outputs, require_arm, require_tool
 
 from lstmgen.ir import LSTM, Dense, Model
 from lstmgen.reference import forward
@@ -24,7 +23,6 @@ from lstmgen.sampling import SelftestData, make_inputs
 from lstmgen.targets import c as c_backend
 from lstmgen.targets.c import runner as c_runner
 from lstmgen.targets.c.memory import estimate, measure
-from lstmgen.targets.c.quant import from_fixed
 
 MODES = {
     "float": {},
@@ -35,18 +33,11 @@ MODES = {
 }
 CORES = ["m4f", "m3"]
 SEQUENCES = 16
-# a stack frame's saved registers, locals and alignment on top of the estimated scratch
-FRAME_SLACK = 256
 
 
 @pytest.fixture(scope="module")
 def arm():
-    require_tool("arm-none-eabi-gcc")
-    require_tool("qemu-system-arm")
-    require_tool("timeout")
-    if not Path(c_runner.PICOLIBC_SPECS).exists():
-        missing("picolibc-arm-none-eabi")
-    return True
+    require_arm()
 
 
 def large_model() -> Model:
@@ -70,21 +61,6 @@ def large_model() -> Model:
         ],
         name="large",
     )
-
-
-def qemu_outputs(files, name, workdir, core, model, mode):
-    """Build and run the self-test on `core`; (returncode, stdout, outputs as floats)."""
-    elf = c_runner.build_selftest_elf(files, name, workdir, core)
-    result = c_runner.run_qemu(elf, core)
-    got, _, _ = c_runner.parse_selftest(result.stdout)
-    if mode == "fixed16":
-        frac = int(
-            re.search(rf"#define {name.upper()}_OUTPUT_FRAC_BITS (\d+)", files[f"{name}.h"]).group(
-                1
-            )
-        )
-        got = from_fixed(got, frac).astype(np.float64)
-    return result.returncode, result.stdout, got
 
 
 @pytest.fixture(scope="module")
@@ -119,25 +95,24 @@ def test_example_runs_on_cortex_m_and_matches_keras(arm, sine, mode, tmp_path):
         assert np.array_equal(outputs["m4f"], outputs["m3"])
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("key", ["all_activations", "three_stages", "sequence_reversed"])
-def test_every_template_branch_runs_on_cortex_m(arm, key, tmp_path):
+def test_every_template_branch_runs_on_cortex_m(arm, key, mode, tmp_path):
     """Every activation (incl. softplus, elu, softmax), stacked, buffered and tail layers,
     in every mode on both cores, against the float64 reference."""
     model = branch_models()[key]
     t_len = model.timesteps or 9
     x = make_inputs(model.input_size, 8, t_len, seed=5)
     expected = forward(model, x).astype(np.float32)
-    for mode, options in MODES.items():
-        files = c_backend.render(
-            model, "net", selftest=SelftestData(x, expected, "reference"), **options
-        )
-        for core in CORES:
-            rc, out, got = qemu_outputs(
-                files, "net", tmp_path / f"{mode}_{core}", core, model, mode
-            )
-            assert rc == 0, (mode, core, out[-2000:])
-            err = np.max(np.abs(got - expected.ravel()) / np.maximum(1, np.abs(expected.ravel())))
-            assert err <= c_backend.default_atol(**options), (mode, core, err)
+    options = MODES[mode]
+    files = c_backend.render(
+        model, "net", selftest=SelftestData(x, expected, "reference"), **options
+    )
+    for core in CORES:
+        rc, out, got = qemu_outputs(files, "net", tmp_path / core, core, model, mode)
+        assert rc == 0, (core, out[-2000:])
+        err = np.max(np.abs(got - expected.ravel()) / np.maximum(1, np.abs(expected.ravel())))
+        assert err <= c_backend.default_atol(**options), (core, err)
 
 
 def test_selftest_reports_mismatches(arm, tmp_path):
@@ -193,91 +168,92 @@ def test_large_model_runs_and_fits_a_microcontroller(arm, large_files, tmp_path)
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_no_weight_in_ram_and_stack_is_state_plus_scratch(arm, mode):
+@pytest.mark.parametrize("key", sorted(branch_models()))
+def test_no_weight_in_ram_and_stack_is_state_plus_scratch(arm, key, mode):
     """Weights land in .rodata (read-only), nothing in .data/.bss, and the measured
     worst-case stack is the estimated scratch plus frame overhead."""
-    models = dict(branch_models())
-    for key, model in models.items():
-        files = c_backend.render(model, "net", **MODES[mode])
-        m = measure(files, "net", "cortex-m3" if mode == "fixed16" else "cortex-m4")
-        est = estimate(model, **MODES[mode])
-        assert m.ram_bytes == 0, (key, m.sections)
-        if "net_step" in m.stack:
-            assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, (key, m.stack)
-        assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, (key, m.stack)
-        assert max(m.frames.values()) <= est.ram_bytes + FRAME_SLACK
+    model = branch_models()[key]
+    files = c_backend.render(model, "net", **MODES[mode])
+    m = measure(files, "net", "cortex-m3" if mode == "fixed16" else "cortex-m4")
+    est = estimate(model, **MODES[mode])
+    assert m.ram_bytes == 0, m.sections
+    if "net_step" in m.stack:
+        assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, m.stack
+    assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, m.stack
+    assert max(m.frames.values()) <= est.ram_bytes + FRAME_SLACK
 
 
-def test_weight_symbols_are_read_only(arm, tmp_path):
+@pytest.mark.parametrize("mode", ["float", "int8", "fixed16"])
+def test_weight_symbols_are_read_only(arm, mode, tmp_path):
     model = branch_models()["all_activations"]
-    for mode in ("float", "int8", "fixed16"):
-        files = c_backend.render(model, "net", **MODES[mode])
-        for name, text in files.items():
-            (tmp_path / name).write_text(text)
-        obj = tmp_path / f"{mode}.o"
+    files = c_backend.render(model, "net", **MODES[mode])
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    obj = tmp_path / f"{mode}.o"
+    subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            *c_runner.C_WARNINGS,
+            *c_runner.ARM_CORES["m3"][0],
+            "-Os",
+            "-c",
+            str(tmp_path / "net.c"),
+            "-o",
+            str(obj),
+        ],
+        check=True,
+    )
+    symbols = subprocess.run(
+        ["arm-none-eabi-nm", str(obj)], capture_output=True, text=True, check=True
+    ).stdout
+    weights = [l.split() for l in symbols.splitlines() if re.search(r" net_\w+_(W|U|b)", l)]
+    assert weights and all(kind in "rR" for _, kind, _ in weights), weights
+
+
+@pytest.mark.parametrize("key", sorted(branch_models()))
+def test_fixed16_has_no_floating_point(arm, key, tmp_path):
+    """fixed16 on the soft-float M3: no float/double in the source, and no call into the
+    soft-float library (__aeabi_f*, __aeabi_d*) in the object -- model and self-test."""
+    model = branch_models()[key]
+    x = make_inputs(model.input_size, 2, 3, seed=0)
+    files = c_backend.render(
+        model,
+        "net",
+        quantize="fixed16",
+        selftest=SelftestData(x, forward(model, x), "reference"),
+    )
+    for name, text in files.items():
+        code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        assert not re.search(r"\b(float|double)\b", code), (key, name)
+        assert "<math.h>" not in text
+        (tmp_path / name).write_text(text)
+    for source in ("net.c", "net_selftest.c"):
+        obj = tmp_path / (source + ".o")
         subprocess.run(
             [
                 "arm-none-eabi-gcc",
                 *c_runner.C_WARNINGS,
                 *c_runner.ARM_CORES["m3"][0],
                 "-Os",
+                "-I",
+                str(tmp_path),
                 "-c",
-                str(tmp_path / "net.c"),
+                str(tmp_path / source),
                 "-o",
                 str(obj),
             ],
             check=True,
         )
-        symbols = subprocess.run(
-            ["arm-none-eabi-nm", str(obj)], capture_output=True, text=True, check=True
+        dis = subprocess.run(
+            ["arm-none-eabi-objdump", "-d", str(obj)],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
-        weights = [l.split() for l in symbols.splitlines() if re.search(r" net_\w+_(W|U|b)", l)]
-        assert weights and all(kind in "rR" for _, kind, _ in weights), weights
-
-
-def test_fixed16_has_no_floating_point(arm, tmp_path):
-    """fixed16 on the soft-float M3: no float/double in the source, and no call into the
-    soft-float library (__aeabi_f*, __aeabi_d*) in the object -- model and self-test."""
-    for key, model in branch_models().items():
-        x = make_inputs(model.input_size, 2, 3, seed=0)
-        files = c_backend.render(
-            model,
-            "net",
-            quantize="fixed16",
-            selftest=SelftestData(x, forward(model, x), "reference"),
-        )
-        for name, text in files.items():
-            code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-            assert not re.search(r"\b(float|double)\b", code), (key, name)
-            assert "<math.h>" not in text
-            (tmp_path / name).write_text(text)
-        for source in ("net.c", "net_selftest.c"):
-            obj = tmp_path / (source + ".o")
-            subprocess.run(
-                [
-                    "arm-none-eabi-gcc",
-                    *c_runner.C_WARNINGS,
-                    *c_runner.ARM_CORES["m3"][0],
-                    "-Os",
-                    "-I",
-                    str(tmp_path),
-                    "-c",
-                    str(tmp_path / source),
-                    "-o",
-                    str(obj),
-                ],
-                check=True,
-            )
-            dis = subprocess.run(
-                ["arm-none-eabi-objdump", "-d", str(obj)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            undefined = subprocess.run(
-                ["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True, check=True
-            ).stdout
-            assert not re.search(r"__aeabi_[fd]", dis + undefined), (key, source)
+        undefined = subprocess.run(
+            ["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True, check=True
+        ).stdout
+        assert not re.search(r"__aeabi_[fd]", dis + undefined), (key, source)
 
 
 def test_float_on_m3_uses_soft_float(arm, tmp_path):
@@ -320,20 +296,21 @@ def test_inspect_memory_report(arm, example_model_path, capsys, keras):
 
 
 def test_memory_report_estimates_without_toolchain(monkeypatch):
-    from lstmgen import memory
+    from lstmgen.targets.c import memory
 
     monkeypatch.setattr(memory, "toolchain_available", lambda: False)
     text = c_backend.memory_report(branch_models()["all_activations"], quantize="fixed16")
     assert "(estimated)" in text and "measured" not in text and "tables" in text
 
 
-def test_estimated_code_size_is_close_to_measured(arm):
-    for key, model in branch_models().items():
-        for mode in ("float", "int8", "fixed16"):
-            files = c_backend.render(model, "net", **MODES[mode])
-            m = measure(files, "net", "cortex-m3" if mode == "fixed16" else "cortex-m4")
-            est = estimate(model, **MODES[mode]).code_bytes
-            assert 0.7 <= m.sections[".text"] / est <= 1.4, (key, mode, m.sections, est)
+@pytest.mark.parametrize("mode", ["float", "int8", "fixed16"])
+@pytest.mark.parametrize("key", sorted(branch_models()))
+def test_estimated_code_size_is_close_to_measured(arm, key, mode):
+    model = branch_models()[key]
+    files = c_backend.render(model, "net", **MODES[mode])
+    m = measure(files, "net", "cortex-m3" if mode == "fixed16" else "cortex-m4")
+    est = estimate(model, **MODES[mode]).code_bytes
+    assert 0.7 <= m.sections[".text"] / est <= 1.4, (m.sections, est)
 
 
 # ------------------------------------------------------------------------ packaging --

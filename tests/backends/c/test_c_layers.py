@@ -10,19 +10,26 @@ refuse what they do not implement."""
 from __future__ import annotations
 
 import re
-import subprocess
 
 import numpy as np
 import pytest
-from support import require_tool
-from test_c_compile import COMPILERS
-from test_c_embedded import FRAME_SLACK, arm, qemu_outputs  # noqa: F401 (arm: a fixture)
-from test_c_robustness import build as build_driver
-from test_c_robustness import extreme_inputs
-from test_c_robustness import run as run_driver
+from support import (
+    C_COMPILERS,
+    FRAME_SLACK,
+    SANITIZE,
+    IRMaker,
+    build_c_driver,
+    compile_c,
+    extreme_inputs,
+    qemu_outputs,
+    require_arm,
+    require_tool,
+    run_c_driver,
+    write_files,
+)
 
 from lstmgen.errors import LstmgenError
-from lstmgen.ir import GRU, LSTM, Activation, Bidirectional, Dense, Model, SimpleRNN
+from lstmgen.ir import Activation, Model
 from lstmgen.reference import forward
 from lstmgen.sampling import SelftestData, make_inputs
 from lstmgen.targets import c as c_backend
@@ -35,59 +42,8 @@ from lstmgen.verify import error_metrics
 # ----------------------------------------------------------------------- models --
 
 
-class _Maker:
-    def __init__(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def u(self, *shape, scale=0.6) -> np.ndarray:
-        return self.rng.uniform(-scale, scale, shape).astype(np.float32)
-
-    def lstm(self, name, d, h, p=None, bias=True, **kw) -> LSTM:
-        feats = kw.pop("features", ())
-        out = p or h
-        return LSTM(
-            name,
-            self.u(4 * h, d),
-            self.u(4 * h, out),
-            self.u(4 * h) if bias else None,
-            peephole=self.u(3, h) if "peephole" in feats else None,
-            clip=0.75 if "clip" in feats else None,
-            input_forget="input_forget" in feats,
-            initial_h=self.u(out) if "initial_h" in feats else None,
-            initial_c=self.u(h, scale=1.5) if "initial_c" in feats else None,
-            projection=self.u(p, h) if p else None,
-            **kw,
-        )
-
-    def gru(self, name, d, h, reset_after=True, bias=True, recurrent_bias=True, **kw) -> GRU:
-        return GRU(
-            name,
-            self.u(3 * h, d),
-            self.u(3 * h, h),
-            self.u(3 * h) if bias else None,
-            recurrent_bias=self.u(3 * h) if (reset_after and recurrent_bias) else None,
-            reset_after=reset_after,
-            **kw,
-        )
-
-    def rnn(self, name, d, h, bias=True, **kw) -> SimpleRNN:
-        return SimpleRNN(name, self.u(h, d), self.u(h, h), self.u(h) if bias else None, **kw)
-
-    def bi(self, name, kind, d, h, merge="concat", sequences=False, **kw) -> Bidirectional:
-        make = getattr(self, kind)
-        return Bidirectional(
-            name,
-            make(f"{name}_f", d, h, return_sequences=sequences, **kw),
-            make(f"{name}_b", d, h, return_sequences=sequences, go_backwards=True, **kw),
-            merge_mode=merge,
-        )
-
-    def dense(self, name, i, o, activation="linear", bias=True) -> Dense:
-        return Dense(name, self.u(o, i), self.u(o) if bias else None, activation=activation)
-
-
 def layer_models() -> dict[str, Model]:
-    m = _Maker(11)
+    m = IRMaker(11)
     models = {
         # streamable: GRU reset_after (+ recurrent bias) -> GRU reset_before (no bias) ->
         # SimpleRNN (relu) whose state the Dense tail reads directly
@@ -244,7 +200,7 @@ def layer_models() -> dict[str, Model]:
 def quantizable_bidirectional() -> Model:
     """Stacked Bidirectional LSTMs without optional features (what --quantize int8 / int16
     implement besides plain LSTMs), a Dense before them re-run by the backward loop."""
-    m = _Maker(5)
+    m = IRMaker(5)
     return Model(
         3,
         [
@@ -262,36 +218,23 @@ TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
+def arm():
+    require_arm()
+
+
+@pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    folders = {}
-    for key, model in MODELS.items():
-        folder = tmp_path_factory.mktemp(key)
-        for filename, text in c_backend.render(model, "net").items():
-            (folder / filename).write_text(text)
-        folders[key] = folder
-    return folders
+    return {
+        key: write_files(c_backend.render(model, "net"), tmp_path_factory.mktemp(key))
+        for key, model in MODELS.items()
+    }
 
 
-@pytest.mark.parametrize("compiler", sorted(COMPILERS))
-def test_compiles_without_warnings(rendered, compiler):
-    exe = require_tool(compiler)
-    levels = (["-O0"], ["-O2"], ["-O3", "-march=native"])  # native: the fmaf path
-    for key, folder in sorted(rendered.items()):
-        for opts in levels:
-            result = subprocess.run(
-                [
-                    exe,
-                    *COMPILERS[compiler],
-                    *opts,
-                    "-c",
-                    str(folder / "net.c"),
-                    "-o",
-                    str(folder / "net.o"),
-                ],
-                capture_output=True,
-                text=True,
-            )
-            assert result.returncode == 0 and not result.stderr, (key, opts, result.stderr)
+@pytest.mark.parametrize("opts", [["-O0"], ["-O2"], ["-O3", "-march=native"]])  # native: fmaf
+@pytest.mark.parametrize("compiler", sorted(C_COMPILERS))
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_compiles_without_warnings(rendered, compiler, key, opts):
+    compile_c(compiler, rendered[key] / "net.c", *opts)
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
@@ -387,26 +330,32 @@ def test_predict_rejects_bad_arguments_with_bidirectional_buffers(tmp_path):
     assert lib.net_predict(x, 7, y) == 0
 
 
-def test_no_buffer_where_none_is_needed():
+@pytest.mark.parametrize(
+    "key", ["bi_last", "bi_rnn_tail", "gru_backwards", "gru_rnn_stream", "lstm_features"]
+)
+def test_no_buffer_where_none_is_needed(key):
     """A Bidirectional as the first recurrent layer returning its last state reads x
     backwards directly; only layers that need a whole sequence get a stack buffer."""
-    for key in ("bi_last", "bi_rnn_tail", "gru_backwards", "gru_rnn_stream", "lstm_features"):
-        text = c_backend.render(MODELS[key], "net")
-        assert "MAX_TIMESTEPS" not in text["net.h"] + text["net.c"], key
+    text = c_backend.render(MODELS[key], "net")
+    assert "MAX_TIMESTEPS" not in text["net.h"] + text["net.c"]
+
+
+def test_one_reversed_sequence_needs_one_buffer():
     assert "seq_b" not in c_backend.render(MODELS["rnn_buffered"], "net")["net.c"]
 
 
-def test_generated_code_facts():
-    for key, model in MODELS.items():
-        files = c_backend.render(model, "net")
-        source = files["net.c"]
-        assert "malloc(" not in source and not re.search(r"^static float \w+\[", source, re.M)
-        includes = [l for l in source.splitlines() if l.startswith("#include")]
-        assert includes == ['#include "net.h"', "#include <math.h>", "#include <stddef.h>"]
-        assert all(text.isascii() for text in files.values())
-        assert ("net_step(" in files["net.h"]) == model.streamable, key
-        builtin = c_backend.render(model, "net", math="builtin")["net.c"]
-        assert "#include <math.h>" not in builtin
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_generated_code_facts(key):
+    model = MODELS[key]
+    files = c_backend.render(model, "net")
+    source = files["net.c"]
+    assert "malloc(" not in source and not re.search(r"^static float \w+\[", source, re.M)
+    includes = [l for l in source.splitlines() if l.startswith("#include")]
+    assert includes == ['#include "net.h"', "#include <math.h>", "#include <stddef.h>"]
+    assert all(text.isascii() for text in files.values())
+    assert ("net_step(" in files["net.h"]) == model.streamable, key
+    builtin = c_backend.render(model, "net", math="builtin")["net.c"]
+    assert "#include <math.h>" not in builtin
     # deterministic
     assert c_backend.render(MODELS["bi_stack"], "net") == c_backend.render(
         MODELS["bi_stack"], "net"
@@ -415,58 +364,45 @@ def test_generated_code_facts():
 
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
-    clang = require_tool("clang")
     model = MODELS[key]
-    exe = build_driver(
-        tmp_path,
-        model,
-        [
-            clang,
-            "-std=c99",
-            "-g",
-            "-O1",
-            "-fno-omit-frame-pointer",
-            "-fsanitize=address,undefined,float-cast-overflow",
-            "-fno-sanitize-recover=all",
-        ],
-    )
+    exe = build_c_driver(tmp_path, model, [require_tool("clang"), *SANITIZE])
     x = extreme_inputs(model.input_size)
-    rows = run_driver(exe, x, tmp_path)
+    rows = run_c_driver(exe, x, tmp_path)
     assert len(rows) == 6 + (2 if model.streamable else 0)
     assert np.allclose(rows[0], forward(model, x[:1]).reshape(-1), atol=1e-5)
     for row in rows[1:6]:
         assert all(np.isnan(v) or abs(v) <= 3.5e38 for v in row)
 
 
-def test_valgrind_clean(tmp_path):
+@pytest.mark.parametrize("key", ["bi_stack", "bi_mixed"])
+def test_valgrind_clean(key, tmp_path):
     valgrind = require_tool("valgrind")
-    for key in ("bi_stack", "bi_mixed"):
-        folder = tmp_path / key
-        folder.mkdir()
-        model = MODELS[key]
-        exe = build_driver(folder, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
-        run_driver(
-            exe,
-            extreme_inputs(model.input_size),
-            folder,
-            prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"],
-        )
+    model = MODELS[key]
+    exe = build_c_driver(tmp_path, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
+    run_c_driver(
+        exe,
+        extreme_inputs(model.input_size),
+        tmp_path,
+        prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"],
+    )
 
 
+@pytest.mark.parametrize(
+    "key,what",
+    [
+        ("gru_rnn_stream", "gru layers (layer 'g1')"),
+        ("rnn_buffered", "simple_rnn layers (layer 'ra')"),
+        ("bi_last", "bidirectional of gru layers (layer 'bgl')"),
+        ("lstm_features", "LSTM clip (layer 'all')"),
+        ("lstm_proj_backwards", "LSTM initial_state (layer 'projb')"),
+    ],
+)
 @pytest.mark.parametrize("mode", ["int8", "int16", "fixed16"])
-def test_quantized_modes_refuse_what_they_do_not_implement(mode):
-    expected = {
-        "gru_rnn_stream": "gru layers (layer 'g1')",
-        "rnn_buffered": "simple_rnn layers (layer 'ra')",
-        "bi_last": "bidirectional of gru layers (layer 'bgl')",
-        "lstm_features": "LSTM clip (layer 'all')",
-        "lstm_proj_backwards": "LSTM initial_state (layer 'projb')",
-    }
-    for key, what in expected.items():
-        with pytest.raises(
-            LstmgenError, match=re.escape(f"--quantize {mode} does not implement {what}")
-        ):
-            c_backend.render(MODELS[key], "net", quantize=mode)
+def test_quantized_modes_refuse_what_they_do_not_implement(mode, key, what):
+    with pytest.raises(
+        LstmgenError, match=re.escape(f"--quantize {mode} does not implement {what}")
+    ):
+        c_backend.render(MODELS[key], "net", quantize=mode)
 
 
 @pytest.mark.parametrize("mode", ["int8", "int16"])
@@ -476,23 +412,9 @@ def test_quantized_bidirectional_lstm(mode, tmp_path):
     pytest.importorskip("cffi")
     model = quantizable_bidirectional()
     files = c_backend.render(model, "net", quantize=mode)
-    for filename, text in files.items():
-        (tmp_path / filename).write_text(text)
+    write_files(files, tmp_path)
     for compiler in ("gcc", "clang"):
-        result = subprocess.run(
-            [
-                require_tool(compiler),
-                *COMPILERS[compiler],
-                "-O2",
-                "-c",
-                str(tmp_path / "net.c"),
-                "-o",
-                str(tmp_path / "net.o"),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        assert result.returncode == 0 and not result.stderr, result.stderr
+        compile_c(compiler, tmp_path / "net.c", "-O2")
     x = np.random.default_rng(0).standard_normal((4, 9, 3)).astype(np.float32)
     got = c_runner.run(model, files, "net", x, tmp_path / "build")
     ref = forward(c_quant.dequantized_model(model, mode), x)
@@ -549,32 +471,31 @@ def test_quantized_bidirectional_runs_on_cortex_m(arm, tmp_path):
         assert np.max(np.abs(got - expected.ravel())) <= c_backend.default_atol("int8")
 
 
-def test_memory_on_cortex_m4f_is_what_the_estimate_says(arm):
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_memory_on_cortex_m4f_is_what_the_estimate_says(arm, key):
     """Weights in .rodata, nothing in .data/.bss, the measured stack within the estimate
     (state, scratch, sequence buffers) plus frames, the code estimate within 0.5-1.5x."""
-    for key, model in MODELS.items():
-        files = c_backend.render(model, "net")
-        m = measure(files, "net", "cortex-m4")
-        est = estimate(model)
-        assert m.ram_bytes == 0, (key, m.sections)
-        if "net_step" in m.stack:
-            assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, (key, m.stack)
-        assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, (key, m.stack)
-        sizes = [
-            int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]", files["net.c"], re.M)
-        ]
-        assert est.weight_bytes == 4 * sum(sizes), key  # the estimate is the arrays
-        # all in .rodata (-Os may turn tiny arrays such as initial states into immediates)
-        rodata = sum(v for k, v in m.sections.items() if k.startswith(".rodata"))
-        assert rodata >= 4 * sum(n for n in sizes if n >= 16), (key, rodata)
-        assert 0.5 <= m.sections[".text"] / est.code_bytes <= 1.5, (key, m.sections, est)
+    model = MODELS[key]
+    files = c_backend.render(model, "net")
+    m = measure(files, "net", "cortex-m4")
+    est = estimate(model)
+    assert m.ram_bytes == 0, (key, m.sections)
+    if "net_step" in m.stack:
+        assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, (key, m.stack)
+    assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, (key, m.stack)
+    sizes = [int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]", files["net.c"], re.M)]
+    assert est.weight_bytes == 4 * sum(sizes), key  # the estimate is the arrays
+    # all in .rodata (-Os may turn tiny arrays such as initial states into immediates)
+    rodata = sum(v for k, v in m.sections.items() if k.startswith(".rodata"))
+    assert rodata >= 4 * sum(n for n in sizes if n >= 16), (key, rodata)
+    assert 0.5 <= m.sections[".text"] / est.code_bytes <= 1.5, (key, m.sections, est)
 
 
 def test_hostile_bidirectional_names(tmp_path):
     """Direction identifiers never collide with another layer's, and names in comments
     stay harmless."""
     pytest.importorskip("cffi")
-    m = _Maker(3)
+    m = IRMaker(3)
     model = Model(
         2,
         [
@@ -586,23 +507,8 @@ def test_hostile_bidirectional_names(tmp_path):
         name="hostile",
     ).validate()
     files = c_backend.render(model, "net")
-    for filename, text in files.items():
-        (tmp_path / filename).write_text(text)
-        assert text.isascii()
-    result = subprocess.run(
-        [
-            require_tool("gcc"),
-            *COMPILERS["gcc"],
-            "-Wtrigraphs",
-            "-c",
-            str(tmp_path / "net.c"),
-            "-o",
-            str(tmp_path / "net.o"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert all(text.isascii() for text in files.values())
+    compile_c("gcc", write_files(files, tmp_path) / "net.c", "-Wtrigraphs")
     x = np.random.default_rng(0).standard_normal((3, 4, 2)).astype(np.float32)
     got = c_runner.run(model, files, "net", x, tmp_path / "build")
     assert error_metrics(got, forward(model, x))[1].max() <= TOLERANCE

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import require_tool
+from support import C_COMPILERS, compile_c, require_tool, write_files
 
 from lstmgen.errors import LstmgenError
 from lstmgen.reference import forward
@@ -25,23 +25,6 @@ from lstmgen.targets.c.memory import estimate
 from lstmgen.verify import error_metrics
 
 MODES = ("int8", "int16", "fixed16")
-COMPILERS = {
-    "gcc": [
-        "-std=c99",
-        "-Wall",
-        "-Wextra",
-        "-pedantic",
-        "-Werror",
-        "-Wshadow",
-        "-Wconversion",
-        "-Wdouble-promotion",
-        "-Wstrict-prototypes",
-        "-Wmissing-prototypes",
-    ],
-    "g++": ["-x", "c++", "-std=c++11", "-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow"],
-}
-COMPILERS["clang"] = COMPILERS["gcc"]
-COMPILERS["clang++"] = COMPILERS["g++"]
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +117,19 @@ def test_flash_saving():
     assert f"{estimate(model, quantize='int8').weight_bytes} bytes of const weights" in header
 
 
-def test_fixed16_saturates_instead_of_wrapping(tmp_path):
+@pytest.mark.parametrize("key", ["tiny", "all_activations"])
+def test_fixed16_saturates_instead_of_wrapping(key, tmp_path):
     """Inputs beyond the Q3.12 range clip to +-8 (the caller's conversion saturates), and
     the model then computes on the clipped input; huge values never wrap around."""
     pytest.importorskip("cffi")
-    for key in ("tiny", "all_activations"):
-        model = branch_models()[key]
-        files = c_backend.render(model, "net", quantize="fixed16")
-        x = np.random.default_rng(1).standard_normal((4, 6, model.input_size)) * 40
-        x = x.astype(np.float32)
-        x[0] = 1e30
-        got = c_runner.run(model, files, "net", x, tmp_path / key)
-        ref = forward(model, np.clip(x, -8.0, 8.0 - 2.0**-12))
-        assert np.max(np.abs(got - ref)) <= c_backend.default_atol(quantize="fixed16"), key
+    model = branch_models()[key]
+    files = c_backend.render(model, "net", quantize="fixed16")
+    x = np.random.default_rng(1).standard_normal((4, 6, model.input_size)) * 40
+    x = x.astype(np.float32)
+    x[0] = 1e30
+    got = c_runner.run(model, files, "net", x, tmp_path / key)
+    ref = forward(model, np.clip(x, -8.0, 8.0 - 2.0**-12))
+    assert np.max(np.abs(got - ref)) <= c_backend.default_atol(quantize="fixed16"), key
 
 
 DRIVER = r"""
@@ -196,47 +179,26 @@ def test_fixed16_ubsan_clean_on_extreme_inputs(key, tmp_path):
     assert result.returncode == 0 and "runtime error" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("compiler", sorted(COMPILERS))
-def test_every_mode_compiles_without_warnings(compiler, tmp_path):
+BUILDS = {
+    "float": {},
+    "builtin": {"math": "builtin"},
+    "int8": {"quantize": "int8"},
+    "int16_builtin": {"quantize": "int16", "math": "builtin"},
+    "fixed16": {"quantize": "fixed16"},
+}
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+@pytest.mark.parametrize("compiler", sorted(C_COMPILERS))
+@pytest.mark.parametrize("key", sorted(branch_models()))
+def test_every_mode_compiles_without_warnings(compiler, key, build, tmp_path):
     """Every mode, with its self-test, warning-free as C99 (gcc, clang) and as C++."""
-    exe = require_tool(compiler)
-    for key, model in branch_models().items():
-        x = make_inputs(model.input_size, 2, 3, seed=0)
-        data = SelftestData(x, forward(model, x), "reference")
-        for options in (
-            {},
-            {"math": "builtin"},
-            {"quantize": "int8"},
-            {"quantize": "int16", "math": "builtin"},
-            {"quantize": "fixed16"},
-        ):
-            folder = tmp_path / f"{key}_{'_'.join(map(str, options.values())) or 'float'}"
-            folder.mkdir()
-            for name, text in c_backend.render(model, "net", selftest=data, **options).items():
-                (folder / name).write_text(text)
-            for source, extra in (("net.c", []), ("net_selftest.c", ["-DNET_SELFTEST_MAIN"])):
-                result = subprocess.run(
-                    [
-                        exe,
-                        *COMPILERS[compiler],
-                        "-O2",
-                        *extra,
-                        "-I",
-                        str(folder),
-                        "-c",
-                        str(folder / source),
-                        "-o",
-                        str(folder / (source + ".o")),
-                    ],
-                    capture_output=True,
-                    text=True,
-                )
-                assert result.returncode == 0 and not result.stderr, (
-                    key,
-                    options,
-                    source,
-                    result.stderr,
-                )
+    model = branch_models()[key]
+    x = make_inputs(model.input_size, 2, 3, seed=0)
+    data = SelftestData(x, forward(model, x), "reference")
+    folder = write_files(c_backend.render(model, "net", selftest=data, **BUILDS[build]), tmp_path)
+    compile_c(compiler, folder / "net.c", "-O2")
+    compile_c(compiler, folder / "net_selftest.c", "-O2", "-DNET_SELFTEST_MAIN")
 
 
 def test_option_values_are_checked():

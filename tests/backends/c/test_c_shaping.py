@@ -18,10 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support import require_tool
-from test_c_compile import COMPILERS
-from test_c_embedded import FRAME_SLACK, arm, qemu_outputs  # noqa: F401 (arm: a fixture)
-from test_c_layers import _Maker
+from support import (
+    C_COMPILERS,
+    FRAME_SLACK,
+    SANITIZE,
+    IRMaker,
+    compile_c,
+    qemu_outputs,
+    require_arm,
+    require_tool,
+    write_files,
+)
 
 from lstmgen.errors import LstmgenError
 from lstmgen.ir import Activation, Conv1D, Flatten, LayerNorm, Masking, Model, Normalize, Pool1D
@@ -35,17 +42,17 @@ from lstmgen.verify import error_metrics
 TOLERANCE = 1e-5
 
 
-def _conv(m: _Maker, name, d, f, k, **kw) -> Conv1D:
+def _conv(m: IRMaker, name, d, f, k, **kw) -> Conv1D:
     bias = kw.pop("bias", True)
     return Conv1D(name, m.u(f, k, d), m.u(f) if bias else None, **kw)
 
 
-def _norm(m: _Maker, name, n) -> Normalize:
+def _norm(m: IRMaker, name, n) -> Normalize:
     return Normalize(name, m.u(n, scale=2.0), (m.rng.uniform(0.5, 2.0, n)).astype(np.float32))
 
 
 def shaping_models() -> dict[str, Model]:
-    m = _Maker(23)
+    m = IRMaker(23)
     models = {
         # streamable: Masking -> Normalize -> LSTM with an initial h (its kept output is
         # what masked steps repeat) -> GRU -> LayerNorm (gamma and beta) -> LSTM with an
@@ -165,6 +172,11 @@ MODELS = shaping_models()
 MASKED = {k for k, v in MODELS.items() if v.layers[0].kind == "masking"}
 
 
+@pytest.fixture(scope="module")
+def arm():
+    require_arm()
+
+
 def inputs(model: Model, n: int, t_len: int, seed: int) -> np.ndarray:
     """Random inputs; for a Masking model masked steps at the end (padding), at the start,
     in the middle, a fully masked sequence and one real step between masked ones."""
@@ -192,36 +204,21 @@ def c_min(model: Model) -> int:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    folders = {}
-    for key, model in MODELS.items():
-        for math in (None, "builtin"):
-            folder = tmp_path_factory.mktemp(f"{key}_{math}")
-            for filename, text in c_backend.render(model, "net", math=math).items():
-                (folder / filename).write_text(text)
-            folders[key, math] = folder
-    return folders
+    return {
+        (key, math): write_files(
+            c_backend.render(model, "net", math=math), tmp_path_factory.mktemp(f"{key}_{math}")
+        )
+        for key, model in MODELS.items()
+        for math in (None, "builtin")
+    }
 
 
-@pytest.mark.parametrize("compiler", sorted(COMPILERS))
-def test_compiles_without_warnings(rendered, compiler):
-    exe = require_tool(compiler)
-    levels = (["-O0"], ["-O2"], ["-O3", "-march=native"])  # native: the fmaf path
-    for (key, math), folder in sorted(rendered.items(), key=str):
-        for opts in levels:
-            result = subprocess.run(
-                [
-                    exe,
-                    *COMPILERS[compiler],
-                    *opts,
-                    "-c",
-                    str(folder / "net.c"),
-                    "-o",
-                    str(folder / "net.o"),
-                ],
-                capture_output=True,
-                text=True,
-            )
-            assert result.returncode == 0 and not result.stderr, (key, math, opts, result.stderr)
+@pytest.mark.parametrize("opts", [["-O0"], ["-O2"], ["-O3", "-march=native"]])  # native: fmaf
+@pytest.mark.parametrize("compiler", sorted(C_COMPILERS))
+@pytest.mark.parametrize("math", [None, "builtin"])
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_compiles_without_warnings(rendered, compiler, key, math, opts):
+    compile_c(compiler, rendered[key, math] / "net.c", *opts)
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
@@ -278,67 +275,68 @@ def test_masked_step_keeps_state_and_repeats_output(tmp_path):
         assert np.array_equal(y, previous)
 
 
-def test_variable_length_sequences(tmp_path):
+@pytest.mark.parametrize("key", ["mask_stream", "mask_seq", "mask_bi"])
+def test_variable_length_sequences(key, tmp_path):
     """predict() takes any T: a sequence padded at the end with mask rows gives the
     output of the unpadded sequence (and a sequence output repeats its last real row)."""
     pytest.importorskip("cffi")
-    for key in ("mask_stream", "mask_seq", "mask_bi"):
-        model = MODELS[key]
-        files = c_backend.render(model, "net")
-        module = c_runner.build(model, files, "net", tmp_path / key)
-        value = np.float32(model.layers[0].mask_value)
-        x = np.random.default_rng(2).standard_normal((1, 9, model.input_size))
-        x = x.astype(np.float32)
-        for real in (1, 4, 9):
-            padded = np.full_like(x, value)
-            padded[:, :real] = x[:, :real]
-            short = c_runner.run(model, files, "net", x[:, :real], tmp_path, module=module)
-            full = c_runner.run(model, files, "net", padded, tmp_path, module=module)
-            if model.returns_sequences:
-                assert np.array_equal(full[:, :real], short)
-                assert all(np.array_equal(full[:, t], short[:, -1]) for t in range(real, 9))
-            elif key != "mask_bi":  # (a backward layer reads the padding first: no change)
-                assert np.array_equal(full, short), (key, real)
-            _, rel = error_metrics(full, forward(model, padded))
-            assert rel.max() <= TOLERANCE
+    model = MODELS[key]
+    files = c_backend.render(model, "net")
+    module = c_runner.build(model, files, "net", tmp_path / key)
+    value = np.float32(model.layers[0].mask_value)
+    x = np.random.default_rng(2).standard_normal((1, 9, model.input_size))
+    x = x.astype(np.float32)
+    for real in (1, 4, 9):
+        padded = np.full_like(x, value)
+        padded[:, :real] = x[:, :real]
+        short = c_runner.run(model, files, "net", x[:, :real], tmp_path, module=module)
+        full = c_runner.run(model, files, "net", padded, tmp_path, module=module)
+        if model.returns_sequences:
+            assert np.array_equal(full[:, :real], short)
+            assert all(np.array_equal(full[:, t], short[:, -1]) for t in range(real, 9))
+        elif key != "mask_bi":  # (a backward layer reads the padding first: no change)
+            assert np.array_equal(full, short), (key, real)
+        _, rel = error_metrics(full, forward(model, padded))
+        assert rel.max() <= TOLERANCE
 
 
-def test_output_timesteps_and_refused_lengths(tmp_path):
+@pytest.mark.parametrize("key", ["conv_stack", "conv_bi_flat", "pool_backwards", "mask_flat"])
+def test_output_timesteps_and_refused_lengths(key, tmp_path):
     """NAME_output_timesteps(T) is Model.output_timesteps(T) for every T (0 below
     NAME_MIN_TIMESTEPS); predict() returns -1 with y untouched for a T that leaves no
     step, above NAME_MAX_TIMESTEPS, and for any T but a Flatten model's own."""
     pytest.importorskip("cffi")
-    for key in ("conv_stack", "conv_bi_flat", "pool_backwards", "mask_flat"):
-        model = MODELS[key]
-        files = c_backend.render(model, "net")
-        header = files["net.h"]
-        module = c_runner.build(model, files, "net", tmp_path / key)
-        ffi, lib = module.ffi, module.lib
-        x = ffi.new("float[]", 120 * model.input_size)
-        y = ffi.new("float[]", [7.0] * 120 * model.output_size)
-        windows = any(l.kind in ("conv1d", "pool1d") for l in model.layers)
-        if windows:
-            assert f"#define NET_MIN_TIMESTEPS {c_min(model)}\n" in header
-            for t in [-5, 0] + list(range(1, 60)) + [2**31 - 1]:
-                assert lib.net_output_timesteps(t) == (model.output_timesteps(t) if t > 0 else 0), (
-                    key,
-                    t,
-                )
-        else:
-            assert "output_timesteps" not in header
-        for t in range(1, 110):
-            ok = (
-                t == model.timesteps
-                if model.timesteps
-                else model.output_timesteps(t) >= 1 and t <= 100
+    model = MODELS[key]
+    files = c_backend.render(model, "net")
+    header = files["net.h"]
+    module = c_runner.build(model, files, "net", tmp_path / key)
+    ffi, lib = module.ffi, module.lib
+    x = ffi.new("float[]", 120 * model.input_size)
+    y = ffi.new("float[]", [7.0] * 120 * model.output_size)
+    windows = any(l.kind in ("conv1d", "pool1d") for l in model.layers)
+    if windows:
+        assert f"#define NET_MIN_TIMESTEPS {c_min(model)}\n" in header
+        for t in [-5, 0] + list(range(1, 60)) + [2**31 - 1]:
+            assert lib.net_output_timesteps(t) == (model.output_timesteps(t) if t > 0 else 0), (
+                key,
+                t,
             )
-            ffi.memmove(y, np.full(len(y), 7.0, np.float32), 4 * len(y))
-            status = lib.net_predict(x, t, y)
-            assert status == (0 if ok else -1), (key, t)
-            if not ok:
-                assert list(y) == [7.0] * len(y), (key, t)
-        assert lib.net_predict(ffi.NULL, model.timesteps or 20, y) == -1
-        assert lib.net_predict(x, model.timesteps or 20, ffi.NULL) == -1
+    else:
+        assert "output_timesteps" not in header
+    for t in range(1, 110):
+        ok = (
+            t == model.timesteps if model.timesteps else model.output_timesteps(t) >= 1 and t <= 100
+        )
+        ffi.memmove(y, np.full(len(y), 7.0, np.float32), 4 * len(y))
+        status = lib.net_predict(x, t, y)
+        assert status == (0 if ok else -1), (key, t)
+        if not ok:
+            assert list(y) == [7.0] * len(y), (key, t)
+    assert lib.net_predict(ffi.NULL, model.timesteps or 20, y) == -1
+    assert lib.net_predict(x, model.timesteps or 20, ffi.NULL) == -1
+
+
+def test_minimum_and_fixed_timesteps_in_the_header():
     conv = c_backend.render(MODELS["conv_stack"], "net")["net.h"]
     assert c_min(MODELS["conv_stack"]) == 7  # T < 7: no step left for the LSTM
     assert "#define NET_MAX_TIMESTEPS 100" in conv
@@ -346,19 +344,23 @@ def test_output_timesteps_and_refused_lengths(tmp_path):
     assert "#define NET_TIMESTEPS 6\n" in flat and "MAX_TIMESTEPS" not in flat
 
 
-def test_generated_code_facts():
-    for key, model in MODELS.items():
-        files = c_backend.render(model, "net")
-        source, header = files["net.c"], files["net.h"]
-        assert "malloc(" not in source and not re.search(r"^static float \w+\[", source, re.M)
-        includes = [l for l in source.splitlines() if l.startswith("#include")]
-        assert includes == ['#include "net.h"', "#include <math.h>", "#include <stddef.h>"]
-        assert all(text.isascii() for text in files.values())
-        assert ("net_step(" in header) == model.streamable, key
-        assert ("NET_MASK_VALUE" in header) == (key in MASKED)
-        builtin = c_backend.render(model, "net", math="builtin")["net.c"]
-        assert "#include <math.h>" not in builtin and "sqrtf" not in builtin
-        assert files == c_backend.render(model, "net")  # deterministic
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_generated_code_facts(key):
+    model = MODELS[key]
+    files = c_backend.render(model, "net")
+    source, header = files["net.c"], files["net.h"]
+    assert "malloc(" not in source and not re.search(r"^static float \w+\[", source, re.M)
+    includes = [l for l in source.splitlines() if l.startswith("#include")]
+    assert includes == ['#include "net.h"', "#include <math.h>", "#include <stddef.h>"]
+    assert all(text.isascii() for text in files.values())
+    assert ("net_step(" in header) == model.streamable, key
+    assert ("NET_MASK_VALUE" in header) == (key in MASKED)
+    builtin = c_backend.render(model, "net", math="builtin")["net.c"]
+    assert "#include <math.h>" not in builtin and "sqrtf" not in builtin
+    assert files == c_backend.render(model, "net")  # deterministic
+
+
+def test_buffers_only_where_needed():
     # a stack buffer only where a layer needs whole sequences
     assert "pre_b" not in c_backend.render(MODELS["conv_bi_flat"], "net")["net.c"]
     assert "pre_b[NET_MAX_TIMESTEPS * 5]" in c_backend.render(MODELS["conv_stack"], "net")["net.c"]
@@ -406,7 +408,8 @@ int main(int argc, char **argv)
         int t;
         net_reset(&s);
         for (i = 0; i < n; ++i)
-            for (t = 0; t < t_len; ++t) net_step(&s, x + (size_t)i * per_seq + (size_t)t * NET_INPUT_SIZE, y);
+            for (t = 0; t < t_len; ++t)
+                net_step(&s, x + (size_t)i * per_seq + (size_t)t * NET_INPUT_SIZE, y);
         for (k = 0; k < NET_OUTPUT_SIZE; ++k) printf("%.9g ", (double)y[k]);
         printf("\n");
     }
@@ -475,19 +478,7 @@ def run_driver(exe: Path, x: np.ndarray, folder: Path, prefix=()) -> list[list[f
 def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
     clang = require_tool("clang")
     model = MODELS[key]
-    exe = build_driver(
-        tmp_path,
-        model,
-        [
-            clang,
-            "-std=c99",
-            "-g",
-            "-O1",
-            "-fno-omit-frame-pointer",
-            "-fsanitize=address,undefined,float-cast-overflow",
-            "-fno-sanitize-recover=all",
-        ],
-    )
+    exe = build_driver(tmp_path, model, [clang, *SANITIZE])
     for t_len in lengths(model) + ((c_min(model) - 1,) if c_min(model) > 1 else ()):
         x = extreme_inputs(model, t_len)
         rows = run_driver(exe, x, tmp_path)
@@ -501,44 +492,46 @@ def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
             assert all(np.isnan(v) or abs(v) <= 3.5e38 for v in row)
 
 
-def test_valgrind_clean(tmp_path):
+@pytest.mark.parametrize("key", ["mask_bi", "conv_stack"])
+def test_valgrind_clean(key, tmp_path):
     valgrind = require_tool("valgrind")
-    for key in ("mask_bi", "conv_stack"):
-        folder = tmp_path / key
-        folder.mkdir()
-        model = MODELS[key]
-        exe = build_driver(folder, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
-        run_driver(
-            exe,
-            extreme_inputs(model, 16),
-            folder,
-            prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"],
-        )
+    model = MODELS[key]
+    exe = build_driver(tmp_path, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
+    run_driver(
+        exe,
+        extreme_inputs(model, 16),
+        tmp_path,
+        prefix=[valgrind, "-q", "--error-exitcode=9", "--leak-check=full"],
+    )
 
 
 # ------------------------------------------------------------------- quantized modes --
 
 
+def _refused_first_layer(kind: str):
+    m = IRMaker(4)
+    return {
+        "masking": lambda: Masking("m", 2, 0.0),
+        "normalize": lambda: _norm(m, "nz", 2),
+        "layer_norm": lambda: LayerNorm("ln", 2, None, None),
+        "conv1d": lambda: _conv(m, "cv", 2, 2, 2),
+        "pool1d": lambda: Pool1D("pl", 2, "max", 2, 2),
+    }[kind]()
+
+
+@pytest.mark.parametrize("kind", ["masking", "normalize", "layer_norm", "conv1d", "pool1d"])
 @pytest.mark.parametrize("mode", ["int8", "int16", "fixed16"])
-def test_quantized_modes_refuse_the_new_layer_kinds(mode):
-    m = _Maker(4)
-    lstm = m.lstm("l", 2, 3)
-    cases = {
-        "masking": [Masking("m", 2, 0.0), lstm],
-        "normalize": [_norm(m, "nz", 2), lstm],
-        "layer_norm": [LayerNorm("ln", 2, None, None), lstm],
-        "conv1d": [_conv(m, "cv", 2, 2, 2), lstm],
-        "pool1d": [Pool1D("pl", 2, "max", 2, 2), lstm],
-    }
-    for kind, layers in cases.items():
-        model = Model(2, layers, name="q").validate()
-        with pytest.raises(
-            LstmgenError,
-            match=re.escape(
-                f"--quantize {mode} does not implement {kind} layers (layer '{layers[0].name}')"
-            ),
-        ):
-            c_backend.render(model, "net", quantize=mode)
+def test_quantized_modes_refuse_the_shaping_kinds(mode, kind):
+    first = _refused_first_layer(kind)
+    model = Model(2, [first, IRMaker(4).lstm("l", 2, 3)], name="q").validate()
+    expected = f"--quantize {mode} does not implement {kind} layers (layer '{first.name}')"
+    with pytest.raises(LstmgenError, match=re.escape(expected)):
+        c_backend.render(model, "net", quantize=mode)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int16", "fixed16"])
+def test_quantized_modes_refuse_flatten(mode):
+    m = IRMaker(4)
     flat = Model(
         2,
         [m.lstm("l", 2, 3, return_sequences=True), Flatten("fl", 4, 3), m.dense("d", 12, 1)],
@@ -624,20 +617,19 @@ def test_runs_on_cortex_m4f(arm, key, tmp_path):
         assert err.max() <= TOLERANCE, (key, math, float(err.max()))
 
 
-def test_memory_on_cortex_m4f_is_what_the_estimate_says(arm):
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_memory_on_cortex_m4f_is_what_the_estimate_says(arm, key):
     """Weights in .rodata, nothing in .data/.bss, the measured stack within the estimate
     (state, scratch, prefix and sequence buffers, flat vector) plus frames, the code
     estimate within 0.5-1.5x."""
-    for key, model in MODELS.items():
-        files = c_backend.render(model, "net")
-        m = measure(files, "net", "cortex-m4")
-        est = estimate(model)
-        assert m.ram_bytes == 0, (key, m.sections)
-        if "net_step" in m.stack:
-            assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, (key, m.stack)
-        assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, (key, m.stack)
-        sizes = [
-            int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]", files["net.c"], re.M)
-        ]
-        assert est.weight_bytes == 4 * sum(sizes), key
-        assert 0.5 <= m.sections[".text"] / est.code_bytes <= 1.5, (key, m.sections, est)
+    model = MODELS[key]
+    files = c_backend.render(model, "net")
+    m = measure(files, "net", "cortex-m4")
+    est = estimate(model)
+    assert m.ram_bytes == 0, (key, m.sections)
+    if "net_step" in m.stack:
+        assert m.stack["net_step"] <= est.scratch_bytes + FRAME_SLACK, (key, m.stack)
+    assert m.stack["net_predict"] <= est.ram_bytes + FRAME_SLACK, (key, m.stack)
+    sizes = [int(n) for n in re.findall(r"^static const float \w+\[(\d+)\]", files["net.c"], re.M)]
+    assert est.weight_bytes == 4 * sum(sizes), key
+    assert 0.5 <= m.sections[".text"] / est.code_bytes <= 1.5, (key, m.sections, est)
