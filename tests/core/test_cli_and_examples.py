@@ -3,6 +3,7 @@ across processes, and the wheel carrying its templates."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -209,12 +210,24 @@ def _venv(python: str, folder, wheel, extras: str = "") -> tuple:
     return bin_dir / "python", bin_dir / "lstmgen"
 
 
-def test_wheel_in_a_clean_venv_inspects_and_generates_the_example(
+def _run(*command, env: dict, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def test_wheel_in_a_clean_venv_inspects_generates_and_verifies_the_example(
     wheel, tmp_path, example_model_path, keras
 ):
-    """pip install the wheel alone (numpy, jinja2): inspect and generate the example (its IR
-    file; the .keras file itself once the keras extra needs no TensorFlow), and the
-    generated numpy module runs there, where only numpy is installed."""
+    """pip install the wheel alone (numpy, jinja2): inspect, generate and verify the example
+    (its IR file; the .keras file gets one line naming the keras extra), with the report;
+    then the generated code runs where lstmgen is not installed: the numpy module in a venv
+    holding only numpy, the pure-Python module with no site-packages at all."""
     import numpy as np
 
     import lstmgen
@@ -223,51 +236,60 @@ def test_wheel_in_a_clean_venv_inspects_and_generates_the_example(
     npz = save_ir(model, tmp_path / "sine.npz")
     python, cli = _venv(sys.executable, tmp_path / "venv", wheel)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    inspect = subprocess.run(
-        [str(cli), "inspect", str(npz)], capture_output=True, text=True, env=env, timeout=300
-    )
+    inspect = _run(cli, "inspect", npz, env=env)
     assert inspect.returncode == 0 and "LSTM 1 -> 16" in inspect.stdout, inspect.stderr
+    keras_file = _run(cli, "inspect", example_model_path, env=env)
+    assert keras_file.returncode == 2 and keras_file.stdout == "", keras_file
+    assert keras_file.stderr.count("\n") == 1 and "lstmgen[keras]" in keras_file.stderr
     for target in ("c", "python", "numpy"):
-        generated = subprocess.run(
-            [
-                str(cli),
-                "generate",
-                str(npz),
-                "--target",
-                target,
-                "--name",
-                "sine",
-                "--out",
-                str(tmp_path / target),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
+        out = tmp_path / target
+        generated = _run(
+            cli, "generate", npz, "--target", target, "--name", "sine", "--out", out, env=env
         )
         assert generated.returncode == 0, generated.stderr
+    report = tmp_path / "report.html"
+    verified = _run(cli, "verify", npz, "--target", "numpy", "--report", report, env=env)
+    assert verified.returncode == 0 and "PASS" in verified.stdout, verified.stderr
+    assert "<svg" in report.read_text(encoding="utf-8")
+
     x = np.random.default_rng(2).standard_normal((4, 20, 1)).astype(np.float32)
+    expected = keras.models.load_model(example_model_path).predict(x, verbose=0)
     np.save(tmp_path / "x.npy", x)
-    run = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
-            "import sine; np.save(sys.argv[3], sine.predict(np.load(sys.argv[2])))",
-            str(tmp_path / "numpy"),
-            str(tmp_path / "x.npy"),
-            str(tmp_path / "y.npy"),
-        ],
-        capture_output=True,
-        text=True,
+    numpy_only = tmp_path / "numpy_only"
+    subprocess.run([sys.executable, "-m", "venv", str(numpy_only)], check=True, timeout=300)
+    pip = _run(numpy_only / "bin/python", "-m", "pip", "install", "-q", "numpy", env=env)
+    assert pip.returncode == 0, pip.stderr
+    listed = _run(numpy_only / "bin/python", "-m", "pip", "list", "--format=freeze", env=env)
+    assert not any(line.startswith(("lstmgen", "Jinja2")) for line in listed.stdout.split())
+    run = _run(
+        numpy_only / "bin/python",
+        "-c",
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
+        "import sine; np.save(sys.argv[3], sine.predict(np.load(sys.argv[2])))",
+        tmp_path / "numpy",
+        tmp_path / "x.npy",
+        tmp_path / "y.npy",
         env=env,
-        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     from lstmgen.verify import error_metrics
 
-    expected = keras.models.load_model(example_model_path).predict(x, verbose=0)
     assert error_metrics(np.load(tmp_path / "y.npy"), expected)[1].max() <= 1e-5
+    # the pure-Python module: -I -S, so neither numpy nor lstmgen can be imported
+    rows = repr([seq.tolist() for seq in x])
+    pure = _run(
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        f"import sys; sys.path.insert(0, sys.argv[1]); import sine; "
+        f"print(repr([sine.predict(s) for s in {rows}]))",
+        tmp_path / "python",
+        env=env,
+    )
+    assert pure.returncode == 0, pure.stderr
+    got = np.array(ast.literal_eval(pure.stdout), np.float64).reshape(expected.shape)
+    assert error_metrics(got, expected)[1].max() <= 1e-5
 
 
 def test_verify_extra_on_python_312_compiles_with_cffi(wheel, tmp_path):

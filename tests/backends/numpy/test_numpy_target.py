@@ -248,3 +248,14 @@ def test_verify_end_to_end(example_model_path, keras, tmp_path):
     assert report.passed and "Keras" in report.oracle
     paths = lstmgen.generate(example_model_path, "numpy", "sine", tmp_path)
     assert [p.name for p in paths] == ["sine.py"]
+
+
+def test_implements_every_ir_kind_activation_and_feature():
+    """One template per IR kind, every activation in its table, every optional feature: a
+    model is never refused by this target for what it uses (each is tested against a
+    framework in tests/layers, tests/differential and test_numpy_activations)."""
+    from lstmgen.ir import ACTIVATIONS, FEATURE_TITLES, LAYER_TYPES
+
+    assert np_backend.LAYERS == set(LAYER_TYPES)
+    assert np_backend.ACTIVATIONS == set(ACTIVATIONS)
+    assert np_backend.FEATURES == set(FEATURE_TITLES)
