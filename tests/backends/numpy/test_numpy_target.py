@@ -259,3 +259,9 @@ def test_implements_every_ir_kind_activation_and_feature():
     assert np_backend.LAYERS == set(LAYER_TYPES)
     assert np_backend.ACTIVATIONS == set(ACTIVATIONS)
     assert np_backend.FEATURES == set(FEATURE_TITLES)
+    # and the front ends' oracle tests run it with the others
+    from support import ORACLE_TARGETS
+
+    from lstmgen.targets import TARGETS
+
+    assert set(ORACLE_TARGETS) == set(TARGETS)
