@@ -10,9 +10,10 @@ those of the Python target, with the same semantics (each IR kind's module docst
 Arithmetic is float32 by default, as the frameworks compute (`precision="single"`), or
 float64 (`precision="double"`). Measured on the tests' 26-model Keras grid, float32 is as
 close to the framework as float64 (max relative error 1.5e-7 against 1.6e-7: the framework
-itself computes in float32) and runs batches 2-5x faster (`bench/bench_numpy.py`); float64
-is the choice for agreeing with the float64 reference (to ~1e-15). Weights are exact: each array is the float32 values' bytes
-(IEEE 754, little-endian) written in hex, read at import with `bytes.fromhex`.
+itself computes in float32) and runs batches of 64 2-8x faster (`bench/bench_numpy.py`);
+float64 is the choice for agreeing with the float64 reference (to ~1e-15). Weights are
+exact: each array is the float32 values' bytes (IEEE 754, little-endian) written in hex,
+read at import with `bytes.fromhex`.
 
 Where things are:
 
