@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from . import limits
+from .console import phase
 from .errors import LstmgenError
 from .extractors import Loaded, open_model
+from .ir import Model
 from .reference import forward
 from .safe_read import NpyHeader, read_npy, refused_dtype
 from .sampling import (  # noqa: F401 (re-exported for callers)
@@ -65,6 +67,13 @@ class VerifyReport:
     max_rel: np.ndarray  # per output
     reference_max_abs: float  # generated code vs the float64 numpy reference
     extra: dict[str, float] = field(default_factory=dict)
+    # what the comparison saw (for `lstmgen.report`): the inputs [N, T, D], the generated
+    # code's outputs and the oracle's ([N, T_out, O] or [N, O]), the model, the options
+    inputs: np.ndarray | None = None
+    outputs: np.ndarray | None = None
+    expected: np.ndarray | None = None
+    model: Model | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -96,6 +105,13 @@ def read_inputs(path: str | Path, input_size: int) -> np.ndarray:
     (complex, structured, text, object arrays are refused by name), its header's shape
     within the limits and its data as long as the header says, all before it is read."""
     where = f"--inputs {path}"
+    if Path(path).is_file():  # (anything else is refused by read_npy without opening it)
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        if magic != b"\x93NUMPY":  # numpy would talk of pickled data and trusting it
+            raise LstmgenError(
+                f"{where}: not an .npy file (write one with numpy.save, shape [N, T, D])"
+            )
 
     def check(header: NpyHeader) -> None:
         shape = header.shape
@@ -136,6 +152,19 @@ def check_run(sequences: int, timesteps: int | None, atol: float | None = None) 
         limits.check_timesteps("--timesteps", timesteps)
 
 
+def source_text(source: Any) -> str:
+    """How progress lines name a model: its file name, or its type."""
+    if isinstance(source, (str, Path)):
+        return Path(source).name
+    return f"the {type(source).__name__} model"
+
+
+def load_model(source: Any, **options: Any) -> Loaded:
+    """`open_model` as one progress phase (importing a framework takes seconds)."""
+    with phase(f"loading {source_text(source)}"):
+        return open_model(source, **options)
+
+
 def verify(
     source: Any,
     target: str = "c",
@@ -151,7 +180,7 @@ def verify(
     load_options: dict | None = None,
 ) -> VerifyReport:
     """Generate `target` code for `source`, run it and compare with the framework."""
-    loaded = loaded or open_model(source, **(load_options or {}))
+    loaded = loaded or load_model(source, **(load_options or {}))
     model = loaded.ir
     if inputs is None:
         t_len = timesteps or default_timesteps(model)
@@ -165,22 +194,28 @@ def verify(
         )
     options = dict(options or {})
     check_options(target, options)
+    given = dict(options)  # as the user gave them (selftest vectors replace True below)
     backend = get_backend(target)
     if atol is None:  # a backend may document a looser default, e.g. for quantized weights
         atol = getattr(backend, "default_atol", lambda **_: 1e-5)(**options)
     check_atol(atol)
     if options.get("selftest"):
         options["selftest"] = selftest_vectors(loaded)
-    files = render(target, model, name, **options)
+    with phase(f"generating the {target} code"):
+        files = render(target, model, name, **options)
     runner = get_runner(target)
-    with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
-        got = runner.run(model, files, name, inputs, Path(tmp))
+    count = f"{inputs.shape[0]} sequences of {inputs.shape[1]} timesteps"
+    with phase(f"building and running the generated {target} code on {count}"):
+        with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
+            got = runner.run(model, files, name, inputs, Path(tmp))
     if loaded.predict is not None:
-        expected, oracle = loaded.predict(inputs), loaded.oracle_name
+        with phase(f"running {loaded.oracle_name} on {count}"):
+            expected, oracle = loaded.predict(inputs), loaded.oracle_name
     else:
         expected, oracle = forward(model, inputs), "the float64 numpy reference (no framework)"
-    max_abs, max_rel = error_metrics(got, expected)
-    ref_abs, _ = error_metrics(got, forward(model, inputs))
+    with phase(f"comparing {count}"):
+        max_abs, max_rel = error_metrics(got, expected)
+        ref_abs, _ = error_metrics(got, forward(model, inputs))
     # a backend may add figures of its own, e.g. the flash a quantized build saves
     extra: dict[str, float] = getattr(backend, "verify_extra", lambda m, **_: {})(model, **options)
     return VerifyReport(
@@ -193,6 +228,11 @@ def verify(
         max_rel=max_rel,
         reference_max_abs=float(np.max(ref_abs)),
         extra=dict(extra),
+        inputs=inputs,
+        outputs=np.asarray(got),
+        expected=np.asarray(expected),
+        model=model,
+        options=given,
     )
 
 

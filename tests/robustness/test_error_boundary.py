@@ -189,8 +189,12 @@ def test_a_model_path_that_is_no_file(tmp_path, capsys, kind):
     elif kind == "folder":
         path.mkdir()
     code, lines = run(capsys, "generate", path, "--out", tmp_path / "out")
-    expected = "no such file" if kind == "missing" else "not a regular file"
-    assert one_line(code, lines, f"{path}: {expected}")
+    expected = {
+        "missing": f"{path}: no such file",
+        "fifo": f"{path}: not a regular file",
+        "folder": f"{path} is a folder, not a model file",
+    }[kind]
+    assert one_line(code, lines, expected)
     assert not (tmp_path / "out").exists()
 
 
