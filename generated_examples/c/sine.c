@@ -28,6 +28,14 @@
 #include <math.h>
 #include <stddef.h>
 
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER) && !defined(__OPTIMIZE_SIZE__)
+/* gcc only, when optimising for speed: its partial redundancy elimination (tree-PRE)
+ * evaluates tanh_rational's polynomial at the clamp bounds on branches of their own, so the
+ * gate loops keep control flow, do not vectorise and divide one value at a time (1.8-3.8x
+ * slower; bench/README.md). Other compilers, and -Os builds, are not affected. */
+#pragma GCC optimize("no-tree-pre")
+#endif
+
 /* ------------------------------------------------------------------ weights (flash) -- */
 
 /* Layer "lstm" (lstm, 1 -> 16) */
