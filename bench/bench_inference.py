@@ -6,7 +6,7 @@ Every implementation's output is first checked against Keras `model.predict`; th
 timed, and the table gives microseconds per sequence, GMAC/s, and each peer's time divided
 by the generated C's (-O3 -march=native), and this core's FMA peak (GMAC/s) for scale; with
 --streams also n = 1, 8, 32 independent streams (bench_streaming.py's section).
-Run: python bench/bench_inference.py [--quick] [--streams] [--realtime]
+Run: python bench/bench_inference.py [--quick] [--streams] [--realtime] [--no-tensorflow]
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def check(name: str, got: np.ndarray, expected: np.ndarray) -> None:
 
 
 def bench_model(
-    spec: BenchModel, min_seconds: float, with_python: bool, realtime: bool
+    spec: BenchModel, min_seconds: float, with_python: bool, with_tensorflow: bool, realtime: bool
 ) -> dict[str, float]:
     keras_model = build_keras(spec)
     model = lstmgen.load(keras_model)
@@ -240,9 +240,12 @@ def bench_model(
         with runner.scheduled():
             results["onnxruntime"] = time_call(lambda: ort_run(x[0]), min_seconds)
         x0 = x[:1]
-        check("TF model(x)", np.asarray(keras_model(x)), expected)
-        results["TF model(x)"] = time_call(lambda: keras_model(x0), min_seconds)
-        results["TF predict"] = time_call(lambda: keras_model.predict(x0, verbose=0), min_seconds)
+        if with_tensorflow:
+            check("TF model(x)", np.asarray(keras_model(x)), expected)
+            results["TF model(x)"] = time_call(lambda: keras_model(x0), min_seconds)
+            results["TF predict"] = time_call(
+                lambda: keras_model.predict(x0, verbose=0), min_seconds
+            )
         np_run = numpy_loop(model)
         check("numpy loop", np.stack([np_run(s) for s in x]), expected)
         results["numpy loop"] = time_call(lambda: np_run(x[0]), min_seconds)
@@ -289,6 +292,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
     parser.add_argument("--no-python", action="store_true", help="skip the pure-Python peer")
     parser.add_argument(
+        "--no-tensorflow", action="store_true", help="skip timing TensorFlow (model(x), predict)"
+    )
+    parser.add_argument(
         "--streams",
         action="store_true",
         help="also n = 1, 8, 32 streams (NAME_step_n / n x NAME_step) against onnxruntime batch n",
@@ -303,7 +309,9 @@ def main() -> None:
     print(f"lstmgen {lstmgen.__version__}; one sequence, batch 1, single thread; best of 5")
     all_results = {}
     for spec in MODELS:
-        results = bench_model(spec, min_seconds, not args.no_python, args.realtime)
+        results = bench_model(
+            spec, min_seconds, not args.no_python, not args.no_tensorflow, args.realtime
+        )
         all_results[spec.name] = results
         model = lstmgen.load(build_keras(spec))
         gmac = macs(model, spec.timesteps) / 1e3  # MAC per µs = 1e-3 GMAC/s
