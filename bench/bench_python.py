@@ -436,7 +436,7 @@ def main() -> int:
     header = f"{'model':<24}" + "".join(f"{c:>22}" for c in columns)
     print(header)
     print("-" * len(header))
-    for (label, d, h, t_len, params), times in results.items():
+    for (label, d, h, t_len, _params), times in results.items():
         line = f"{label + f' D={d} H={h} T={t_len}':<24}"
         base = times["generated"]
         for c in columns:

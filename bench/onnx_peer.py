@@ -24,7 +24,7 @@ def to_onnx(model: Model, timesteps: int):
             assert (layer.gate_activation, layer.cell_activation) == ("sigmoid", "tanh")
             h = layer.units
 
-            def reorder(a: np.ndarray) -> np.ndarray:
+            def reorder(a: np.ndarray, h: int = h) -> np.ndarray:
                 return np.concatenate([a[g * h : (g + 1) * h] for g in IR_TO_ONNX_GATES])
 
             bias = np.zeros(4 * h, np.float32) if layer.bias is None else layer.bias

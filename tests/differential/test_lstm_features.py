@@ -49,7 +49,7 @@ def feature_model(features: set[str], seed: int) -> Model:
 
 def onnxruntime_oracle(model: Model, x: np.ndarray) -> np.ndarray:
     """The same model as ONNX (LSTM node + MatMul/Add), run by onnxruntime."""
-    onnx = require_module("onnx")
+    require_module("onnx")
     ort = require_module("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
 

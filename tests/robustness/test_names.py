@@ -82,5 +82,5 @@ def test_hostile_names_compile_import_parse_and_run(target, tmp_path):
     x = np.random.default_rng(1).standard_normal((3, 5, 2)).astype(np.float32)
     got = get_runner(target).run(model, files, "net", x, tmp_path)
     assert error_metrics(got, forward(model, x))[1].max() <= 1e-5
-    for filename, text in files.items():  # ASCII only: MCU toolchains, MATLAB on Windows
+    for text in files.values():  # ASCII only: MCU toolchains, MATLAB on Windows
         assert text.isascii(), [line for line in text.splitlines() if not line.isascii()][:3]
