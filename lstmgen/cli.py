@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-BACKEND_OPTIONS = ("precision", "quantize", "math", "selftest", "arduino")
+BACKEND_OPTIONS = ("precision", "quantize", "math", "selftest", "arduino", "calibration")
 
 
 def _backend_options(parser: argparse.ArgumentParser) -> None:
@@ -82,9 +82,14 @@ def _backend_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quantize",
-        choices=["int8", "int16", "fixed16"],
+        choices=["int8", "int16", "fixed16", "int8-full"],
         help="c: int8/int16 weights with float math, or fixed16: all-integer "
-        "Q-format for cores without an FPU",
+        "Q-format for cores without an FPU, or int8-full: TensorFlow Lite's full-integer "
+        "scheme, bit-exact with TensorFlow Lite Micro",
+    )
+    parser.add_argument(
+        "--calibration",
+        help="c --quantize int8-full of a float model: .npy of typical inputs [N, T, D]",
     )
     parser.add_argument(
         "--math", choices=["libm", "builtin"], help="c: builtin = own exp/tanh/sigmoid, no libm"

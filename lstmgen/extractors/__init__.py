@@ -25,6 +25,7 @@ class Loaded:
     ir: Model
     predict: Predict | None  # the framework's own forward on [N, T, D]; None for IR files
     oracle_name: str  # e.g. "Keras 3.15.1 model.predict"
+    int8: Any = None  # a full-integer source's own integer model (lstmgen.ir.int8.Int8Model)
 
 
 def open_model(source: Any, **options: Any) -> Loaded:
@@ -55,13 +56,17 @@ def open_model(source: Any, **options: Any) -> Loaded:
             from . import onnx as onnx_extractor
 
             return onnx_extractor.open_file(path, output=options.get("output"))
+        if suffix == ".tflite":
+            from .tflite import open_file as open_tflite
+
+            return open_tflite(path)
         if suffix == ".mat":
             from . import matlab as matlab_extractor
 
             return matlab_extractor.open_file(path)
         raise LstmgenError(
             f"{path}: unknown model file type '{suffix}'; supported: "
-            ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .onnx, .mat (from "
+            ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .onnx, .tflite, .mat (from "
             "matlab/lstmgen_export.m), .npz (lstmgen IR)"
         )
     module = type(source).__module__

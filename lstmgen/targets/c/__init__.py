@@ -12,7 +12,9 @@ The package, one job per module:
 * `quant` -- the numbers of the quantized builds (int8 / int16 weights, fixed16 formats);
 * `layers`, `loops`, `build` -> `context` -- the typed render context the templates read;
 * `memory` -- flash and RAM, estimated and measured; `selftest` -- the self-test vectors;
-* `runner` -- compiles and runs the generated C (cffi; qemu for Cortex-M).
+* `runner` -- compiles and runs the generated C (cffi; qemu for Cortex-M);
+* `int8_full` -- `--quantize int8-full`: TensorFlow Lite's integer LSTM as integer-only C
+  (its own integer model, `lstmgen.ir.int8`, and templates in `templates/c/int8/`).
 
 C weight layout (chosen for the inner loop): an LSTM's weights are stored transposed,
 `*_Wt` [D][4H] and `*_Ut` [H][4H], so that row k holds input k's weights into all 4H gate
@@ -135,8 +137,9 @@ def _implemented(mode: str) -> str:
 
 def check_quantizable(model: Model, quantize: str | None) -> None:
     """Refuse, by layer name and mode, a layer kind (or a Bidirectional's inner kind) or an
-    optional LSTM feature the quantized build does not implement."""
-    if quantize is None:
+    optional LSTM feature the quantized build does not implement (int8-full checks its own
+    when it quantizes)."""
+    if quantize is None or quantize == "int8-full":
         return
     for layer in model.layers:
         inner = [p for p in layer.parts() if p is not layer]
@@ -169,6 +172,10 @@ def check_quantizable(model: Model, quantize: str | None) -> None:
 def verify_extra(model: Model, quantize: str | None = None, **options: Any) -> dict:
     """Figures for `lstmgen verify`'s report (its `extra` lines): the weights' flash in
     this mode and the saving against float32 weights."""
+    if quantize == "int8-full":
+        from .int8_full.target import verify_extra as int8_full_extra
+
+        return int8_full_extra(model, **options)
     mode = estimate(model, quantize=quantize)
     flt = estimate(model)
     extra = {f"flash bytes of weights ({quantize or 'float32'})": float(mode.weight_bytes)}
@@ -187,6 +194,10 @@ def memory_report(
     from .memory import report
 
     check_backend_options(quantize=quantize, math=math)
+    if quantize == "int8-full":
+        from .int8_full.target import memory_report as int8_full_report
+
+        return int8_full_report(model, options.get("calibration"))
     files = render(model, "model", quantize=quantize, math=math)
     return report(model, quantize=quantize, math=math, files=files, name="model")
 
@@ -196,6 +207,10 @@ def render(model: Model, name: str, **options: Any) -> dict[str, str]:
     opts = COptions.from_kwargs(**options)
     validate_model_name(name)
     model.validate()
+    if opts.quantize == "int8-full":
+        from .int8_full.target import render_for_c_target
+
+        return render_for_c_target(model, name, opts.calibration, opts.selftest, opts.math)
     check_quantizable(model, opts.quantize)
     m = model_context(model, name, opts, has_selftest=bool(opts.selftest))
     files = {
