@@ -28,11 +28,13 @@
 #include <math.h>
 #include <stddef.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER) && !defined(__OPTIMIZE_SIZE__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER) \
+    && !defined(__OPTIMIZE_SIZE__) && !(defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M')
 /* gcc only, when optimising for speed: its partial redundancy elimination (tree-PRE)
  * evaluates tanh_rational's polynomial at the clamp bounds on branches of their own, so the
  * gate loops keep control flow, do not vectorise and divide one value at a time (1.8-3.8x
- * slower; bench/README.md). Other compilers, and -Os builds, are not affected. */
+ * slower; bench/README.md). Other compilers, -Os builds and Cortex-M cores (no vector unit
+ * to gain, a few more instructions) keep the pass. */
 #pragma GCC optimize("no-tree-pre")
 #endif
 
