@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, OutputError
 from .ir import LAYER_TYPES, Model
 
 FORMAT = "lstmgen-ir"
@@ -46,8 +47,18 @@ def save_ir(model: Model, path: str | Path) -> Path:
     }
     arrays[META_KEY] = np.frombuffer(json.dumps(doc, sort_keys=True).encode("utf-8"), np.uint8)
     path = Path(path)
-    with open(path, "wb") as fh:
-        np.savez(fh, **arrays)  # type: ignore[arg-type]
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name such as model.npz")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
+    staging = path.with_name(f".{path.name}.lstmgen-tmp")  # never half a file at `path`
+    try:
+        with open(staging, "wb") as fh:
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        os.replace(staging, path)
+    except OSError as exc:
+        staging.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -69,6 +80,10 @@ def _layer_meta(layer, prefix: str, arrays: dict[str, np.ndarray]) -> dict:
 def load_ir(path: str | Path) -> Model:
     """Read a model written by `save_ir`; raise ModelError on anything malformed."""
     path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):  # numpy would talk of pickled data and trusting it
+        raise ModelError(f"{path}: not an lstmgen IR .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             contents = {key: archive[key] for key in archive.files}

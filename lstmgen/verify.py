@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from .console import phase
 from .errors import LstmgenError
 from .extractors import Loaded, open_model
+from .ir import Model
 from .reference import forward
 from .sampling import (  # noqa: F401 (re-exported for callers)
     DEFAULT_TIMESTEPS,
@@ -56,6 +58,13 @@ class VerifyReport:
     max_rel: np.ndarray  # per output
     reference_max_abs: float  # generated code vs the float64 numpy reference
     extra: dict[str, float] = field(default_factory=dict)
+    # what the comparison saw (for `lstmgen.report`): the inputs [N, T, D], the generated
+    # code's outputs and the oracle's ([N, T_out, O] or [N, O]), the model, the options
+    inputs: np.ndarray | None = None
+    outputs: np.ndarray | None = None
+    expected: np.ndarray | None = None
+    model: Model | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -84,12 +93,34 @@ class VerifyReport:
 
 def read_inputs(path: str | Path, input_size: int) -> np.ndarray:
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise LstmgenError(f"--inputs {path}: cannot read it ({exc.strerror or exc})") from None
+    if magic != b"\x93NUMPY":  # numpy would talk of pickled data and trusting it
+        raise LstmgenError(
+            f"--inputs {path}: not an .npy file (write one with numpy.save, shape [N, T, D])"
+        )
+    try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise LstmgenError(f"--inputs {path}: cannot read it as .npy ({exc})") from None
     if x.ndim != 3 or x.shape[2] != input_size or x.shape[0] < 1 or x.shape[1] < 1:
         raise LstmgenError(f"--inputs {path}: shape {x.shape}, expected [N, T, {input_size}]")
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def source_text(source: Any) -> str:
+    """How progress lines name a model: its file name, or its type."""
+    if isinstance(source, (str, Path)):
+        return Path(source).name
+    return f"the {type(source).__name__} model"
+
+
+def load_model(source: Any, **options: Any) -> Loaded:
+    """`open_model` as one progress phase (importing a framework takes seconds)."""
+    with phase(f"loading {source_text(source)}"):
+        return open_model(source, **options)
 
 
 def verify(
@@ -107,7 +138,7 @@ def verify(
     load_options: dict | None = None,
 ) -> VerifyReport:
     """Generate `target` code for `source`, run it and compare with the framework."""
-    loaded = loaded or open_model(source, **(load_options or {}))
+    loaded = loaded or load_model(source, **(load_options or {}))
     model = loaded.ir
     if inputs is None:
         t_len = timesteps or default_timesteps(model)
@@ -120,21 +151,27 @@ def verify(
         )
     options = dict(options or {})
     check_options(target, options)
+    given = dict(options)  # as the user gave them (selftest vectors replace True below)
     backend = get_backend(target)
     if atol is None:  # a backend may document a looser default, e.g. for quantized weights
         atol = getattr(backend, "default_atol", lambda **_: 1e-5)(**options)
     if options.get("selftest"):
         options["selftest"] = selftest_vectors(loaded)
-    files = render(target, model, name, **options)
+    with phase(f"generating the {target} code"):
+        files = render(target, model, name, **options)
     runner = get_runner(target)
-    with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
-        got = runner.run(model, files, name, inputs, Path(tmp))
+    count = f"{inputs.shape[0]} sequences of {inputs.shape[1]} timesteps"
+    with phase(f"building and running the generated {target} code on {count}"):
+        with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
+            got = runner.run(model, files, name, inputs, Path(tmp))
     if loaded.predict is not None:
-        expected, oracle = loaded.predict(inputs), loaded.oracle_name
+        with phase(f"running {loaded.oracle_name} on {count}"):
+            expected, oracle = loaded.predict(inputs), loaded.oracle_name
     else:
         expected, oracle = forward(model, inputs), "the float64 numpy reference (no framework)"
-    max_abs, max_rel = error_metrics(got, expected)
-    ref_abs, _ = error_metrics(got, forward(model, inputs))
+    with phase(f"comparing {count}"):
+        max_abs, max_rel = error_metrics(got, expected)
+        ref_abs, _ = error_metrics(got, forward(model, inputs))
     # a backend may add figures of its own, e.g. the flash a quantized build saves
     extra: dict[str, float] = getattr(backend, "verify_extra", lambda m, **_: {})(model, **options)
     return VerifyReport(
@@ -147,6 +184,11 @@ def verify(
         max_rel=max_rel,
         reference_max_abs=float(np.max(ref_abs)),
         extra=dict(extra),
+        inputs=inputs,
+        outputs=np.asarray(got),
+        expected=np.asarray(expected),
+        model=model,
+        options=given,
     )
 
 

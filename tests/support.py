@@ -113,6 +113,8 @@ def reference_matches(cases: dict, tmp_path, tolerance: float = 1e-5) -> None:
 
 
 # ---- third-party models (../shared/real_models) --------------------------------------
+#: The targets the front ends' oracle tests run by default (every target in TARGETS).
+ORACLE_TARGETS = ("c", "python", "matlab", "numpy")
 REAL_MODELS = ROOT.parent / "shared" / "real_models"
 
 
@@ -126,7 +128,7 @@ def real_model(relative: str) -> Path:
 
 
 def targets_match_oracle(
-    loaded, x, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5, **options
+    loaded, x, tmp_path, targets=ORACLE_TARGETS, tolerance: float = 1e-5, **options
 ) -> dict:
     """Generate every target for `loaded` (an `lstmgen.extractors.Loaded`), run it on x and
     compare with the oracle `loaded.predict(x)` (the framework's own forward); returns the
@@ -278,7 +280,7 @@ def other_cpythons() -> list:
 
 
 def targets_match_oracles(
-    cases: dict, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5
+    cases: dict, tmp_path, targets=ORACLE_TARGETS, tolerance: float = 1e-5
 ) -> dict:
     """For each case `label: (ir, x, expected)`, `expected` being the framework's own output
     on x (its oracle), the generated code of every target run on x (the Python target in
@@ -342,7 +344,7 @@ def pending_parts(ir) -> set:
 
 
 def oracle_on_every_target(
-    loaded, x, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5
+    loaded, x, tmp_path, targets=ORACLE_TARGETS, tolerance: float = 1e-5
 ) -> dict:
     """The float64 reference and then every target against the oracle `loaded.predict(x)`
     (as `targets_match_oracle`); returns the max relative error per target. A target that
