@@ -306,8 +306,9 @@ static float act_tanh(float x) { return tanh_rational(x); }
 static void accumulate_rows(int n, int count, const float *a, const float *LSTMGEN_RESTRICT rows,
         float *LSTMGEN_RESTRICT z)
 {
+    const int whole = count - count % 4; /* rows taken four at a time */
     int j, k = 0;
-    for (; k + 4 <= count; k += 4) {
+    for (; k < whole; k += 4) {
         const float a0 = a[k], a1 = a[k + 1], a2 = a[k + 2], a3 = a[k + 3];
         const float *r0 = rows + (size_t)k * (size_t)n;
         const float *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
