@@ -6,7 +6,7 @@ Every implementation's output is first checked against Keras `model.predict`; th
 timed, and the table gives microseconds per sequence, GMAC/s, and each peer's time divided
 by the generated C's (-O3 -march=native), and this core's FMA peak (GMAC/s) for scale; with
 --streams also n = 1, 8, 32 independent streams (bench_streaming.py's section).
-Run: python bench/bench_inference.py [--quick] [--streams]
+Run: python bench/bench_inference.py [--quick] [--streams] [--realtime] [--no-tensorflow]
 """
 
 from __future__ import annotations
@@ -104,7 +104,12 @@ def time_call(fn: Callable[[], object], min_seconds: float) -> float:
 
 
 def time_generated_c(
-    model: Model, x: np.ndarray, flags: list[str], workdir: Path, min_seconds: float
+    model: Model,
+    x: np.ndarray,
+    flags: list[str],
+    workdir: Path,
+    min_seconds: float,
+    runner: bench_streaming.Runner,
 ) -> tuple[float, np.ndarray]:
     for filename, text in get_backend("c").render(model, "net").items():
         (workdir / filename).write_text(text)
@@ -125,7 +130,7 @@ def time_generated_c(
         check=True,
     )
     x.astype(np.float32).tofile(workdir / "x.bin")
-    out = subprocess.run(
+    out = runner.run(
         [
             str(exe),
             str(workdir / "x.bin"),
@@ -133,11 +138,8 @@ def time_generated_c(
             str(x.shape[0]),
             str(x.shape[1]),
             str(min_seconds),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
+        ]
+    ).split()
     y = np.fromfile(workdir / "y.bin", np.float32).reshape(x.shape[0], -1)
     return float(out[0]), y
 
@@ -215,7 +217,9 @@ def check(name: str, got: np.ndarray, expected: np.ndarray) -> None:
         raise SystemExit(f"{name}: output differs from Keras (max rel error {err:.3g})")
 
 
-def bench_model(spec: BenchModel, min_seconds: float, with_python: bool) -> dict[str, float]:
+def bench_model(
+    spec: BenchModel, min_seconds: float, with_python: bool, with_tensorflow: bool, realtime: bool
+) -> dict[str, float]:
     keras_model = build_keras(spec)
     model = lstmgen.load(keras_model)
     x = (
@@ -226,17 +230,22 @@ def bench_model(spec: BenchModel, min_seconds: float, with_python: bool) -> dict
     expected = keras_model.predict(x, verbose=0)
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        runner = bench_streaming.Runner(Path(tmp), realtime)
         for label, flags in C_FLAGS.items():
-            us, y = time_generated_c(model, x, flags, Path(tmp), min_seconds)
+            us, y = time_generated_c(model, x, flags, Path(tmp), min_seconds, runner)
             check(label, y, expected)
             results[label] = us
         ort_run = onnx_session(model, spec.timesteps)
         check("onnxruntime", np.stack([ort_run(s) for s in x]), expected)
-        results["onnxruntime"] = time_call(lambda: ort_run(x[0]), min_seconds)
+        with runner.scheduled():
+            results["onnxruntime"] = time_call(lambda: ort_run(x[0]), min_seconds)
         x0 = x[:1]
-        check("TF model(x)", np.asarray(keras_model(x)), expected)
-        results["TF model(x)"] = time_call(lambda: keras_model(x0), min_seconds)
-        results["TF predict"] = time_call(lambda: keras_model.predict(x0, verbose=0), min_seconds)
+        if with_tensorflow:
+            check("TF model(x)", np.asarray(keras_model(x)), expected)
+            results["TF model(x)"] = time_call(lambda: keras_model(x0), min_seconds)
+            results["TF predict"] = time_call(
+                lambda: keras_model.predict(x0, verbose=0), min_seconds
+            )
         np_run = numpy_loop(model)
         check("numpy loop", np.stack([np_run(s) for s in x]), expected)
         results["numpy loop"] = time_call(lambda: np_run(x[0]), min_seconds)
@@ -283,16 +292,26 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter timing runs")
     parser.add_argument("--no-python", action="store_true", help="skip the pure-Python peer")
     parser.add_argument(
+        "--no-tensorflow", action="store_true", help="skip timing TensorFlow (model(x), predict)"
+    )
+    parser.add_argument(
         "--streams",
         action="store_true",
         help="also n = 1, 8, 32 streams (NAME_step_n / n x NAME_step) against onnxruntime batch n",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="time the generated C and onnxruntime under SCHED_FIFO 1 (chrt; root)",
     )
     args = parser.parse_args()
     min_seconds = 0.3 if args.quick else 1.0
     print(f"lstmgen {lstmgen.__version__}; one sequence, batch 1, single thread; best of 5")
     all_results = {}
     for spec in MODELS:
-        results = bench_model(spec, min_seconds, not args.no_python)
+        results = bench_model(
+            spec, min_seconds, not args.no_python, not args.no_tensorflow, args.realtime
+        )
         all_results[spec.name] = results
         model = lstmgen.load(build_keras(spec))
         gmac = macs(model, spec.timesteps) / 1e3  # MAC per µs = 1e-3 GMAC/s
@@ -304,7 +323,7 @@ def main() -> None:
     large = next(s for s in MODELS if s.name.startswith("large"))
     with tempfile.TemporaryDirectory() as tmp:
         bw = l2_read_bandwidth(Path(tmp))
-        runner = bench_streaming.Runner(Path(tmp), realtime=False)
+        runner = bench_streaming.Runner(Path(tmp), args.realtime)
         peak = bench_streaming.fma_peak(runner)
         print(f"\nthis core's FMA peak (bench/fma_peak.c): {peak:.1f} GMAC/s")
         if args.streams:

@@ -1,6 +1,7 @@
 """Benchmark: streaming inference, one sample per `NAME_step` call with the state carried,
-of one LSTM or GRU layer (D = H = 4, 8, 16, 32, 64) in the generated C, against named peers
-in the same run; and many independent streams (`NAME_step_n`, or n calls of `NAME_step`)
+of one LSTM or GRU layer (D = H = 4, 8, 16, 32, 64) in the generated C (gcc and clang),
+against onnxruntime (one ONNX LSTM/GRU timestep per call, state in/out) and named peers in
+the same run; and many independent streams (`NAME_step_n`, or n calls of `NAME_step`)
 against onnxruntime with batch n.
 
 Every implementation's output on a 2,000-step sequence is first checked against Keras
@@ -29,6 +30,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +47,14 @@ SIZES = [4, 8, 16, 32, 64]
 T_CHECK = 2000
 CALLS = 480_000
 STREAMS = [1, 8, 32]
+# label: (compiler, flags); a compiler not installed is skipped with a note
 C_BUILDS = {
-    "C -O3 native": ["-O3", "-march=native"],
-    # gcc's tree-PRE leaves control flow in the gate loops (tanh's clamp): shown for issue 16
-    "C -O3 native -fno-tree-pre": ["-O3", "-march=native", "-fno-tree-pre"],
+    "C -O3 native": ("gcc", ["-O3", "-march=native"]),
+    "C clang -O3 native": ("clang", ["-O3", "-march=native"]),
 }
 REFERENCE = "C -O3 native"
+ORT_LABEL = "onnxruntime"
+ORT_CALLS = 20_000  # one Python call per step: fewer calls than the C harness
 
 
 @dataclass
@@ -102,13 +107,29 @@ class Runner:
 
     def __init__(self, workdir: Path, realtime: bool) -> None:
         self.workdir = workdir
-        self.prefix = ["chrt", "-f", "1"] if realtime and shutil.which("chrt") else []
+        self.realtime = realtime and shutil.which("chrt") is not None
+        self.prefix = ["chrt", "-f", "1"] if self.realtime else []
+
+    @contextmanager
+    def scheduled(self) -> Iterator[None]:
+        """This thread under SCHED_FIFO 1 while in-process peers (onnxruntime) are timed."""
+        if not self.realtime:
+            yield
+            return
+        before = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        try:
+            yield
+        finally:
+            os.sched_setscheduler(0, before[0], before[1])
 
     def run(self, cmd: list[str]) -> str:
         out = subprocess.run([*self.prefix, *cmd], check=True, capture_output=True, text=True)
         return out.stdout
 
-    def build_c(self, files: dict[str, str], tag: str, flags: list[str]) -> tuple[Path, bool]:
+    def build_c(
+        self, files: dict[str, str], tag: str, flags: list[str], compiler: str = "gcc"
+    ) -> tuple[Path, bool]:
         """The generated files with stream_harness.c; True when the model has net_step_n."""
         d = self.workdir / tag
         d.mkdir(parents=True, exist_ok=True)
@@ -118,7 +139,7 @@ class Runner:
         exe = d / "stream"
         subprocess.run(
             [
-                "gcc",
+                compiler,
                 "-std=c99",
                 *flags,
                 *(["-DNET_HAS_STEP_N"] if has_step_n else []),
@@ -183,6 +204,18 @@ def run_peer(
     return float(text.split()[0]), np.fromfile(out, np.float32).reshape(len(x), -1)
 
 
+def time_steps(step: Callable[[np.ndarray], np.ndarray], x: np.ndarray, calls: int) -> float:
+    """Best ns per call of step over chunks of 1,000 calls, cycling through the rows of x."""
+    best = float("inf")
+    rows = [x[k % len(x)] for k in range(1000)]
+    for _ in range(max(1, calls // 1000)):
+        t0 = time.perf_counter()
+        for row in rows:
+            step(row)
+        best = min(best, (time.perf_counter() - t0) / len(rows) * 1e9)
+    return best
+
+
 def bench_layer(
     runner: Runner, layer: Layer, peers: dict[str, str], calls: int, rounds: int
 ) -> dict[str, float]:
@@ -192,9 +225,12 @@ def bench_layer(
     expected = keras_model.predict(x[None], verbose=0)[0]
     files = get_backend("c").render(model, "net")
     exes = {
-        label: runner.build_c(files, f"{layer.kind}{layer.units}_{k}", flags)[0]
-        for k, (label, flags) in enumerate(C_BUILDS.items())
+        label: runner.build_c(files, f"{layer.kind}{layer.units}_{k}", flags, compiler)[0]
+        for k, (label, (compiler, flags)) in enumerate(C_BUILDS.items())
+        if shutil.which(compiler)
     }
+    ort_step, ort_reset = ort_stream_session(layer.kind, rnn.get_weights(), 1)
+    check(ORT_LABEL, np.stack([ort_step(row[None]) for row in x])[:, 0], expected)
     best: dict[str, float] = {}
     skipped: list[str] = []
     for _ in range(rounds):  # interleaved: every implementation once per round
@@ -202,6 +238,10 @@ def bench_layer(
             ns, y = runner.stream(exe, x[None], calls)
             check(label, y[0], expected)
             best[label] = min(best.get(label, float("inf")), ns)
+        ort_reset()
+        with runner.scheduled():
+            ns = time_steps(ort_step, x[:, None], min(calls, ORT_CALLS))
+        best[ORT_LABEL] = min(best.get(ORT_LABEL, float("inf")), ns)
         for label, command in peers.items():
             result = run_peer(runner, command, layer, rnn.get_weights(), x, calls)
             if result is None:
@@ -229,7 +269,7 @@ def print_streaming(results: dict[str, dict[str, float]]) -> None:
         for label in labels:
             ns = best.get(label)
             cells.append(
-                f"{'-':>28}" if ns is None else f"{ns:>16.1f} ({ref / ns:>5.2f}x)".rjust(28)
+                f"{'-':>28}" if ns is None else f"{ns:>16.1f} ({ref / ns:>6.3g}x)".rjust(28)
             )
         print(f"  {name:<12}" + "".join(cells))
 
@@ -308,7 +348,7 @@ def bench_streams(runner: Runner, layer: Layer, peak: float, rounds: int) -> Non
     exe, has_step_n = runner.build_c(
         get_backend("c").render(model, "net"),
         f"streams_{layer.kind}{layer.units}",
-        C_BUILDS[REFERENCE],
+        C_BUILDS[REFERENCE][1],
     )
     modes = {"n x NAME_step": "single"}
     if has_step_n:
@@ -327,11 +367,12 @@ def bench_streams(runner: Runner, layer: Layer, peak: float, rounds: int) -> Non
                 check(f"{label} n={n}", y, expected[:n])
                 best[label] = min(best.get(label, float("inf")), ns)
             reset()
-            reps = 300
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                step(x[:n, 0])
-            ns = (time.perf_counter() - t0) / reps * 1e9
+            with runner.scheduled():
+                reps = 300
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    step(x[:n, 0])
+                ns = (time.perf_counter() - t0) / reps * 1e9
             best["onnxruntime batch n"] = min(best.get("onnxruntime batch n", float("inf")), ns)
         ref = best.get("NAME_step_n", best["n x NAME_step"])
         cells = "  ".join(

@@ -13,7 +13,9 @@ from lstmgen.ir import LSTM, Dense, Model
 IR_TO_ONNX_GATES = [0, 3, 1, 2]  # IR i,f,g,o -> ONNX i,o,f,c
 
 
-def to_onnx(model: Model, timesteps: int):
+def to_onnx(model: Model, timesteps: int, batch: int | str = 1):
+    """The model as an ONNX graph: x [T, batch, D] -> y [batch, O] (`batch` may be a name,
+    for any batch size)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -40,12 +42,12 @@ def to_onnx(model: Model, timesteps: int):
                     "LSTM", [current, f"W{k}", f"R{k}", f"B{k}"], [f"Y{k}", f"Yh{k}"], hidden_size=h
                 )
             )
-            if layer.return_sequences:  # Y [T, 1, 1, H] -> [T, 1, H]
+            if layer.return_sequences:  # Y [T, 1, batch, H] -> [T, batch, H]
                 inits.append(numpy_helper.from_array(np.array([1], np.int64), f"ax{k}"))
                 nodes.append(helper.make_node("Squeeze", [f"Y{k}", f"ax{k}"], [f"S{k}"]))
                 current = f"S{k}"
-            else:  # Yh [1, 1, H] -> [1, H]
-                inits.append(numpy_helper.from_array(np.array([1, h], np.int64), f"shape{k}"))
+            else:  # Yh [1, batch, H] -> [batch, H]
+                inits.append(numpy_helper.from_array(np.array([-1, h], np.int64), f"shape{k}"))
                 nodes.append(helper.make_node("Reshape", [f"Yh{k}", f"shape{k}"], [f"S{k}"]))
                 current = f"S{k}"
         elif isinstance(layer, Dense):
@@ -68,8 +70,12 @@ def to_onnx(model: Model, timesteps: int):
     graph = helper.make_graph(
         nodes,
         "bench",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [timesteps, 1, model.input_size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, model.output_size])],
+        [
+            helper.make_tensor_value_info(
+                "x", TensorProto.FLOAT, [timesteps, batch, model.input_size]
+            )
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, model.output_size])],
         initializer=inits,
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -91,5 +97,24 @@ def session(model: Model, timesteps: int):
 
     def run(x: np.ndarray) -> np.ndarray:
         return sess.run(["y"], {"x": x[:, None, :]})[0].reshape(-1)
+
+    return run
+
+
+def batch_session(model: Model, timesteps: int):
+    """A single-threaded onnxruntime session and a function running a batch x [N, T, D]."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    proto = to_onnx(model, timesteps, batch="N")
+    sess = ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sess.run(["y"], {"x": np.ascontiguousarray(np.swapaxes(x, 0, 1))})[0]
 
     return run

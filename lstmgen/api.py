@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .extractors import open_model
+from .console import phase
 from .ir import Model
 from .naming import validate_model_name
 from .output import write_files
 from .targets import check_options, render
-from .verify import VerifyReport, selftest_vectors
+from .verify import VerifyReport, load_model, selftest_vectors
 from .verify import verify as _verify
 
 
@@ -18,7 +18,7 @@ def load(source: Any, **options: Any) -> Model:
     """The IR of a model: a `.keras` / `.h5` / `.pt` / `.npz` path, a Keras architecture
     `.json` with `weights="weights.h5"`, a live keras.Model, a torch nn.Module
     (`example_input=` required), or an IR Model."""
-    return open_model(source, **options).ir
+    return load_model(source, **options).ir
 
 
 def generate(
@@ -35,10 +35,12 @@ def generate(
     example_input for a torch module)."""
     validate_model_name(name)
     check_options(target, options)
-    loaded = open_model(source, **(load_options or {}))
+    loaded = load_model(source, **(load_options or {}))
     if options.get("selftest"):
-        options["selftest"] = selftest_vectors(loaded)
-    files = render(target, loaded.ir, name, **options)
+        with phase("running the framework on the self-test's sequences"):
+            options["selftest"] = selftest_vectors(loaded)
+    with phase(f"generating the {target} code"):
+        files = render(target, loaded.ir, name, **options)
     return write_files(files, out, force=force)
 
 

@@ -113,6 +113,8 @@ def reference_matches(cases: dict, tmp_path, tolerance: float = 1e-5) -> None:
 
 
 # ---- third-party models (../shared/real_models) --------------------------------------
+#: The targets the front ends' oracle tests run by default (every target in TARGETS).
+ORACLE_TARGETS = ("c", "python", "matlab", "numpy")
 REAL_MODELS = ROOT.parent / "shared" / "real_models"
 
 
@@ -126,7 +128,7 @@ def real_model(relative: str) -> Path:
 
 
 def targets_match_oracle(
-    loaded, x, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5, **options
+    loaded, x, tmp_path, targets=ORACLE_TARGETS, tolerance: float = 1e-5, **options
 ) -> dict:
     """Generate every target for `loaded` (an `lstmgen.extractors.Loaded`), run it on x and
     compare with the oracle `loaded.predict(x)` (the framework's own forward); returns the
@@ -278,7 +280,7 @@ def other_cpythons() -> list:
 
 
 def targets_match_oracles(
-    cases: dict, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5
+    cases: dict, tmp_path, targets=ORACLE_TARGETS, tolerance: float = 1e-5
 ) -> dict:
     """For each case `label: (ir, x, expected)`, `expected` being the framework's own output
     on x (its oracle), the generated code of every target run on x (the Python target in
@@ -342,7 +344,7 @@ def pending_parts(ir) -> set:
 
 
 def oracle_on_every_target(
-    loaded, x, tmp_path, targets=("c", "python", "matlab"), tolerance: float = 1e-5
+    loaded, x, tmp_path, targets=ORACLE_TARGETS, tolerance: float = 1e-5
 ) -> dict:
     """The float64 reference and then every target against the oracle `loaded.predict(x)`
     (as `targets_match_oracle`); returns the max relative error per target. A target that
@@ -559,6 +561,104 @@ def keras1_in_tf_keras(tf_keras, layers: list, arrays: dict, timesteps=None):
     for index, values in weights:
         model.layers[index - 1].set_weights(values)
     return model
+
+
+# ---- hostile input: the CLI under a memory cap and a deadline ---------------------------
+_CONTAINED_DRIVER = r"""
+import json, os, resource, signal, sys, time
+request = json.loads(sys.stdin.read())
+for module in request["preload"]:
+    __import__(module)
+from lstmgen.cli import main
+outcomes = []
+for case in request["cases"]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (request["memory"], request["memory"]))
+            os.dup2(os.open(case["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            code = main(case["argv"])
+        except BaseException:  # a traceback in the child is a finding: exit 99
+            import traceback
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 98)
+    timed_out = False
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() - start > request["seconds"]:
+            os.kill(pid, signal.SIGKILL)
+            timed_out = True
+        time.sleep(0.02)
+    outcomes.append({
+        "exit": os.waitstatus_to_exitcode(status),
+        "seconds": round(time.monotonic() - start, 2),
+        "peak_mb": round(usage.ru_maxrss / 1024),
+        "timed_out": timed_out,
+    })
+print(json.dumps(outcomes))
+"""
+
+
+def run_cli_contained(
+    cases: dict, folder, preload=(), memory: int = 3 * 2**30, seconds: float = 120.0
+) -> dict:
+    """Run `lstmgen` with each case's argv ({name: argv}) in its own process, forked from a
+    driver that imported `preload` once, under RLIMIT_AS = `memory` and a wall-clock
+    deadline of `seconds`. Returns {name: {"exit", "stderr" (text), "seconds", "peak_mb"
+    (the child's peak resident memory, the preloaded modules included), "timed_out"}}."""
+    import json
+    import subprocess
+    import sys
+
+    folder = Path(folder)
+    request = {
+        "preload": list(preload),
+        "memory": memory,
+        "seconds": seconds,
+        "cases": [
+            {"argv": [str(a) for a in argv], "stderr": str(folder / f"{name}.stderr")}
+            for name, argv in cases.items()
+        ],
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", _CONTAINED_DRIVER],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600 + seconds * len(cases),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcomes = json.loads(done.stdout.strip().splitlines()[-1])
+    results = {}
+    for name, outcome in zip(cases, outcomes):
+        outcome["stderr"] = (folder / f"{name}.stderr").read_text(errors="replace")
+        results[name] = outcome
+    return results
+
+
+def assert_one_error_line(outcome: dict, *expected: str) -> str:
+    """The outcome of `run_cli_contained` is exit code 2 with exactly one stderr line
+    `lstmgen: error: ...` containing every `expected` text, in time; returns the line."""
+    lines = outcome["stderr"].strip().splitlines()
+    assert not outcome["timed_out"], outcome
+    assert outcome["exit"] == 2, outcome
+    assert len(lines) == 1 and lines[0].startswith("lstmgen: error: "), outcome
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
 
 
 # ---- the MATLAB target (tests/backends/matlab): the rules every generated .m file keeps ----

@@ -28,6 +28,16 @@
 #include <math.h>
 #include <stddef.h>
 
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER) \
+    && !defined(__OPTIMIZE_SIZE__) && !(defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M')
+/* gcc only, when optimising for speed: its partial redundancy elimination (tree-PRE)
+ * evaluates tanh_rational's polynomial at the clamp bounds on branches of their own, so the
+ * gate loops keep control flow, do not vectorise and divide one value at a time (1.8-3.8x
+ * slower; bench/README.md). Other compilers, -Os builds and Cortex-M cores (no vector unit
+ * to gain, a few more instructions) keep the pass. */
+#pragma GCC optimize("no-tree-pre")
+#endif
+
 /* ------------------------------------------------------------------ weights (flash) -- */
 
 /* Layer "lstm" (lstm, 1 -> 16) */
@@ -296,8 +306,9 @@ static float act_tanh(float x) { return tanh_rational(x); }
 static void accumulate_rows(int n, int count, const float *a, const float *LSTMGEN_RESTRICT rows,
         float *LSTMGEN_RESTRICT z)
 {
+    const int whole = count - count % 4; /* rows taken four at a time */
     int j, k = 0;
-    for (; k + 4 <= count; k += 4) {
+    for (; k < whole; k += 4) {
         const float a0 = a[k], a1 = a[k + 1], a2 = a[k + 2], a3 = a[k + 3];
         const float *r0 = rows + (size_t)k * (size_t)n;
         const float *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;

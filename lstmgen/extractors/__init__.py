@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..boundary import front_end
 from ..errors import LstmgenError
 from ..ir import Model
 
@@ -28,6 +29,7 @@ class Loaded:
     int8: Any = None  # a full-integer source's own integer model (lstmgen.ir.int8.Int8Model)
 
 
+@front_end  # any exception a reader did not anticipate: one error line naming the file
 def open_model(source: Any, **options: Any) -> Loaded:
     """Extract `source`: a `.keras` / `.npz` / `.pt` path, a keras.Model, a torch
     nn.Module (with `example_input=`), or an IR Model. `options` go to the extractor
@@ -37,8 +39,10 @@ def open_model(source: Any, **options: Any) -> Loaded:
         return Loaded(source.validate(), None, "")
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise LstmgenError(f"{path}: no such file")
+        if not path.is_file():  # a folder, a FIFO or a device is no model file
+            raise LstmgenError(
+                f"{path}: {'not a regular file' if path.exists() else 'no such file'}"
+            )
         suffix = path.suffix.lower()
         if suffix == ".npz":
             from ..ir_io import load_ir

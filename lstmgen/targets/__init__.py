@@ -19,6 +19,7 @@ TARGETS: dict[str, str] = {
     "c": "lstmgen.targets.c",
     "python": "lstmgen.targets.python",
     "matlab": "lstmgen.targets.matlab",
+    "numpy": "lstmgen.targets.numpy",
 }
 
 

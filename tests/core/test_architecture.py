@@ -127,6 +127,7 @@ FORBIDDEN = {
         "lstmgen.verify",
         "lstmgen.reference",
         "lstmgen.cli",
+        "lstmgen.report",
     ),
     "lstmgen.extractors": ("lstmgen.targets", "lstmgen.api", "lstmgen.verify", "lstmgen.cli"),
     "lstmgen.sampling": (
@@ -136,7 +137,16 @@ FORBIDDEN = {
         "lstmgen.verify",
         "lstmgen.cli",
     ),
-    "lstmgen.verify": ("lstmgen.api", "lstmgen.cli"),
+    "lstmgen.verify": ("lstmgen.api", "lstmgen.cli", "lstmgen.report"),
+    "lstmgen.report": ("lstmgen.api", "lstmgen.cli"),
+    "lstmgen.console": (
+        "lstmgen.ir",
+        "lstmgen.extractors",
+        "lstmgen.targets",
+        "lstmgen.verify",
+        "lstmgen.api",
+        "lstmgen.cli",
+    ),
 }
 
 
