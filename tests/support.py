@@ -1121,3 +1121,16 @@ def run_c_driver(exe, x, folder, prefix=()) -> list:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "runtime error" not in result.stderr and "ERROR" not in result.stderr, result.stderr
     return [[float(v) for v in line.split()] for line in result.stdout.splitlines()]
+
+
+# ---- libFuzzer under pytest ---------------------------------------------------------------
+def fuzzer_rss_limit(growth_mb: int) -> str:
+    """libFuzzer's `-rss_limit_mb` for a fuzzer started from this process. libFuzzer reads
+    its peak RSS from getrusage, and Linux carries the parent's resident size over fork and
+    exec into the child's peak: a fuzzer started late in a full run (pytest holding
+    TensorFlow, PyTorch, ...) begins 'at' 2.5 GB. The limit is that inherited peak plus the
+    growth a runaway input must not cause."""
+    import resource
+
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return f"-rss_limit_mb={inherited_mb + growth_mb}"

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import FIXTURES, ROOT, require_module
+from support import FIXTURES, ROOT, fuzzer_rss_limit, require_module
 
 from lstmgen.ir_io import save_ir
 
@@ -162,7 +162,7 @@ def test_reader_survives_the_fuzzer(reader, tmp_path):
             str(corpus),
             f"-max_total_time={SECONDS}",
             "-timeout=60",
-            "-rss_limit_mb=3072",
+            fuzzer_rss_limit(3072),
             "-max_len=65536",
             "-report_slow_units=60",
             f"-artifact_prefix={artifacts}/",

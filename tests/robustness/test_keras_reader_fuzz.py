@@ -12,7 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from support import FIXTURES, ROOT, require_module
+from support import FIXTURES, ROOT, fuzzer_rss_limit, require_module
 
 SECONDS = int(os.environ.get("LSTMGEN_KERAS_FUZZ_SECONDS", "6"))
 FUZZER = Path(__file__).resolve().parent / "keras_reader_fuzz.py"
@@ -47,7 +47,7 @@ def test_reader_survives_the_fuzzer(tmp_path):
             str(corpus),
             f"-max_total_time={SECONDS}",
             "-timeout=30",
-            "-rss_limit_mb=2048",
+            fuzzer_rss_limit(2048),
             f"-artifact_prefix={artifacts}/",
         ],
         capture_output=True,

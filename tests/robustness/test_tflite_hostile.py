@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tflite_models as M
-from support import ROOT, require_module
+from support import ROOT, fuzzer_rss_limit, require_module
 
 import lstmgen
 from lstmgen.cli import main
@@ -173,7 +173,7 @@ def test_fuzz_the_reader(tmp_path):
             str(ROOT / "tests" / "robustness" / "fuzz_tflite.py"),
             str(corpus),
             f"-max_total_time={FUZZ_SECONDS}",
-            "-rss_limit_mb=2048",
+            fuzzer_rss_limit(2048),
             "-timeout=10",
             f"-artifact_prefix={tmp_path}/",
         ],

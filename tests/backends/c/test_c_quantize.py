@@ -203,7 +203,7 @@ def test_every_mode_compiles_without_warnings(compiler, key, build, tmp_path):
 
 def test_option_values_are_checked():
     model = branch_models()["tiny"]
-    with pytest.raises(LstmgenError, match="int8, int16 or fixed16"):
+    with pytest.raises(LstmgenError, match="int8, int16, fixed16 or int8-full"):
         c_backend.render(model, "net", quantize="int4")
     with pytest.raises(LstmgenError, match="libm or builtin"):
         c_backend.render(model, "net", math="fast")
@@ -211,7 +211,7 @@ def test_option_values_are_checked():
         c_backend.render(model, "net", precision="double")
     with pytest.raises(LstmgenError, match="selftest"):
         c_backend.render(model, "net", selftest="yes")
-    assert c_backend.OPTIONS == ("quantize", "math", "selftest", "arduino")
+    assert c_backend.OPTIONS == ("quantize", "math", "selftest", "arduino", "calibration")
     assert [c_backend.default_atol(quantize=m) for m in (None, "int16", "fixed16", "int8")] == [
         1e-5,
         2e-4,
