@@ -1,0 +1,185 @@
+"""NAME_step_n of the C target: n independent streams advanced one timestep per call.
+
+Oracle: Keras predict on n different sequences (batch n). Stacked LSTMs returning
+sequences are compared at every timestep; an LSTM -> Dense tail model at its last timestep
+and, through Keras predict on the shortened sequences, at earlier ones. Stream counts that
+are not multiples of 4 nor of NET_STREAMS (1, 3, 4, 5, 33, and 5 with -DNET_STREAMS=4)
+reach every branch. The same driver builds warning-free with gcc, clang (-O2, -O3 native),
+as C++, and runs clean under ASan/UBSan. Models outside the batched class (GRU, int8) get
+no NAME_step_n, and a Cortex-M build does not compile it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+from support import (
+    C_COMPILERS,
+    SANITIZE,
+    randomize_keras_weights,
+    require_module,
+    require_tool,
+    write_files,
+)
+
+import lstmgen
+from lstmgen.targets import c as c_backend
+
+STEP_N_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "net.h"
+/* driver X N T: x [N][T][NET_INPUT_SIZE] float32 in file X; prints, for every stream, the
+ * outputs of its T steps, one line per step, stepping all streams with net_step_n */
+int main(int argc, char **argv)
+{
+    int n, t_len, t, i, j;
+    float *x, *xt, *y;
+    net_state *states;
+    FILE *f;
+    if (argc != 4) return 2;
+    n = atoi(argv[2]);
+    t_len = atoi(argv[3]);
+    x = (float *)malloc(sizeof(float) * (size_t)(n * t_len * NET_INPUT_SIZE));
+    xt = (float *)malloc(sizeof(float) * (size_t)(n * NET_INPUT_SIZE));
+    y = (float *)malloc(sizeof(float) * (size_t)(n * t_len * NET_OUTPUT_SIZE));
+    states = (net_state *)malloc(sizeof(net_state) * (size_t)n);
+    f = fopen(argv[1], "rb");
+    if (!f || fread(x, sizeof(float), (size_t)(n * t_len * NET_INPUT_SIZE), f)
+            != (size_t)(n * t_len * NET_INPUT_SIZE)) return 3;
+    fclose(f);
+    for (i = 0; i < n; ++i) net_reset(&states[i]);
+    for (t = 0; t < t_len; ++t) {
+        float yt[64 * NET_OUTPUT_SIZE];
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < NET_INPUT_SIZE; ++j)
+                xt[i * NET_INPUT_SIZE + j] = x[(i * t_len + t) * NET_INPUT_SIZE + j];
+        net_step_n(states, n, xt, yt);
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < NET_OUTPUT_SIZE; ++j)
+                y[(i * t_len + t) * NET_OUTPUT_SIZE + j] = yt[i * NET_OUTPUT_SIZE + j];
+    }
+    for (i = 0; i < n * t_len; ++i) {
+        for (j = 0; j < NET_OUTPUT_SIZE; ++j) printf("%.9g ", (double)y[i * NET_OUTPUT_SIZE + j]);
+        printf("\n");
+    }
+    free(x); free(xt); free(y); free(states);
+    return 0;
+}
+"""
+
+STREAMS = [1, 3, 4, 5, 33]
+T_LEN = 9
+BUILDS = {
+    "gcc -O2": ["gcc", *C_COMPILERS["gcc"], "-O2"],
+    "gcc -O3 native": ["gcc", *C_COMPILERS["gcc"], "-O3", "-march=native"],
+    "clang -O2": ["clang", *C_COMPILERS["clang"], "-O2"],
+    "g++ -O2": ["g++", *C_COMPILERS["g++"], "-O2"],
+    "asan+ubsan": ["clang", *SANITIZE],
+}
+
+
+def keras_models() -> dict:
+    """Stacked LSTMs (D != H, H not a multiple of 4) returning sequences, and LSTM -> Dense."""
+    keras = require_module("keras")
+    rng = np.random.default_rng(16)
+    inp = keras.Input((None, 6))
+    h = keras.layers.LSTM(7, return_sequences=True)(inp)
+    h = keras.layers.LSTM(5, return_sequences=True)(h)
+    stacked = keras.Model(inp, h)
+    inp = keras.Input((None, 4))
+    h = keras.layers.LSTM(9)(inp)
+    tail = keras.Model(inp, keras.layers.Dense(3, activation="tanh")(h))
+    for model in (stacked, tail):
+        randomize_keras_weights(model, rng)
+    return {"stacked": stacked, "tail": tail}
+
+
+@pytest.fixture(scope="module")
+def cases():
+    """name -> (Keras model, x [33][T][D], expected [33][T][out] at every timestep)."""
+    out = {}
+    rng = np.random.default_rng(3)
+    for name, model in keras_models().items():
+        x = rng.standard_normal((max(STREAMS), T_LEN, model.input_shape[-1])).astype(np.float32)
+        if name == "stacked":
+            expected = model.predict(x, verbose=0)
+        else:  # the output after t + 1 steps: predict on the first t + 1 steps
+            expected = np.stack(
+                [model.predict(x[:, : t + 1], verbose=0) for t in range(T_LEN)], axis=1
+            )
+        out[name] = (model, x, expected)
+    return out
+
+
+def run_streams(exe, folder, x: np.ndarray) -> np.ndarray:
+    n, t_len = x.shape[:2]
+    x.astype(np.float32).tofile(folder / "x.bin")
+    result = subprocess.run(
+        [str(exe), str(folder / "x.bin"), str(n), str(t_len)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "runtime error" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+    rows = [[float(v) for v in line.split()] for line in result.stdout.splitlines()]
+    return np.array(rows).reshape(n, t_len, -1)
+
+
+def build(folder, files: dict, command: list, *flags: str):
+    folder = write_files(files, folder)
+    (folder / "driver.c").write_text(STEP_N_DRIVER)
+    exe = folder / "driver"
+    require_tool(command[0])
+    result = subprocess.run(
+        [*command, *flags, "-I", str(folder), str(folder / "driver.c"), str(folder / "net.c")]
+        + ["-lm", "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    return exe
+
+
+@pytest.mark.parametrize("build_name", list(BUILDS))
+@pytest.mark.parametrize("name", ["stacked", "tail"])
+def test_step_n_matches_keras(cases, name, build_name, tmp_path):
+    model, x, expected = cases[name]
+    files = c_backend.render(lstmgen.load(model), "net")
+    assert "void net_step_n(net_state *states, int n" in files["net.h"]
+    exe = build(tmp_path, files, BUILDS[build_name])
+    for n in STREAMS:
+        got = run_streams(exe, tmp_path, x[:n])
+        err = np.abs(got - expected[:n]) / np.maximum(np.abs(expected[:n]), 1.0)
+        assert err.max() <= 1e-5, (name, build_name, n, float(err.max()))
+
+
+def test_step_n_small_groups(cases, tmp_path):
+    """-DNET_STREAMS=4: five streams make a full group and a group of one."""
+    model, x, expected = cases["stacked"]
+    files = c_backend.render(lstmgen.load(model), "net")
+    exe = build(tmp_path, files, BUILDS["gcc -O2"], "-DNET_STREAMS=4")
+    got = run_streams(exe, tmp_path, x[:5])
+    err = np.abs(got - expected[:5]) / np.maximum(np.abs(expected[:5]), 1.0)
+    assert err.max() <= 1e-5, float(err.max())
+
+
+def test_step_n_only_where_batched(cases, tmp_path):
+    """GRU and quantized builds declare no NAME_step_n; a Cortex-M build does not compile it."""
+    keras = require_module("keras")
+    inp = keras.Input((None, 3))
+    gru = keras.Model(inp, keras.layers.GRU(4)(inp))
+    assert "step_n" not in c_backend.render(lstmgen.load(gru), "net")["net.h"]
+    model = lstmgen.load(cases["tail"][0])
+    assert "step_n" not in c_backend.render(model, "net", quantize="int8")["net.h"]
+    arm = require_tool("arm-none-eabi-gcc")
+    folder = write_files(c_backend.render(model, "net"), tmp_path)
+    obj = folder / "net.o"
+    subprocess.run(
+        [arm, "-mcpu=cortex-m4", "-mthumb", "-Os", "-std=c99", "-c", str(folder / "net.c")]
+        + ["-I", str(folder), "-o", str(obj)],
+        check=True,
+    )
+    symbols = subprocess.run(
+        ["arm-none-eabi-nm", str(obj)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "net_step_n" not in symbols and "net_step" in symbols
