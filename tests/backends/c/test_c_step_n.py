@@ -81,18 +81,20 @@ BUILDS = {
 
 
 def keras_models() -> dict:
-    """Stacked LSTMs (D != H, H not a multiple of 4) returning sequences, and LSTM -> Dense."""
+    """Stacked LSTMs returning sequences, the first wide enough (4H >= 256 columns) for the
+    shared pass over the weights and 4H not a multiple of its 16-column blocks, the second
+    narrow (stream by stream); and a wide LSTM -> Dense tail."""
     keras = require_module("keras")
     rng = np.random.default_rng(16)
     inp = keras.Input((None, 6))
-    h = keras.layers.LSTM(7, return_sequences=True)(inp)
+    h = keras.layers.LSTM(65, return_sequences=True)(inp)
     h = keras.layers.LSTM(5, return_sequences=True)(h)
     stacked = keras.Model(inp, h)
     inp = keras.Input((None, 4))
-    h = keras.layers.LSTM(9)(inp)
+    h = keras.layers.LSTM(64)(inp)
     tail = keras.Model(inp, keras.layers.Dense(3, activation="tanh")(h))
     for model in (stacked, tail):
-        randomize_keras_weights(model, rng)
+        randomize_keras_weights(model, rng, scale=0.15)
     return {"stacked": stacked, "tail": tail}
 
 
