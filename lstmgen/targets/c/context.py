@@ -306,6 +306,13 @@ class ModelContext:
         return stage
 
     @property
+    def step_n_rows(self) -> int:
+        """The most rows (inputs or units) of a weight matrix NAME_step_n reads."""
+        stage = self.step_n
+        assert stage is not None
+        return max(max(st.layer.input_size, st.layer.layer.units) for st in stage.chain if st.layer)
+
+    @property
     def streams(self) -> int:
         """Default streams per group of NAME_step_n: a multiple of 4 up to 32 whose gate
         scratch (streams x 4H floats) stays within 64 KB of stack."""
