@@ -15,8 +15,9 @@ from .verify import verify as _verify
 
 
 def load(source: Any, **options: Any) -> Model:
-    """The IR of a model: a `.keras` / `.pt` / `.npz` path, a live keras.Model, a torch
-    nn.Module (`example_input=` required), or an IR Model."""
+    """The IR of a model: a `.keras` / `.h5` / `.pt` / `.npz` path, a Keras architecture
+    `.json` with `weights="weights.h5"`, a live keras.Model, a torch nn.Module
+    (`example_input=` required), or an IR Model."""
     return load_model(source, **options).ir
 
 

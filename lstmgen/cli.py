@@ -1,15 +1,22 @@
 """The `lstmgen` command line: inspect, generate, verify, save-ir.
 
-User mistakes end as one line on stderr and exit code 2, never a traceback.
+Every failure ends as one line `lstmgen: error: ...` on stderr and exit code 2, never a
+traceback (`--debug` shows it): user mistakes and bad files as lstmgen's own errors,
+anything else as an internal error (`lstmgen.boundary`). `--limit NAME=VALUE` raises a
+resource limit for this run (`lstmgen.limits`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
 
-from . import __version__, console
+from . import __version__, console, limits
+from .boundary import OneLineParser, error_line, internal_line
 from .errors import LstmgenError
 from .targets import TARGETS
 
@@ -17,9 +24,9 @@ EXIT_USAGE = 2
 EXIT_MISMATCH = 1
 
 
-def _console_options() -> argparse.ArgumentParser:
+def _console_options() -> OneLineParser:
     """--quiet and --verbose, taken by every command."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     group = common.add_mutually_exclusive_group()
     group.add_argument(
         "-q",
@@ -37,7 +44,7 @@ def _console_options() -> argparse.ArgumentParser:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="lstmgen",
         description="Trained LSTM models to standalone "
         "C99, pure-Python, numpy and MATLAB code, verified against the "
@@ -109,7 +116,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("model")
     _load_options_args(s)
     s.add_argument("output")
+    for command in sub.choices.values():
+        _boundary_args(command)
     return p
+
+
+def _boundary_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="raise a resource limit for untrusted files (see SECURITY.md), e.g. "
+        "--limit parameters=100000000; repeatable",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, also print the Python traceback (and show Python warnings)",
+    )
 
 
 BACKEND_OPTIONS = ("precision", "quantize", "math", "selftest", "arduino", "calibration")
@@ -164,6 +189,9 @@ def _options(args: argparse.Namespace) -> dict:
 
 def _load_options_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--weights", help="Keras: the weights file (.h5) of an architecture .json (to_json())"
+    )
+    parser.add_argument(
         "--head",
         help="PyTorch state_dict files: what follows the recurrent module, comma-separated "
         "Linear/LayerNorm/BatchNorm1d prefixes and activations, e.g. fc,relu,out "
@@ -192,6 +220,8 @@ def _load_options_args(parser: argparse.ArgumentParser) -> None:
 
 def _load_options(args: argparse.Namespace) -> dict:
     options: dict = {}
+    if getattr(args, "weights", None):
+        options["weights"] = args.weights
     if getattr(args, "head", None):
         options["head"] = [h.strip() for h in args.head.split(",") if h.strip()]
     if getattr(args, "lstm_output", None):
@@ -239,10 +269,11 @@ def _run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if args.command == "verify":
-        from .verify import load_model, read_inputs
+        from .verify import check_run, load_model, read_inputs
 
         if args.sequences < 1 or (args.timesteps is not None and args.timesteps < 1):
             raise LstmgenError("--sequences and --timesteps must be at least 1")
+        check_run(args.sequences, args.timesteps, args.atol)
         if args.report:
             from .report import check_report_path
 
@@ -276,16 +307,36 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     try:
-        with console.reporting(enabled=not args.quiet):
-            with console.native_output_silenced(not args.verbose):
-                return _run(args)
+        with _boundary(args, debug):
+            with console.reporting(enabled=not args.quiet):
+                with console.native_output_silenced(not args.verbose):
+                    return _run(args)
     except LstmgenError as exc:
-        print(f"lstmgen: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(error_line(exc), debug)
     except KeyboardInterrupt:
         print("lstmgen: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line, never a traceback
+        return _fail(internal_line(exc, getattr(args, "model", None)), debug)
+
+
+@contextlib.contextmanager
+def _boundary(args: argparse.Namespace, debug: bool) -> Iterator[None]:
+    """The run's limits (--limit) and, unless --debug, no Python warnings on stderr."""
+    with limits.raised(**limits.parse_assignments(getattr(args, "limit", []) or [])):
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+            yield
+
+
+def _fail(line: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(line, file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -21,3 +21,14 @@ class MissingDependencyError(LstmgenError):
 
 class OutputError(LstmgenError):
     """Generated files could not be written where asked."""
+
+
+class LimitError(ModelError):
+    """A declared size over a resource limit (`lstmgen.limits`); the message says how to
+    raise the limit."""
+
+
+class FrontEndFault(ModelError):
+    """An exception a front end did not anticipate while reading a model, turned into one
+    error line at the front-end boundary (`lstmgen.boundary`). The fuzzers count it as a
+    finding: a reader should say precisely what is wrong."""

@@ -22,6 +22,8 @@ import numpy as np
 
 from .errors import ModelError, OutputError
 from .ir import LAYER_TYPES, Model
+from .limits import check_layers
+from .safe_read import read_npz
 
 FORMAT = "lstmgen-ir"
 VERSION = 1
@@ -84,39 +86,46 @@ def load_ir(path: str | Path) -> Model:
         raise ModelError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):  # numpy would talk of pickled data and trusting it
         raise ModelError(f"{path}: not an lstmgen IR .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            contents = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelError(f"{path}: not a readable lstmgen IR .npz file ({exc})") from None
+    # headers, sizes and compression ratios are checked before any array is inflated
+    contents = read_npz(path, str(path), text_keys=(META_KEY,))
     if META_KEY not in contents:
         raise ModelError(f"{path}: no '{META_KEY}' metadata entry; not an lstmgen IR file")
     try:
         doc = json.loads(contents.pop(META_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: metadata is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelError(f"{path}: metadata JSON is nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise ModelError(f"{path}: metadata is not a JSON object")
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise ModelError(
             f"{path}: format {doc.get('format')!r} version {doc.get('version')!r}; "
             f"this lstmgen reads {FORMAT!r} version {VERSION}"
         )
     try:
-        layers = [_layer_from(f"layer{k}", meta, contents) for k, meta in enumerate(doc["layers"])]
+        metas = doc["layers"]
+        if not isinstance(metas, list):
+            raise ModelError(f"{path}: metadata 'layers' is not a list")
+        check_layers(str(path), len(metas))
+        layers = [_layer_from(f"layer{k}", meta, contents) for k, meta in enumerate(metas)]
         m = doc["model"]
         model = Model(
-            input_size=int(m["input_size"]),
+            input_size=m["input_size"],
             layers=layers,
             name=str(m["name"]),
             source=str(m.get("source", "")),
             timesteps=m.get("timesteps"),
-            notes=list(m.get("notes", [])),
+            notes=[str(note) for note in m.get("notes", [])],
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path}: malformed metadata ({exc!r})") from None
-    return model.validate()
+        return model.validate()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModelError(f"{path}: malformed metadata ({type(exc).__name__}: {exc})") from None
 
 
-def _layer_from(prefix: str, meta: dict, arrays: dict[str, np.ndarray]):
+def _layer_from(prefix: str, meta: dict, arrays: dict[str, np.ndarray], part_of: bool = False):
+    if not isinstance(meta, dict):
+        raise ModelError(f"{prefix}: metadata is not a JSON object")
     meta = dict(meta)
     kind = meta.pop("kind", None)
     cls = LAYER_TYPES.get(kind)
@@ -129,9 +138,9 @@ def _layer_from(prefix: str, meta: dict, arrays: dict[str, np.ndarray]):
     kwargs = dict(meta)
     for part in ("forward", "backward"):
         if part in kwargs:
-            if not isinstance(kwargs[part], dict):
+            if not isinstance(kwargs[part], dict) or part_of:
                 raise ModelError(f"{prefix} ({kind}): {part} must be a layer")
-            kwargs[part] = _layer_from(f"{prefix}.{part}", kwargs[part], arrays)
+            kwargs[part] = _layer_from(f"{prefix}.{part}", kwargs[part], arrays, part_of=True)
     for f in fields:
         if f"{prefix}.{f}" in arrays:
             kwargs[f] = np.ascontiguousarray(arrays[f"{prefix}.{f}"])

@@ -8,6 +8,7 @@ same inputs, and reports the error per output. Models with no framework at hand 
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from . import limits
 from .console import phase
 from .errors import LstmgenError
 from .extractors import Loaded, open_model
 from .ir import Model
 from .reference import forward
+from .safe_read import NpyHeader, read_npy, refused_dtype
 from .sampling import (  # noqa: F401 (re-exported for callers)
     DEFAULT_TIMESTEPS,
     SelftestData,
@@ -35,14 +38,20 @@ def error_metrics(got: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndar
 
     Relative error is |got - ref| / max(|ref|, 1): relative for large values, absolute
     for values under 1 (so outputs near zero do not inflate it).
+    Non-finite values compare the way the framework produces them: NaN where the oracle
+    gives NaN, and an infinity where it gives the same infinity, count as equal (error 0);
+    anything else against a NaN or an infinity is an infinite error.
     """
     got = np.asarray(got, np.float64)
     ref = np.asarray(ref, np.float64)
     if got.shape != ref.shape:
         raise LstmgenError(f"output shape {got.shape} differs from the oracle's {ref.shape}")
-    diff = np.abs(got - ref)
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    rel = diff / np.maximum(np.abs(ref), 1.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (got == ref) | (np.isnan(got) & np.isnan(ref))
+        diff = np.where(same, 0.0, np.abs(got - ref))
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        rel = np.where(same, 0.0, diff / np.maximum(np.abs(ref), 1.0))
+        rel = np.where(np.isnan(rel), np.inf, rel)
     axes = tuple(range(got.ndim - 1))
     return diff.max(axis=axes), rel.max(axis=axes)
 
@@ -92,22 +101,55 @@ class VerifyReport:
 
 
 def read_inputs(path: str | Path, input_size: int) -> np.ndarray:
-    try:
+    """An `.npy` file of inputs [N, T, input_size]: real floating-point or integer values
+    (complex, structured, text, object arrays are refused by name), its header's shape
+    within the limits and its data as long as the header says, all before it is read."""
+    where = f"--inputs {path}"
+    if Path(path).is_file():  # (anything else is refused by read_npy without opening it)
         with open(path, "rb") as fh:
             magic = fh.read(6)
-    except OSError as exc:
-        raise LstmgenError(f"--inputs {path}: cannot read it ({exc.strerror or exc})") from None
-    if magic != b"\x93NUMPY":  # numpy would talk of pickled data and trusting it
-        raise LstmgenError(
-            f"--inputs {path}: not an .npy file (write one with numpy.save, shape [N, T, D])"
-        )
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise LstmgenError(f"--inputs {path}: cannot read it as .npy ({exc})") from None
-    if x.ndim != 3 or x.shape[2] != input_size or x.shape[0] < 1 or x.shape[1] < 1:
-        raise LstmgenError(f"--inputs {path}: shape {x.shape}, expected [N, T, {input_size}]")
+        if magic != b"\x93NUMPY":  # numpy would talk of pickled data and trusting it
+            raise LstmgenError(
+                f"{where}: not an .npy file (write one with numpy.save, shape [N, T, D])"
+            )
+
+    def check(header: NpyHeader) -> None:
+        shape = header.shape
+        if len(shape) != 3 or shape[2] != input_size or shape[0] < 1 or shape[1] < 1:
+            raise LstmgenError(f"{where}: shape {shape}, expected [N, T, {input_size}]")
+        limits.check_inputs(where, *shape)
+
+    x = read_npy(Path(path), where, check)
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_inputs(inputs: Any, input_size: int) -> np.ndarray:
+    """Inputs given to `verify` as an array: [N, T, input_size] real numbers, as float32."""
+    x = np.asarray(inputs)
+    why = refused_dtype(x.dtype)
+    if why is not None:
+        raise LstmgenError(f"inputs hold {why}; expected real floating-point or integer values")
+    if x.ndim != 3 or x.shape[2] != input_size or x.shape[0] < 1 or x.shape[1] < 1:
+        raise LstmgenError(f"inputs have shape {x.shape}, expected [N, T, {input_size}]")
+    limits.check_inputs("inputs", *x.shape)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def check_atol(atol: float) -> None:
+    """A tolerance is a finite number >= 0 (NaN or a negative one would fail every run)."""
+    if not (isinstance(atol, (int, float)) and math.isfinite(atol) and atol >= 0):
+        raise LstmgenError(f"atol must be a finite number >= 0, got {atol!r}")
+
+
+def check_run(sequences: int, timesteps: int | None, atol: float | None = None) -> None:
+    """`--sequences`, `--timesteps` within the limits and `--atol` a finite number >= 0
+    (before anything is loaded)."""
+    if atol is not None:
+        check_atol(atol)
+    if sequences > limits.current().sequences:
+        raise limits.refuse("--sequences", f"{sequences:,} sequences", "sequences")
+    if timesteps is not None:
+        limits.check_timesteps("--timesteps", timesteps)
 
 
 def source_text(source: Any) -> str:
@@ -142,8 +184,9 @@ def verify(
     model = loaded.ir
     if inputs is None:
         t_len = timesteps or default_timesteps(model)
+        limits.check_inputs("verify", sequences, t_len, model.input_size)
         inputs = sample_inputs(model, sequences, t_len, seed)
-    inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    inputs = check_inputs(inputs, model.input_size)
     if model.timesteps and inputs.shape[1] != model.timesteps and loaded.predict is not None:
         raise LstmgenError(
             f"the model was built for T = {model.timesteps} timesteps; "
@@ -155,6 +198,7 @@ def verify(
     backend = get_backend(target)
     if atol is None:  # a backend may document a looser default, e.g. for quantized weights
         atol = getattr(backend, "default_atol", lambda **_: 1e-5)(**options)
+    check_atol(atol)
     if options.get("selftest"):
         options["selftest"] = selftest_vectors(loaded)
     with phase(f"generating the {target} code"):

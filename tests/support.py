@@ -409,6 +409,258 @@ def torch_bilstm_last_step(torch, input_size=4, hidden=5, outputs=3, num_layers=
     return model.eval()
 
 
+# ---- Keras files: IR comparison and the Keras 1 transcription ---------------------------
+def ir_differences(a, b, where: str = "model") -> list[str]:
+    """Where two IR models (or layers) differ: structure, every setting, and every array
+    bit for bit (its provenance text `source` aside). Empty when they are the same."""
+    import dataclasses
+
+    import numpy as np
+
+    if type(a) is not type(b):
+        return [f"{where}: {type(a).__name__} vs {type(b).__name__}"]
+    found = []
+    for field in dataclasses.fields(a):
+        if field.name == "source":
+            continue
+        x, y = getattr(a, field.name), getattr(b, field.name)
+        here = f"{where}.{field.name}"
+        if isinstance(x, list) and x and dataclasses.is_dataclass(x[0]):
+            if len(x) != len(y):
+                found.append(f"{here}: {len(x)} vs {len(y)} entries")
+            for k, (p, q) in enumerate(zip(x, y)):
+                found += ir_differences(p, q, f"{here}[{k}]")
+        elif dataclasses.is_dataclass(x):
+            found += ir_differences(x, y, here)
+        elif isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            same = (
+                isinstance(x, np.ndarray)
+                and isinstance(y, np.ndarray)
+                and x.dtype == y.dtype
+                and np.array_equal(x, y, equal_nan=True)
+            )
+            if not same:
+                found.append(f"{here}: arrays differ")
+        elif x != y:
+            found.append(f"{here}: {x!r} vs {y!r}")
+    return found
+
+
+def keras1_arrays(group) -> dict:
+    """{layer name: {key: array}} of a Keras 1 weights group read with h5py (independent
+    of lstmgen): key W_i, U_c, b, ... (Keras 1's per-gate names), prefixed forward_ /
+    backward_ inside a Bidirectional."""
+    import re
+
+    import numpy as np
+
+    def names(obj, attr):
+        values = obj.attrs[attr]
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+    found = {}
+    for layer in names(group, "layer_names"):
+        arrays = {}
+        for weight in names(group[layer], "weight_names"):
+            match = re.match(
+                r"^(forward_|backward_)?.*?_?([WUb](?:_[a-z])?)$", weight.split(":")[0]
+            )
+            assert match, weight
+            arrays[(match.group(1) or "") + match.group(2)] = np.asarray(group[layer][weight])
+        found[layer] = arrays
+    return found
+
+
+def keras1_in_tf_keras(tf_keras, layers: list, arrays: dict, timesteps=None):
+    """A tf_keras model computing what a Keras 1 Sequential computes: each Keras 1 layer
+    config (`layers`, the model_config's list) re-declared in Keras 2 terms and its arrays
+    (`keras1_arrays`) re-stacked into Keras 2's layout, from Keras 1's own definitions:
+    LSTM gates stored i, c, f, o as W_x (D, H), U_x (H, H), b_x (H) and fused i, f, c, o;
+    GRU z, r, h with the reset gate applied before the recurrent product (reset_after=False);
+    `inner_activation` hard_sigmoid = 0.2x + 0.5 (tf_keras's own). Timesteps stay free."""
+    import numpy as np
+
+    L = tf_keras.layers
+    gates = {"LSTM": "ifco", "GRU": "zrh"}
+
+    def recurrent(config):
+        kwargs = dict(
+            units=config["output_dim"],
+            activation=config.get("activation", "tanh"),
+            return_sequences=config.get("return_sequences", False),
+            go_backwards=config.get("go_backwards", False),
+        )
+        return kwargs
+
+    def stacked(kind, found, prefix=""):
+        if f"{prefix}W" in found or kind == "SimpleRNN":
+            return [found[f"{prefix}{k}"] for k in "WUb"]
+        return [
+            np.concatenate([found[f"{prefix}{k}_{g}"] for g in gates[kind]], axis=-1) for k in "WUb"
+        ]
+
+    def make(class_name, config):
+        if class_name == "LSTM":
+            return L.LSTM(**recurrent(config), recurrent_activation=config["inner_activation"])
+        if class_name == "GRU":
+            return L.GRU(
+                **recurrent(config),
+                recurrent_activation=config["inner_activation"],
+                reset_after=False,
+            )
+        if class_name == "SimpleRNN":
+            return L.SimpleRNN(**recurrent(config))
+        if class_name == "Dense":
+            return L.Dense(
+                config["output_dim"],
+                activation=config.get("activation", "linear"),
+                use_bias=config.get("bias", True),
+            )
+        raise AssertionError(f"no transcription for Keras 1 {class_name}")
+
+    first = layers[0]["config"]
+    shape = first.get("batch_input_shape")
+    ids = len(shape) == 2
+    model_layers = [
+        tf_keras.Input(
+            (timesteps,) if ids else (timesteps, shape[2]), dtype="int32" if ids else "float32"
+        )
+    ]
+    weights = []
+    for entry in layers:
+        kind, config = entry["class_name"], entry["config"]
+        found = arrays.get(config["name"], {})
+        if kind == "Dropout":
+            continue
+        if kind == "Activation":
+            model_layers.append(L.Activation(config["activation"]))
+        elif kind == "Embedding":
+            model_layers.append(
+                L.Embedding(
+                    config["input_dim"], config["output_dim"], mask_zero=config["mask_zero"]
+                )
+            )
+            weights.append((len(model_layers) - 1, [found["W"]]))
+        elif kind == "Bidirectional":
+            inner = config["layer"]
+            layer = make(inner["class_name"], inner["config"])
+            model_layers.append(L.Bidirectional(layer, merge_mode=config["merge_mode"]))
+            both = stacked(inner["class_name"], found, "forward_")
+            both += stacked(inner["class_name"], found, "backward_")
+            weights.append((len(model_layers) - 1, both))
+        elif kind == "TimeDistributed":
+            inner = config["layer"]
+            model_layers.append(L.TimeDistributed(make(inner["class_name"], inner["config"])))
+            weights.append((len(model_layers) - 1, [found[k] for k in "Wb" if k in found]))
+        else:
+            model_layers.append(make(kind, config))
+            keys = "Wb" if kind == "Dense" else None
+            values = [found[k] for k in keys if k in found] if keys else stacked(kind, found)
+            weights.append((len(model_layers) - 1, values))
+    model = tf_keras.Sequential(model_layers)
+    for index, values in weights:
+        model.layers[index - 1].set_weights(values)
+    return model
+
+
+# ---- hostile input: the CLI under a memory cap and a deadline ---------------------------
+_CONTAINED_DRIVER = r"""
+import json, os, resource, signal, sys, time
+request = json.loads(sys.stdin.read())
+for module in request["preload"]:
+    __import__(module)
+from lstmgen.cli import main
+outcomes = []
+for case in request["cases"]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (request["memory"], request["memory"]))
+            os.dup2(os.open(case["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            code = main(case["argv"])
+        except BaseException:  # a traceback in the child is a finding: exit 99
+            import traceback
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code if isinstance(code, int) else 98)
+    timed_out = False
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() - start > request["seconds"]:
+            os.kill(pid, signal.SIGKILL)
+            timed_out = True
+        time.sleep(0.02)
+    outcomes.append({
+        "exit": os.waitstatus_to_exitcode(status),
+        "seconds": round(time.monotonic() - start, 2),
+        "peak_mb": round(usage.ru_maxrss / 1024),
+        "timed_out": timed_out,
+    })
+print(json.dumps(outcomes))
+"""
+
+
+def run_cli_contained(
+    cases: dict, folder, preload=(), memory: int = 3 * 2**30, seconds: float = 120.0
+) -> dict:
+    """Run `lstmgen` with each case's argv ({name: argv}) in its own process, forked from a
+    driver that imported `preload` once, under RLIMIT_AS = `memory` and a wall-clock
+    deadline of `seconds`. Returns {name: {"exit", "stderr" (text), "seconds", "peak_mb"
+    (the child's peak resident memory, the preloaded modules included), "timed_out"}}."""
+    import json
+    import subprocess
+    import sys
+
+    folder = Path(folder)
+    request = {
+        "preload": list(preload),
+        "memory": memory,
+        "seconds": seconds,
+        "cases": [
+            {"argv": [str(a) for a in argv], "stderr": str(folder / f"{name}.stderr")}
+            for name, argv in cases.items()
+        ],
+    }
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", _CONTAINED_DRIVER],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600 + seconds * len(cases),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcomes = json.loads(done.stdout.strip().splitlines()[-1])
+    results = {}
+    for name, outcome in zip(cases, outcomes):
+        outcome["stderr"] = (folder / f"{name}.stderr").read_text(errors="replace")
+        results[name] = outcome
+    return results
+
+
+def assert_one_error_line(outcome: dict, *expected: str) -> str:
+    """The outcome of `run_cli_contained` is exit code 2 with exactly one stderr line
+    `lstmgen: error: ...` containing every `expected` text, in time; returns the line."""
+    lines = outcome["stderr"].strip().splitlines()
+    assert not outcome["timed_out"], outcome
+    assert outcome["exit"] == 2, outcome
+    assert len(lines) == 1 and lines[0].startswith("lstmgen: error: "), outcome
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
 # ---- the MATLAB target (tests/backends/matlab): the rules every generated .m file keeps ----
 
 MATLAB_PRECISIONS = ("single", "double")

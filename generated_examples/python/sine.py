@@ -76,6 +76,8 @@ except ImportError:  # MicroPython: no math.dist
     dist = None
 
 if dist is not None:
+    _INF = float("inf")
+
     # CPython. A dot product row . v is one call of math.dist (a C loop over both
     # vectors) instead of sum(map(mul, row, v)) (two Python objects per element): about
     # 3x faster. For the unit vectors u = row / |row| and e = v / |v|,
@@ -95,6 +97,8 @@ if dist is not None:
         """[row . v for every row of matrix]; v ends with the bias input 1.0, so |v| >= 1."""
         units, norms = matrix
         s = hypot(*v)
+        if s == _INF:  # an infinite input: the trick needs a finite |v|; sum the products
+            return [n * sum([w * a for w, a in zip(u, v)]) for u, n in zip(units, norms)]
         e = [a / s for a in v]
         half_s = 0.5 * s
         return [n * (s - half_s * d * d)

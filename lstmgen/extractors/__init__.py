@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..boundary import front_end
 from ..errors import LstmgenError
 from ..ir import Model
 
@@ -28,6 +29,7 @@ class Loaded:
     int8: Any = None  # a full-integer source's own integer model (lstmgen.ir.int8.Int8Model)
 
 
+@front_end  # any exception a reader did not anticipate: one error line naming the file
 def open_model(source: Any, **options: Any) -> Loaded:
     """Extract `source`: a `.keras` / `.npz` / `.pt` path, a keras.Model, a torch
     nn.Module (with `example_input=`), or an IR Model. `options` go to the extractor
@@ -37,17 +39,19 @@ def open_model(source: Any, **options: Any) -> Loaded:
         return Loaded(source.validate(), None, "")
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise LstmgenError(f"{path}: no such file")
+        if not path.is_file():  # a folder, a FIFO or a device is no model file
+            raise LstmgenError(
+                f"{path}: {'not a regular file' if path.exists() else 'no such file'}"
+            )
         suffix = path.suffix.lower()
         if suffix == ".npz":
             from ..ir_io import load_ir
 
             return Loaded(load_ir(path), None, "")
-        if suffix in (".keras", ".h5", ".hdf5"):
+        if suffix in (".keras", ".h5", ".hdf5", ".h5py", ".json") or "weights" in options:
             from . import keras as keras_extractor
 
-            return keras_extractor.open_file(path)
+            return keras_extractor.open_file(path, options.get("weights"))
         if suffix in (".pt", ".pth"):
             from . import torch as torch_extractor
 
@@ -66,7 +70,8 @@ def open_model(source: Any, **options: Any) -> Loaded:
             return matlab_extractor.open_file(path)
         raise LstmgenError(
             f"{path}: unknown model file type '{suffix}'; supported: "
-            ".keras (Keras 3), .pt/.pth (PyTorch state_dict), .onnx, .tflite, .mat (from "
+            ".keras/.h5 (Keras), .json + --weights (Keras architecture and weights), "
+            ".pt/.pth (PyTorch state_dict), .onnx, .tflite, .mat (from "
             "matlab/lstmgen_export.m), .npz (lstmgen IR)"
         )
     module = type(source).__module__

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ModelError
+from ..limits import check_layers, check_parameters, check_timesteps
+from ..limits import current as current_limits
 from .base import Check, Layer
+from .checks import check_positive_int
 
 
 @dataclass
@@ -75,10 +78,22 @@ class Model:
         model's own T when a layer needs exactly that, e.g. Flatten)."""
         if any(layer.needs_fixed_timesteps for layer in self.layers) and self.timesteps:
             return self.timesteps
-        for t_len in range(1, 100_000):
-            if self.accepts_timesteps(t_len):
-                return t_len
-        return 100_000
+        # a model that accepts t_len timesteps accepts more (every layer's output length
+        # grows with its input's), so: double to a bound, then bisect
+        limit = current_limits().timesteps
+        high = 1
+        while not self.accepts_timesteps(high):
+            if high >= limit:
+                return limit
+            high = min(2 * high, limit)
+        low = high // 2  # rejected (or 0)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self.accepts_timesteps(middle):
+                high = middle
+            else:
+                low = middle
+        return high
 
     def accepts_timesteps(self, t_len: int) -> bool:
         """Whether an input of `t_len` timesteps leaves every sequence layer a step."""
@@ -138,6 +153,20 @@ class Model:
         for layer in self.layers:
             if not isinstance(layer, Layer):
                 raise ModelError(f"unknown layer object {layer!r}")
+        # the resource limits (lstmgen.limits): a backstop behind each reader's own checks
+        check_layers(f"model '{self.name}'", len(self.layers))
+        check_parameters(
+            f"model '{self.name}'",
+            sum(
+                int(getattr(a, "size", 0))
+                for layer in self.layers
+                for part in layer.parts()
+                for a in part.arrays().values()
+            ),
+        )
+        if self.timesteps is not None:
+            check_positive_int(self.timesteps, f"model '{self.name}'", "timesteps")
+            check_timesteps(f"model '{self.name}'", self.timesteps)
         if not any(l.recurrent for l in self.layers):
             raise ModelError(
                 "model has no recurrent layer; lstmgen compiles models with at "

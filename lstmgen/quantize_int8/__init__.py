@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..errors import LstmgenError, ModelError
 from ..ir import LSTM, Bidirectional, Dense, Model
 from ..ir.int8 import BidirectionalInt8, DenseInt8, Int8Model, LayerInt8, LSTMInt8, Quant
+from ..safe_read import NpyHeader, read_npy
 from .calibrate import Ranges, observe
 
 __all__ = ["quantize", "read_calibration", "activation_quant"]
@@ -39,12 +41,15 @@ DENSE_ACTIVATIONS = ("linear", "relu")
 def read_calibration(calibration: Any, input_size: int) -> np.ndarray:
     """Calibration inputs [N, T, D] from an array or a `.npy` path, checked."""
     if isinstance(calibration, (str, Path)):
-        try:
-            calibration = np.load(calibration, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise LstmgenError(
-                f"--calibration {calibration}: cannot read it as .npy ({exc})"
-            ) from None
+        where = f"--calibration {calibration}"
+
+        def check(header: NpyHeader) -> None:  # before the data is read
+            if len(header.shape) == 3:
+                limits.check_inputs(where, *header.shape)
+            else:
+                limits.check_array(where, header.shape)
+
+        calibration = read_npy(Path(calibration), where, check)
     x = np.asarray(calibration)
     if x.ndim != 3 or x.shape[2] != input_size or min(x.shape) < 1:
         raise LstmgenError(

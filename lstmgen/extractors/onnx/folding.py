@@ -1,6 +1,7 @@
 """Constant folding: a node whose inputs are all constants is evaluated once, at load time,
 by onnx's reference evaluator, and its outputs become constants of the walk (PyTorch's
-gate reordering of W/R/B by Slice + Concat, shape constants, ...).
+gate reordering of W/R/B by Slice + Concat, shape constants, ...). The outputs' sizes are
+checked against the limits before the node runs (`sizes.check_fold`).
 
 The node is evaluated inside a one-node model that imports the graph's own opsets, so an
 old operator version runs with its own semantics and attribute forms (opset 7-9
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .sizes import check_fold
 from .values import Const, first_line
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ def fold(walk: Walk, node: Any, where: str) -> None:
     from onnx.reference import ReferenceEvaluator
 
     feeds = {i: np.asarray(walk.values[i].value) for i in node.input if i}  # type: ignore[union-attr]
+    check_fold(walk, node, feeds, where)  # the outputs' sizes, before the node runs
     try:
         evaluator = ReferenceEvaluator(_one_node_model(walk, node, feeds))
         results = evaluator.run(None, feeds)

@@ -9,6 +9,7 @@ from typing import Any
 from ...errors import MissingDependencyError, ModelError
 from .. import Loaded
 from .oracle import oracle_name, predictor, runnable_by_onnxruntime
+from .sizes import check_declared_tensors
 from .values import default_opset, first_line
 from .walk import Walk
 
@@ -30,9 +31,14 @@ def open_file(path: Path, output: str | None = None) -> Loaded:
     onnx = import_onnx()
     path = Path(path)
     try:
-        proto = onnx.load(str(path))
-    except Exception as exc:  # protobuf DecodeError, missing external data, ...
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError, ...
         raise ModelError(f"{path}: not a readable ONNX model ({first_line(exc)})") from None
+    check_declared_tensors(proto, str(path))  # before any external data is read
+    try:
+        onnx.load_external_data_for_model(proto, str(path.parent))
+    except Exception as exc:  # missing or out-of-folder external data, ...
+        raise ModelError(f"{path}: cannot load its external data ({first_line(exc)})") from None
     return open_proto(
         proto,
         path.stem,
@@ -56,6 +62,7 @@ def open_proto(
     graph output to compile."""
     onnx = import_onnx()
     label = label or name
+    check_declared_tensors(proto, label)
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:

@@ -41,6 +41,7 @@ from .values import (
     attribute,
     default_opset,
     describe_node,
+    first_line,
     role_name,
 )
 
@@ -69,6 +70,7 @@ class Walk:
         self.nodes: list = []
         self.shape_only: set[int] = set()
         self.consumers: dict[str, list[str]] = {}
+        self.folded_values = 0  # values constant folding has made (sizes.check_fold)
         self.ranks = self._inferred_ranks()
 
     # -- set-up ---------------------------------------------------------------------
@@ -92,7 +94,12 @@ class Walk:
         None for the only one), and the plan mapping the IR onto the graph."""
         graph_output = pick_output(self, output)
         for init in self.graph.initializer:
-            self.values[init.name] = Const(self.onnx.numpy_helper.to_array(init))
+            try:
+                self.values[init.name] = Const(self.onnx.numpy_helper.to_array(init))
+            except Exception as exc:  # data that does not fit its dims or type
+                raise ModelError(
+                    f"{self.label}: initializer '{init.name}' cannot be read ({first_line(exc)})"
+                ) from None
         self.nodes = rewrite_idioms(self, list(self.graph.node))
         live = self._live_nodes(graph_output)
         graph_input, others = split_inputs(self, live)

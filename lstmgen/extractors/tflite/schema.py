@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import limits
 from .flatbuffer import FlatbufferError, Reader, Table
 from .opcodes import BUILTIN_OPERATORS
 
@@ -234,6 +235,7 @@ def _tensor(index: int, table: Table, buffers: list[Table], reader: Reader) -> T
     shape = () if raw_shape is None else tuple(int(v) for v in raw_shape)
     if any(d < 0 for d in shape):
         raise FlatbufferError(f"{label}: negative dimension in shape {shape}")
+    limits.check_array(label, shape, "the tensor")  # before TensorFlow Lite allocates it
     if table.has(Slots.TENSOR_SPARSITY):
         dtype = "unsupported:sparse"
     buffer_index = int(table.scalar(Slots.TENSOR_BUFFER, "uint32"))

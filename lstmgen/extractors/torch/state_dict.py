@@ -26,6 +26,7 @@ import numpy as np
 
 from ...errors import ModelError
 from ...ir import Activation, BatchNorm, Dense, Layer, LayerNorm, Model, TimeSlice, float32
+from ...limits import check_layers
 from .. import Loaded
 from .load import import_torch, load_state_dict
 from .oracle import check, module_predict
@@ -45,7 +46,7 @@ HEAD_ACTIVATIONS = {
 }
 _KEY = re.compile(
     r"^(?P<prefix>(?:.*\.)?)(?P<name>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-    r"_l(?P<k>\d+)(?P<reverse>_reverse)?$"
+    r"_l(?P<k>\d{1,9})(?P<reverse>_reverse)?$"
 )
 MODULE_BY_GATES = {blocks: module for module, blocks in GATE_BLOCKS.items()}
 
@@ -147,6 +148,13 @@ def recognise(state: dict[str, Any], path: Path) -> list[RecurrentEntry]:
 
 def _entry(state: dict[str, Any], prefix: str, keys: list[str], path: Path) -> RecurrentEntry:
     where = f"{path}: '{prefix or '(top level)'}'"
+    for key in keys:
+        dims = 2 if _KEY.match(key)["name"].startswith("weight") else 1  # type: ignore[index]
+        if state[key].dim() != dims:
+            raise ModelError(
+                f"{path}: '{key}' has shape {list(state[key].shape)}; a recurrent module's "
+                f"{'weights are matrices' if dims == 2 else 'biases are vectors'}"
+            )
     try:
         w_ih, w_hh = state[f"{prefix}weight_ih_l0"], state[f"{prefix}weight_hh_l0"]
     except KeyError as missing:
@@ -161,7 +169,8 @@ def _entry(state: dict[str, Any], prefix: str, keys: list[str], path: Path) -> R
             "(4H x H), an nn.GRU (3H x H) nor an nn.RNN (H x H)"
         )
     layers = 1 + max(int(_KEY.match(k)["k"]) for k in keys)  # type: ignore[index]
-    return RecurrentEntry(
+    check_layers(f"{where}: stacked layers numbered up to _l{layers - 1}", layers)
+    entry = RecurrentEntry(
         prefix=prefix,
         module=module,
         input_size=int(w_ih.shape[1]),
@@ -172,6 +181,48 @@ def _entry(state: dict[str, Any], prefix: str, keys: list[str], path: Path) -> R
         proj_size=0 if projection is None else int(projection.shape[0]),
         keys=keys,
     )
+    _check_shapes(state, entry, where)
+    return entry
+
+
+def _check_shapes(state: dict[str, Any], entry: RecurrentEntry, where: str) -> None:
+    """Every parameter the module has is in the file with the shape the module gives it
+    (so rebuilding the module allocates no more than the file declares), and no other."""
+    expected = expected_shapes(entry)
+    for key, shape in expected.items():
+        if key not in state:
+            raise ModelError(
+                f"{where}: holds {entry.describe()} but has no '{key}' (stacked layers are "
+                "numbered from 0 without gaps)"
+            )
+        if tuple(state[key].shape) != shape:
+            raise ModelError(
+                f"{where}: '{key}' has shape {list(state[key].shape)}; {entry.describe()} "
+                f"needs {list(shape)}"
+            )
+    extra = sorted(set(entry.keys) - set(expected))
+    if extra:
+        raise ModelError(f"{where}: '{extra[0]}' does not belong to {entry.describe()}")
+
+
+def expected_shapes(entry: RecurrentEntry) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes of the nn.LSTM/GRU/RNN an entry describes, by state_dict key."""
+    rows = GATE_BLOCKS[entry.module] * entry.hidden_size
+    out = entry.proj_size or entry.hidden_size
+    directions = ["", "_reverse"] if entry.bidirectional else [""]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for k in range(entry.num_layers):
+        width = entry.input_size if k == 0 else out * len(directions)
+        for suffix in directions:
+            name = f"{entry.prefix}{{}}_l{k}{suffix}"
+            shapes[name.format("weight_ih")] = (rows, width)
+            shapes[name.format("weight_hh")] = (rows, out)
+            if entry.bias:
+                shapes[name.format("bias_ih")] = (rows,)
+                shapes[name.format("bias_hh")] = (rows,)
+            if entry.proj_size:
+                shapes[name.format("weight_hr")] = (entry.proj_size, entry.hidden_size)
+    return shapes
 
 
 def _rebuild(
@@ -304,6 +355,7 @@ def _head_item(
             f"activation ({', '.join(HEAD_ACTIVATIONS)})"
         )
     used.update(f"{item}.{k}" for k in params)
+    _check_head_params(item, params, path)
     if weight.dim() == 2:
         module = torch.nn.Linear(int(weight.shape[1]), int(weight.shape[0]), bias="bias" in params)
         layer: Layer = Dense(
@@ -346,6 +398,40 @@ def _head_item(
             f"{path}: head item {item!r}: {str(exc).strip().splitlines()[0]}"
         ) from None
     return layer, module
+
+
+def _check_head_params(item: str, params: dict[str, Any], path: Path) -> None:
+    """A head item's parameters have the shapes of what they are taken for: nn.Linear
+    (weight O x I, bias O), nn.BatchNorm1d (weight, bias, running_mean, running_var: all
+    N) or nn.LayerNorm (weight N, bias N)."""
+    weight = params["weight"]
+    if weight.dim() == 2:
+        needed = {"weight": tuple(weight.shape), "bias": (int(weight.shape[0]),)}
+        what = "an nn.Linear"
+    elif weight.dim() == 1:
+        n = (int(weight.shape[0]),)
+        batch_norm = "running_mean" in params
+        needed = {"weight": n, "bias": n}
+        if batch_norm:
+            needed.update(running_mean=n, running_var=n)
+        what = "an nn.BatchNorm1d" if batch_norm else "an nn.LayerNorm"
+    else:
+        raise ModelError(
+            f"{path}: head item {item!r}: '{item}.weight' has shape {list(weight.shape)}; "
+            "expected an nn.Linear (2-D weight), nn.LayerNorm or nn.BatchNorm1d (1-D)"
+        )
+    optional = {"bias"} if weight.dim() == 2 or "running_mean" not in params else set()
+    for name, shape in needed.items():
+        if name not in params:
+            if name in optional:
+                continue
+            raise ModelError(f"{path}: head item {item!r} ({what}) has no '{item}.{name}'")
+        if tuple(params[name].shape) != shape or not params[name].dtype.is_floating_point:
+            raise ModelError(
+                f"{path}: head item {item!r} ({what}): '{item}.{name}' has shape "
+                f"{list(params[name].shape)} ({params[name].dtype}), expected {list(shape)} "
+                "floating-point"
+            )
 
 
 def _oracle_module(

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ...limits import check_timesteps
 from ..base import Check, Layer, register
 from ..checks import check_positive_int
 
@@ -51,6 +52,7 @@ class RepeatVector(Layer):
                 "not a sequence"
             )
         check_positive_int(self.times, check.where, "times")
+        check_timesteps(check.where, self.times)
         check_positive_int(self.size, check.where, "size")
 
     def describe(self) -> str:

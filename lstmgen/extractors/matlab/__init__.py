@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependencyError, ModelError, UnsupportedLayerError
-from ..ir import LSTM, Activation, Dense, Layer, Model, Normalize, float32
-from . import Loaded
+from ...errors import MissingDependencyError, ModelError, UnsupportedLayerError
+from ...ir import LSTM, Activation, Dense, Layer, Model, Normalize, float32
+from ...limits import check_layers
+from .. import Loaded
+from .scan import check_mat_file
 
 SUPPORTED = (
     "sequenceInput (Normalization none/zscore/center), lstm (OutputMode sequence/"
@@ -50,6 +52,7 @@ def open_file(path: Path) -> Loaded:
         raise MissingDependencyError(
             "reading .mat files needs scipy: pip install 'lstmgen[matlab]'"
         ) from None
+    check_mat_file(path)  # every declared size within the limits, before scipy reads it
     try:
         contents = scipy.io.loadmat(str(path), squeeze_me=False, struct_as_record=True)
     except Exception as exc:  # scipy raises ValueError, TypeError, MatReadError, ...
@@ -67,8 +70,12 @@ def open_file(path: Path) -> Loaded:
         raise ModelError(
             f"{path}: no cell array 'layers'; write the file with matlab/lstmgen_export.m"
         )
+    check_layers(f"{path}: the cell array 'layers'", cells.size)
     records = [_record(cell, k, path) for k, cell in enumerate(cells.ravel(order="F"))]
-    ir = extract(records, name=path.stem, source=f"MATLAB export, file {path.name}")
+    try:
+        ir = extract(records, name=path.stem, source=f"MATLAB export, file {path.name}")
+    except ModelError as exc:  # the same error, naming the file
+        raise type(exc)(f"{path}: {exc}") from None
     return Loaded(ir, None, "")
 
 
@@ -96,12 +103,39 @@ def _record(cell: Any, k: int, path: Path) -> dict[str, Any]:
     return {name: _value(cell[name].ravel()[0]) for name in cell.dtype.names}
 
 
+class Unreadable:
+    """A field value that is neither text nor real numbers (a function handle, an object,
+    a struct, a cell array, complex numbers): every use of it is an error naming it."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __str__(self) -> str:
+        return self.what
+
+    __repr__ = __str__
+
+
 def _value(v: Any) -> Any:
+    """A field's value: text as str, real numbers as a float64 array, else Unreadable."""
     if isinstance(v, np.ndarray) and v.dtype.kind == "U":
         return str(v.ravel()[0]) if v.size else ""
-    if isinstance(v, np.ndarray) and v.dtype.kind in "fiub":
+    if isinstance(v, np.ndarray) and v.dtype.kind in "fiub" and v.dtype.names is None:
         return np.asarray(v, dtype=np.float64)
-    return v
+    kind = type(v).__name__
+    if kind == "MatlabFunction":
+        return Unreadable("a function handle")
+    if kind == "MatlabObject":
+        return Unreadable(f"a MATLAB object of class {getattr(v, 'classname', '?')!r}")
+    if kind == "MatlabOpaque":
+        return Unreadable("an opaque MATLAB object")
+    if isinstance(v, np.ndarray) and v.dtype.names is not None:
+        return Unreadable("a struct")
+    if isinstance(v, np.ndarray) and v.dtype.kind == "c":
+        return Unreadable("complex numbers")
+    if isinstance(v, np.ndarray) and v.dtype == object:
+        return Unreadable("a cell array")
+    return Unreadable(f"a {kind}")
 
 
 def extract(records: list[dict[str, Any]], name: str = "matlab", source: str = "") -> Model:
@@ -113,8 +147,11 @@ def extract(records: list[dict[str, Any]], name: str = "matlab", source: str = "
     sequence = True
     for k, rec in enumerate(records):
         kind = rec.get("Type")
-        lname = str(rec.get("Name") or f"layer{k + 1}")
+        given = rec.get("Name")
+        lname = given if isinstance(given, str) and given else f"layer{k + 1}"
         where = f"layer {k + 1} '{lname}' ({kind})"
+        if not isinstance(kind, str):
+            raise ModelError(f"layer {k + 1} '{lname}': field Type holds {kind}, not text")
         if k == 0 and kind != "sequenceInput":
             raise UnsupportedLayerError(
                 f"{where}: the first layer must be sequenceInput; supported: {SUPPORTED}"
@@ -164,6 +201,8 @@ def extract(records: list[dict[str, Any]], name: str = "matlab", source: str = "
 
 
 def _int(rec: dict, field: str, where: str) -> int:
+    if not isinstance(rec.get(field, np.nan), (float, np.ndarray)):
+        raise ModelError(f"{where}: {field} must be a positive integer, got {rec.get(field)}")
     value = np.asarray(rec.get(field, np.nan), dtype=np.float64).ravel()
     if value.size != 1 or not np.isfinite(value[0]) or value[0] < 1 or value[0] % 1:
         raise ModelError(f"{where}: {field} must be a positive integer, got {rec.get(field)!r}")
