@@ -313,6 +313,13 @@ class ModelContext:
         return max(max(st.layer.input_size, st.layer.layer.units) for st in stage.chain if st.layer)
 
     @property
+    def step_n_max_units(self) -> int:
+        """The most units of an LSTM layer NAME_step_n and the chunked predict run."""
+        stage = self.step_n
+        assert stage is not None
+        return max(st.layer.layer.units for st in stage.chain if st.layer)
+
+    @property
     def streams(self) -> int:
         """Default streams per group of NAME_step_n: a multiple of 4 up to 32 whose gate
         scratch (streams x 4H floats) stays within 64 KB of stack."""

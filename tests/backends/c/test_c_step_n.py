@@ -7,7 +7,11 @@ are not multiples of 4 nor of NET_STREAMS (1, 3, 5, 8, 13, 33, and 33 with
 -DNET_STREAMS=12) reach every branch (stream by stream under 8, four at a time with a
 remainder from 8 on). The same driver builds warning-free with gcc, clang (-O2, -O3
 native), as C++, and runs clean under ASan/UBSan. Models outside the batched class (GRU,
-int8) get no NAME_step_n, and a Cortex-M build does not compile it."""
+int8) get no NAME_step_n, and a Cortex-M build does not compile it.
+
+The same models' NAME_predict projects the inputs of NET_CHUNK timesteps at once: checked
+against Keras predict at chunk boundaries (T = 1, 7, 8, 15, 16, 17, 35) with the default
+chunk (16), -DNET_CHUNK=5 and -DNET_CHUNK=1 (the loop of steps), and under ASan/UBSan."""
 
 from __future__ import annotations
 
@@ -18,9 +22,11 @@ import pytest
 from support import (
     C_COMPILERS,
     SANITIZE,
+    build_c_driver,
     randomize_keras_weights,
     require_module,
     require_tool,
+    run_c_driver,
     write_files,
 )
 
@@ -116,6 +122,19 @@ def cases():
     return out
 
 
+@pytest.fixture(scope="module")
+def chunk_cases(cases):
+    """name -> {T: (two sequences of T steps, Keras predict of them, flattened)}."""
+    rng = np.random.default_rng(5)
+    out: dict = {}
+    for name, (model, x, _) in cases.items():
+        out[name] = {}
+        for t_len in (1, 7, 8, 15, 16, 17, 35):
+            seqs = rng.standard_normal((2, t_len, x.shape[-1])).astype(np.float32)
+            out[name][t_len] = (seqs, model.predict(seqs, verbose=0).reshape(2, -1))
+    return out
+
+
 def run_streams(exe, folder, x: np.ndarray) -> np.ndarray:
     n, t_len = x.shape[:2]
     x.astype(np.float32).tofile(folder / "x.bin")
@@ -186,3 +205,26 @@ def test_step_n_only_where_batched(cases, tmp_path):
         ["arm-none-eabi-nm", str(obj)], capture_output=True, text=True, check=True
     ).stdout
     assert "net_step_n" not in symbols and "net_step" in symbols
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["gcc", "-std=c99", "-O2"],
+        ["gcc", "-std=c99", "-O3", "-march=native", "-DNET_CHUNK=5"],
+        ["clang", "-std=c99", "-O2", "-DNET_CHUNK=1"],
+        ["clang", *SANITIZE],
+    ],
+    ids=["gcc chunk 16", "gcc chunk 5", "clang chunk 1", "asan+ubsan"],
+)
+@pytest.mark.parametrize("name", ["stacked", "tail"])
+def test_chunked_predict_matches_keras(cases, chunk_cases, name, flags, tmp_path):
+    model = cases[name][0]
+    require_tool(flags[0])
+    ir = lstmgen.load(model)
+    assert "#define NET_CHUNK 16" in c_backend.render(ir, "net")["net.h"]
+    exe = build_c_driver(tmp_path, ir, flags)
+    for t_len, (seqs, expected) in chunk_cases[name].items():
+        got = np.array(run_c_driver(exe, seqs, tmp_path)[:2])
+        err = np.abs(got - expected) / np.maximum(np.abs(expected), 1.0)
+        assert err.max() <= 1e-5, (name, flags, t_len, float(err.max()))
