@@ -327,29 +327,12 @@ def targets_match_oracles(
     return errors
 
 
-# ---- new IR parts whose target code lands from parallel branches (issues 12 and 14) --
-#: Layer kinds and activations the targets implement in parallel branches; until those
-#: merge, a target may refuse (or fail on) a model that uses one.
-PENDING_IN_TARGETS = frozenset(
-    {"time_slice", "embedding", "batch_norm", "global_pool", "repeat_vector", "log_softmax"}
-)
-
-
-def pending_parts(ir) -> set:
-    """The parts of PENDING_IN_TARGETS that `ir` uses (layer kinds and activations)."""
-    used = set(ir.kinds())
-    for layer in ir.layers:
-        used.add(getattr(layer, "activation", None))
-    return used & PENDING_IN_TARGETS
-
-
+# ---- one model through the reference and every target, against its oracle -----------
 def oracle_on_every_target(
     loaded, x, tmp_path, targets=ORACLE_TARGETS, tolerance: float = 1e-5
 ) -> dict:
     """The float64 reference and then every target against the oracle `loaded.predict(x)`
-    (as `targets_match_oracle`); returns the max relative error per target. A target that
-    cannot build or run a model using a part of PENDING_IN_TARGETS makes the test xfail,
-    naming the targets and parts it waits for; a wrong result always fails."""
+    (as `targets_match_oracle`); returns the max relative error per target."""
     import numpy as np
 
     from lstmgen.reference import forward
@@ -359,21 +342,9 @@ def oracle_on_every_target(
     _, rel = error_metrics(forward(loaded.ir, x), expected)
     errors = {"reference": float(rel.max())}
     assert errors["reference"] <= tolerance, errors
-    pending = pending_parts(loaded.ir)
-    waiting = {}
-    for target in targets:
-        try:
-            errors.update(
-                targets_match_oracle(loaded, x, tmp_path, targets=(target,), tolerance=tolerance)
-            )
-        except AssertionError:
-            raise
-        except Exception as exc:
-            if not pending:
-                raise
-            waiting[target] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-    if waiting:
-        pytest.xfail(f"waits on target branches for {sorted(pending)}: {waiting}")
+    errors.update(
+        targets_match_oracle(loaded, x, tmp_path, targets=tuple(targets), tolerance=tolerance)
+    )
     return errors
 
 

@@ -29,17 +29,6 @@ from lstmgen.ir_io import save_ir
 SECONDS = int(os.environ.get("LSTMGEN_FUZZ_SECONDS", "5"))
 FUZZER = Path(__file__).resolve().parent / "fuzz_readers.py"
 ZIP_FORMATS = {"keras", "pt", "npz"}
-#: The Keras readers of the keras branch (a direct zip/HDF5 reader) say what is wrong where
-#: TensorFlow's loader raises its own exceptions; until it merges, the seeded attack makes
-#: the .h5 run fail every time, while a short .keras run may not reach a fault.
-#: Both run as plain tests once the module extractors/keras.py has become the package.
-OLD_KERAS_READER = (ROOT / "lstmgen" / "extractors" / "keras.py").exists()
-NEEDS_KERAS_BRANCH = pytest.mark.xfail(
-    OLD_KERAS_READER, strict=True, reason="needs the keras branch"
-)
-MAY_NEED_KERAS_BRANCH = pytest.mark.xfail(
-    OLD_KERAS_READER, strict=False, reason="needs the keras branch"
-)
 
 
 def encode(reader: str, path: Path) -> list[bytes]:
@@ -148,8 +137,8 @@ def seed_files(reader: str, folder: Path) -> list[Path]:
 @pytest.mark.parametrize(
     "reader",
     [
-        pytest.param("keras", marks=MAY_NEED_KERAS_BRANCH),
-        pytest.param("h5", marks=NEEDS_KERAS_BRANCH),
+        "keras",
+        "h5",
         "pt",
         "onnx",
         "mat",

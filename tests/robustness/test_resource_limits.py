@@ -420,15 +420,7 @@ def report(results: dict) -> None:
 
 
 # ---- Keras files --------------------------------------------------------------------------
-# The Keras front end is being rewritten (a direct zip/HDF5 reader with its own caps); the
-# attacks that only its reader refuses properly are marked until that branch merges.
-# They run as plain tests once the module extractors/keras.py has become the package.
-OLD_KERAS_READER = (ROOT / "lstmgen" / "extractors" / "keras.py").exists()
-NEEDS_KERAS_BRANCH = pytest.mark.xfail(
-    OLD_KERAS_READER, strict=True, reason="needs the keras branch"
-)
-#: While Keras files are read through TensorFlow, the driver imports it once (20 s).
-KERAS_PRELOAD = ["keras"] if OLD_KERAS_READER else []
+# Keras files are read by lstmgen's own zip/HDF5 reader: the driver preloads nothing.
 NOT_MEMORY = ("OOM", "out of memory", "allocate", "internal error")
 
 
@@ -500,7 +492,7 @@ def keras_outcomes(tmp_path_factory) -> dict:
     require_module("h5py")
     tmp = tmp_path_factory.mktemp("keras_attacks")
     attacks = keras_attacks(tmp)
-    ran = run_cli_contained({n: argv for n, (argv, _) in attacks.items()}, tmp, KERAS_PRELOAD)
+    ran = run_cli_contained({n: argv for n, (argv, _) in attacks.items()}, tmp)
     results = {name: (ran[name], texts, argv) for name, (argv, texts) in attacks.items()}
     report(results)
     return results
@@ -511,11 +503,11 @@ def keras_outcomes(tmp_path_factory) -> dict:
     [
         "h5_model_config_not_json",
         "h5_model_config_nested_100000",
-        pytest.param("h5_class_name_object", marks=NEEDS_KERAS_BRANCH),
+        "h5_class_name_object",
         "h5_keras_version_evil",
-        pytest.param("keras_lstm_units_30000", marks=NEEDS_KERAS_BRANCH),
-        pytest.param("keras_config.json_2GB_of_zeros", marks=NEEDS_KERAS_BRANCH),
-        pytest.param("keras_model.weights.h5_2GB_of_zeros", marks=NEEDS_KERAS_BRANCH),
+        "keras_lstm_units_30000",
+        "keras_config.json_2GB_of_zeros",
+        "keras_model.weights.h5_2GB_of_zeros",
     ],
 )
 def test_keras_attack_is_one_error_line_in_bounded_memory(keras_outcomes, name):
