@@ -324,6 +324,73 @@ static void accumulate_rows(int n, int count, const float *a, const float *LSTMG
     }
 }
 
+#if SINE_STEP_N || SINE_CHUNK > 1
+/* accumulate_rows for `streams` streams at once: z_s[j] += a_s[0] rows[0][j] + a_s[1] rows[1][j]
+ * + ... (z_s = z + s * ldz), 16 columns at a time: those columns of all `count` rows are
+ * copied to `panel` (count x 16 floats, read from the cache from then on), then four streams'
+ * sums of them stay in registers over all the rows. So the weights are read from memory once
+ * for all the streams. Each z_s[j] is summed in row order, as accumulate_rows does. */
+static void accumulate_rows_streams(int n, int count, int streams, const float *const *a,
+        const float *LSTMGEN_RESTRICT rows, float *LSTMGEN_RESTRICT z, int ldz,
+        float *LSTMGEN_RESTRICT panel)
+{
+    int j0, j, k, s;
+    if (n < 256 || streams < 8) {  /* small weights stay in the L1 cache, and copying a panel
+                                    * for a few streams costs more than it saves: one by one */
+        for (s = 0; s < streams; ++s)
+            accumulate_rows(n, count, a[s], rows, z + (size_t)s * (size_t)ldz);
+        return;
+    }
+    for (j0 = 0; j0 + 16 <= n; j0 += 16) {
+        for (k = 0; k < count; ++k)
+            for (j = 0; j < 16; ++j) panel[k * 16 + j] = rows[(size_t)k * (size_t)n + (size_t)(j0 + j)];
+        for (s = 0; s + 4 <= streams; s += 4) {
+            const float *a0 = a[s], *a1 = a[s + 1], *a2 = a[s + 2], *a3 = a[s + 3];
+            float *z0 = z + (size_t)s * (size_t)ldz + j0, *z1 = z0 + ldz, *z2 = z1 + ldz, *z3 = z2 + ldz;
+            float s0[16], s1[16], s2[16], s3[16];
+            for (j = 0; j < 16; ++j) {
+                s0[j] = z0[j];
+                s1[j] = z1[j];
+                s2[j] = z2[j];
+                s3[j] = z3[j];
+            }
+            for (k = 0; k < count; ++k) {
+                const float *w = panel + k * 16;
+                const float x0 = a0[k], x1 = a1[k], x2 = a2[k], x3 = a3[k];
+                for (j = 0; j < 16; ++j) {
+                    s0[j] = LSTMGEN_MADD(s0[j], x0, w[j]);
+                    s1[j] = LSTMGEN_MADD(s1[j], x1, w[j]);
+                    s2[j] = LSTMGEN_MADD(s2[j], x2, w[j]);
+                    s3[j] = LSTMGEN_MADD(s3[j], x3, w[j]);
+                }
+            }
+            for (j = 0; j < 16; ++j) {
+                z0[j] = s0[j];
+                z1[j] = s1[j];
+                z2[j] = s2[j];
+                z3[j] = s3[j];
+            }
+        }
+        for (; s < streams; ++s) {  /* the last streams % 4 streams */
+            const float *a0 = a[s];
+            float *z0 = z + (size_t)s * (size_t)ldz + j0;
+            float s0[16];
+            for (j = 0; j < 16; ++j) s0[j] = z0[j];
+            for (k = 0; k < count; ++k)
+                for (j = 0; j < 16; ++j) s0[j] = LSTMGEN_MADD(s0[j], a0[k], panel[k * 16 + j]);
+            for (j = 0; j < 16; ++j) z0[j] = s0[j];
+        }
+    }
+    for (s = 0; s < streams && j0 < n; ++s) {  /* the last n % 16 columns */
+        float *z0 = z + (size_t)s * (size_t)ldz;
+        for (k = 0; k < count; ++k) {
+            const float *w = rows + (size_t)k * (size_t)n;
+            for (j = j0; j < n; ++j) z0[j] = LSTMGEN_MADD(z0[j], a[s][k], w[j]);
+        }
+    }
+}
+#endif
+
 /* One LSTM step (gate=sigmoid, cell=tanh, output=tanh). Wt: [n_in][4 n_units],
  * Ut: [n_units][4 n_units], b: [4 n_units] or NULL; z: scratch of 4 n_units floats.
  * Updates h and c in place. */
@@ -344,6 +411,71 @@ static void lstm_step_sigmoid_tanh_tanh(int n_in, int n_units, const float *Wt, 
         h[j] = o_gate * act_tanh(c[j]);
     }
 }
+
+#if SINE_STEP_N
+/* One LSTM step (gate=sigmoid, cell=tanh, output=tanh) of `count` independent streams:
+ * stream s reads x[s][n_in] and updates h[s] and c[s] in place. Wt, Ut, b as for
+ * lstm_step_sigmoid_tanh_tanh; z: scratch of count x 4 n_units floats, panel: of 16 x max(n_in,
+ * n_units) floats. The weights are read once for all the streams, not once per stream. */
+static void lstm_step_n_sigmoid_tanh_tanh(int count, int n_in, int n_units, const float *Wt,
+        const float *Ut, const float *b, const float *const *x, float *const *h,
+        float *const *c, float *z, float *panel)
+{
+    const int n4 = 4 * n_units;
+    int s, j;
+    for (s = 0; s < count; ++s) {
+        float *zs = z + (size_t)s * (size_t)n4;
+        for (j = 0; j < n4; ++j) zs[j] = b != NULL ? b[j] : 0.0f;
+    }
+    accumulate_rows_streams(n4, n_in, count, x, Wt, z, n4, panel);
+    accumulate_rows_streams(n4, n_units, count, (const float *const *)h, Ut, z, n4, panel);
+    for (s = 0; s < count; ++s) {
+        const float *zs = z + (size_t)s * (size_t)n4;
+        float *hs = h[s], *cs = c[s];
+        for (j = 0; j < n_units; ++j) {
+            const float i_gate = act_sigmoid(zs[j]);
+            const float f_gate = act_sigmoid(zs[n_units + j]);
+            const float g_cell = act_tanh(zs[2 * n_units + j]);
+            const float o_gate = act_sigmoid(zs[3 * n_units + j]);
+            cs[j] = f_gate * cs[j] + i_gate * g_cell;
+            hs[j] = o_gate * act_tanh(cs[j]);
+        }
+    }
+}
+#endif
+#if SINE_CHUNK > 1
+
+/* `count` consecutive LSTM steps (gate=sigmoid, cell=tanh, output=tanh) of one sequence:
+ * x[t] (n_in values) is step t's input; updates h and c; h after step t goes to
+ * out + t * n_units unless out is NULL. The inputs of all the steps are projected first
+ * (p: count x 4 n_units floats, panel: 16 x n_in), then each step adds U h. */
+static void lstm_steps_sigmoid_tanh_tanh(int count, int n_in, int n_units, const float *Wt,
+        const float *Ut, const float *b, const float *const *x, float *h, float *c, float *p,
+        float *panel, float *out)
+{
+    const int n4 = 4 * n_units;
+    int t, j;
+    for (t = 0; t < count; ++t) {
+        float *pt = p + (size_t)t * (size_t)n4;
+        for (j = 0; j < n4; ++j) pt[j] = b != NULL ? b[j] : 0.0f;
+    }
+    accumulate_rows_streams(n4, n_in, count, x, Wt, p, n4, panel);
+    for (t = 0; t < count; ++t) {
+        float *z = p + (size_t)t * (size_t)n4;
+        accumulate_rows(n4, n_units, h, Ut, z);
+        for (j = 0; j < n_units; ++j) {
+            const float i_gate = act_sigmoid(z[j]);
+            const float f_gate = act_sigmoid(z[n_units + j]);
+            const float g_cell = act_tanh(z[2 * n_units + j]);
+            const float o_gate = act_sigmoid(z[3 * n_units + j]);
+            c[j] = f_gate * c[j] + i_gate * g_cell;
+            h[j] = o_gate * act_tanh(c[j]);
+        }
+        if (out != NULL)
+            for (j = 0; j < n_units; ++j) out[(size_t)t * (size_t)n_units + (size_t)j] = h[j];
+    }
+}
+#endif
 
 /* y = W x + b; W: [n_out][n_in] row-major, b: [n_out] or NULL. */
 static void dense_forward(int n_in, int n_out, const float *W, const float *b,
@@ -388,6 +520,52 @@ void sine_step(sine_state *s, const float *x, float *y)
     sine_tail(s->lstm_h, y);
 }
 
+#if SINE_STEP_N
+void sine_step_n(sine_state *states, int n, const float *x, float *y)
+{
+    float z[SINE_STREAMS * 64];  /* gate pre-activations of a group of streams */
+    float panel[16 * 16];  /* 16 columns of a weight matrix */
+    const float *in[SINE_STREAMS];
+    float *h[SINE_STREAMS], *c[SINE_STREAMS];
+    int first, i;
+    for (first = 0; first < n; first += SINE_STREAMS) {
+        const int count = n - first < SINE_STREAMS ? n - first : SINE_STREAMS;
+        sine_state *s = states + first;
+        /* layer "lstm" */
+        for (i = 0; i < count; ++i) {
+            in[i] = x + (size_t)(first + i) * 1;
+            h[i] = s[i].lstm_h;
+            c[i] = s[i].lstm_c;
+        }
+        lstm_step_n_sigmoid_tanh_tanh(count, 1, 16, sine_lstm_Wt, sine_lstm_Ut, sine_lstm_b, in, h, c, z, panel);
+        for (i = 0; i < count; ++i)
+            sine_tail(s[i].lstm_h, y + (size_t)(first + i) * 1);
+    }
+}
+#endif
+
+
+#if SINE_CHUNK > 1
+int sine_predict(const float *x, int timesteps, float *y)
+{
+    sine_state s;
+    float p[SINE_CHUNK * 64];  /* gate pre-activations of the chunk's steps */
+    float panel[16 * 16];  /* 16 columns of a weight matrix */
+    const float *rows[SINE_CHUNK];
+    int first, t;
+    if (x == NULL || y == NULL || timesteps < 1) return -1;
+    sine_reset(&s);
+    for (first = 0; first < timesteps; first += SINE_CHUNK) {
+        const int count = timesteps - first < SINE_CHUNK ? timesteps - first : SINE_CHUNK;
+        /* layer "lstm" */
+        for (t = 0; t < count; ++t) rows[t] = x + (size_t)(first + t) * 1;
+        lstm_steps_sigmoid_tanh_tanh(count, 1, 16, sine_lstm_Wt, sine_lstm_Ut, sine_lstm_b,
+            rows, s.lstm_h, s.lstm_c, p, panel, NULL);
+    }
+    sine_tail(s.lstm_h, y);
+    return 0;
+}
+#else
 int sine_predict(const float *x, int timesteps, float *y)
 {
     sine_state s;
@@ -401,3 +579,4 @@ int sine_predict(const float *x, int timesteps, float *y)
     sine_tail(s.lstm_h, y);
     return 0;
 }
+#endif

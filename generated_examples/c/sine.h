@@ -43,6 +43,39 @@ void sine_reset(sine_state *s);
  * model's output as if the sequence ended here. The state carries over between calls. */
 void sine_step(sine_state *s, const float *x, float *y);
 
+/* Many streams: advance n independent streams (sensor channels, voices, users) by one
+ * timestep each, as n calls of sine_step would. From 8 streams on, an LSTM layer of 64
+ * units or more reads its weights once for the group instead of once per stream (smaller
+ * ones fit the L1 cache and run stream by stream). states[n]: each stream's state
+ * (sine_reset first); x: [n][SINE_INPUT_SIZE]; y: [n][SINE_OUTPUT_SIZE]. Streams go in
+ * groups of SINE_STREAMS; the group's gate scratch (SINE_STREAMS x 64 floats) and a
+ * 16-column weight panel (256 floats) are on the stack.
+ * Compiled when SINE_STEP_N is 1: the default, except on Cortex-M cores, where it
+ * is 0 so that the firmware does not grow (-DSINE_STEP_N=1 to have it there). */
+#ifndef SINE_STEP_N
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#define SINE_STEP_N 0
+#else
+#define SINE_STEP_N 1
+#endif
+#endif
+#ifndef SINE_STREAMS
+#define SINE_STREAMS 32
+#endif
+/* sine_predict projects the inputs of SINE_CHUNK timesteps at once, layer by layer
+ * (SINE_CHUNK x 64 floats on the stack, and two SINE_CHUNK x 16); 1 on Cortex-M
+ * cores, where predict is a loop of steps and the firmware does not grow. Override with -D. */
+#ifndef SINE_CHUNK
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+#define SINE_CHUNK 1
+#else
+#define SINE_CHUNK 16
+#endif
+#endif
+#if SINE_STEP_N
+void sine_step_n(sine_state *states, int n, const float *x, float *y);
+#endif
+
 /* Whole sequence from a zero state (what the framework's predict does).
  * x: [timesteps][SINE_INPUT_SIZE] row-major.
  * y: [SINE_OUTPUT_SIZE], the output after the last timestep.

@@ -283,6 +283,48 @@ class ModelContext:
     def kind_names(self) -> set[str]:
         return {k.name for k in self.kinds}
 
+    @property
+    def step_n(self) -> StageContext | None:
+        """The stage NAME_step_n batches, when the model has one: a float build (not
+        quantized, not fixed16) whose streaming step is one stage of plain LSTM layers
+        (no peephole, clip, coupled gate or projection; no mask, token ids, windows or
+        direction) reading the input and each other's state, then optionally a tail.
+        Other models get no NAME_step_n."""
+        if not self.streamable or self.quantize or self.fixed or self.ids or self.mask:
+            return None
+        if len(self.parts) != 1 or self.parts[0].prefix or len(self.stages) != 1:
+            return None
+        stage = self.stages[0]
+        if not stage.reads_input or stage.real or stage.side or stage.crops or stage.reverse:
+            return None
+        for st in stage.chain:
+            layer = st.layer
+            if st.op != "recurrent" or layer is None or layer.kind != "lstm" or st.guarded:
+                return None
+            if layer.flags or layer.direction or layer.keeps_out:
+                return None
+        return stage
+
+    @property
+    def step_n_rows(self) -> int:
+        """The most rows (inputs or units) of a weight matrix NAME_step_n reads."""
+        stage = self.step_n
+        assert stage is not None
+        return max(max(st.layer.input_size, st.layer.layer.units) for st in stage.chain if st.layer)
+
+    @property
+    def step_n_max_units(self) -> int:
+        """The most units of an LSTM layer NAME_step_n and the chunked predict run."""
+        stage = self.step_n
+        assert stage is not None
+        return max(st.layer.layer.units for st in stage.chain if st.layer)
+
+    @property
+    def streams(self) -> int:
+        """Default streams per group of NAME_step_n: a multiple of 4 up to 32 whose gate
+        scratch (streams x 4H floats) stays within 64 KB of stack."""
+        return max(4, min(32, 16384 // self.max_gates // 4 * 4))
+
 
 @dataclass
 class SelftestContext:
