@@ -425,14 +425,9 @@ def test_files_that_are_not_what_their_name_says_get_one_clear_line(tmp_path, ca
     assert not (tmp_path / "missing").exists()
 
 
-@pytest.mark.xfail(
-    not (ROOT / "lstmgen" / "extractors" / "keras").is_dir(),
-    reason="needs the Keras front end's own reader (branch keras); Keras says 'File not found'",
-    strict=True,
-)
 def test_a_text_file_named_keras_gets_one_clear_line(tmp_path, capsys):
-    """Needs the Keras front end's own reader (branch keras): Keras itself says
-    'File not found' for a file that exists."""
+    """lstmgen's own .keras reader names what is wrong (Keras itself says 'File not found'
+    for a file that exists)."""
     (tmp_path / "x.keras").write_text("not a model\n")
     assert main(["inspect", str(tmp_path / "x.keras")]) == 2
     error = capsys.readouterr().err.strip()
