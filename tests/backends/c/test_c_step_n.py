@@ -6,7 +6,9 @@ and, through Keras predict on the shortened sequences, at earlier ones. Stream c
 are not multiples of 4 nor of NET_STREAMS (1, 3, 5, 8, 13, 33, and 33 with
 -DNET_STREAMS=12) reach every branch (stream by stream under 8, four at a time with a
 remainder from 8 on). The same driver builds warning-free with gcc, clang (-O2, -O3
-native), as C++, and runs clean under ASan/UBSan. Models outside the batched class (GRU,
+native), as C++, and runs clean under ASan/UBSan; the -march=native builds take the AVX/FMA
+register-tile path of the shared pass on x86 machines that have those (this project's CI
+machines do), the others its portable loops. Models outside the batched class (GRU,
 int8) get no NAME_step_n, and a Cortex-M build does not compile it.
 
 The same models' NAME_predict projects the inputs of NET_CHUNK timesteps at once: checked
@@ -16,6 +18,7 @@ chunk (16), -DNET_CHUNK=5 and -DNET_CHUNK=1 (the loop of steps), and under ASan/
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -23,6 +26,7 @@ from support import (
     C_COMPILERS,
     SANITIZE,
     build_c_driver,
+    missing,
     randomize_keras_weights,
     require_module,
     require_tool,
@@ -83,7 +87,10 @@ BUILDS = {
     "gcc -O3 native": ["gcc", *C_COMPILERS["gcc"], "-O3", "-march=native"],
     "clang -O2": ["clang", *C_COMPILERS["clang"], "-O2"],
     "g++ -O2": ["g++", *C_COMPILERS["g++"], "-O2"],
+    "g++ -O3 native": ["g++", *C_COMPILERS["g++"], "-O3", "-march=native"],
+    "clang -O3 native": ["clang", *C_COMPILERS["clang"], "-O3", "-march=native"],
     "asan+ubsan": ["clang", *SANITIZE],
+    "asan+ubsan native": ["clang", *SANITIZE, "-march=native"],
 }
 
 
@@ -228,3 +235,25 @@ def test_chunked_predict_matches_keras(cases, chunk_cases, name, flags, tmp_path
         got = np.array(run_c_driver(exe, seqs, tmp_path)[:2])
         err = np.abs(got - expected) / np.maximum(np.abs(expected), 1.0)
         assert err.max() <= 1e-5, (name, flags, t_len, float(err.max()))
+
+
+def test_register_tile_path_is_taken_where_avx_fma(cases, tmp_path):
+    """On an x86 machine with AVX and FMA (this project's CI machines), a -march=native build
+    compiles the register-tile kernels that the native builds above check against Keras, and
+    a baseline build the portable loops."""
+    cpu = open("/proc/cpuinfo").read() if sys.platform.startswith("linux") else ""
+    if " avx " not in cpu or " fma " not in cpu:
+        missing("an x86 CPU with AVX and FMA")
+    require_tool("gcc")
+    folder = write_files(c_backend.render(lstmgen.load(cases["tail"][0]), "net"), tmp_path)
+
+    def macros(*flags: str) -> str:
+        return subprocess.run(
+            ["gcc", "-std=c99", "-O2", *flags, "-dM", "-E", str(folder / "net.c")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    assert "LSTMGEN_AVX_FMA" in macros("-march=native")
+    assert "LSTMGEN_AVX_FMA" not in macros()
