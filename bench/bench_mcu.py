@@ -30,9 +30,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))  # irmodels: the models the tests build too
+
+from irmodels import large_model  # noqa: E402
 
 import lstmgen  # noqa: E402
-from lstmgen.ir import LSTM, Dense, Model  # noqa: E402
+from lstmgen.ir import LSTM, Model  # noqa: E402
 from lstmgen.ir.int8 import dequantize_values, quantize_values  # noqa: E402
 from lstmgen.quantize_int8 import quantize  # noqa: E402
 from lstmgen.reference import forward  # noqa: E402
@@ -59,28 +62,6 @@ class Result:
     stack: int
     state: int
     max_err: float
-
-
-def large_model() -> Model:
-    rng = np.random.default_rng(7)
-    s = 1.0 / np.sqrt(256)
-    return Model(
-        9,
-        [
-            LSTM(
-                "lstm",
-                rng.uniform(-s, s, (1024, 9)).astype(np.float32),
-                rng.uniform(-s, s, (1024, 256)).astype(np.float32),
-                rng.uniform(-0.5, 0.5, 1024).astype(np.float32),
-            ),
-            Dense(
-                "out",
-                rng.uniform(-s, s, (1, 256)).astype(np.float32),
-                rng.uniform(-0.5, 0.5, 1).astype(np.float32),
-            ),
-        ],
-        name="large",
-    )
 
 
 def c_array(values: np.ndarray, fmt: str) -> str:

@@ -92,3 +92,27 @@ def branch_models() -> dict[str, Model]:
         # the smallest: one LSTM unit, no head
         "tiny": Model(1, [_lstm(rng, "only", 1, 1)], name="tiny"),
     }
+
+
+def large_model() -> Model:
+    """9 -> LSTM(256) -> Dense(1), random weights (seed 7): the size keras2c's issue tracker
+    talks about; the microcontroller tests and `bench/bench_mcu.py` run it."""
+    rng = np.random.default_rng(7)
+    s = 1.0 / np.sqrt(256)
+    return Model(
+        9,
+        [
+            LSTM(
+                "lstm",
+                rng.uniform(-s, s, (1024, 9)).astype(np.float32),
+                rng.uniform(-s, s, (1024, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1024).astype(np.float32),
+            ),
+            Dense(
+                "out",
+                rng.uniform(-s, s, (1, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1).astype(np.float32),
+            ),
+        ],
+        name="large",
+    )
