@@ -43,7 +43,12 @@ from lstmgen.targets import c as c_backend  # noqa: E402
 from lstmgen.targets.c.int8_full import render_int8_full  # noqa: E402
 from lstmgen.targets.c.memory import measure, parse_callgraph, worst_stack  # noqa: E402
 from lstmgen.targets.c.quant import to_fixed  # noqa: E402
-from lstmgen.targets.c.runner import ARM_CORES, PICOLIBC_SPECS, SEMIHOST_LINK  # noqa: E402
+from lstmgen.targets.c.runner import (  # noqa: E402
+    ARM_CORES,
+    PICOLIBC_SPECS,
+    SEMIHOST_LINK,
+    run_qemu,
+)
 
 MODES = ["float", "int8", "int16", "fixed16", "int8-full"]
 ICOUNT_SHIFT = 6
@@ -86,7 +91,7 @@ def build_and_run(
         f"static const {in_t} bench_x[{x.size}] = {{\n{c_array(x, fmt)}\n}};\n"
     )
     elf = work / "bench.elf"
-    flags, machine = ARM_CORES["m4f"]
+    flags, _ = ARM_CORES["m4f"]
     cmd = [
         "arm-none-eabi-gcc",
         "-std=c99",
@@ -106,32 +111,9 @@ def build_and_run(
         str(elf),
     ]
     subprocess.run(cmd, check=True, capture_output=True)
-    run = subprocess.run(
-        [
-            "timeout",
-            "600",
-            "qemu-system-arm",
-            "-M",
-            machine,
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-            "-chardev",
-            "stdio,id=shc",
-            "-semihosting-config",
-            "enable=on,target=native,chardev=shc",
-            "-icount",
-            f"shift={ICOUNT_SHIFT},align=off,sleep=off",
-            "-kernel",
-            str(elf),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run = run_qemu(elf, "m4f", timeout=600, icount_shift=ICOUNT_SHIFT)
+    if run.returncode != 0:
+        raise RuntimeError(f"qemu: exit {run.returncode}: {run.stderr.strip()}")
     values = dict(re.findall(r"^(ticks_\w+) (\d+)$", run.stdout, re.M))
     empty = int(values["ticks_empty"])
     per_tick = KNOWN_INSTRUCTIONS / (int(values["ticks_known_2000000"]) - empty)
