@@ -11,7 +11,7 @@ and the data of the arrays; all C syntax is in the templates (`templates/c/`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .memory import MemoryEstimate
 from .quant import FixedLayer, FixedPlan
@@ -36,6 +36,11 @@ class Ref:
 
 
 NONE = Ref("none")  # no output (a recurrent layer's output stays in its state)
+#: accumulate_rows_streams reads a weight matrix once for a group of streams (12 or more)
+#: when it has at least this many columns or values; smaller ones stay in the L1 cache and
+#: each stream runs alone (the templates print these numbers into the C).
+SHARED_PASS_COLUMNS = 256
+SHARED_PASS_VALUES = 8192
 
 
 @dataclass(frozen=True)
@@ -313,6 +318,31 @@ class ModelContext:
         if stage is None or any(st.layer.kind != "lstm" for st in stage.chain if st.layer):
             return None
         return stage
+
+    shared_pass_columns: ClassVar[int] = SHARED_PASS_COLUMNS
+    shared_pass_values: ClassVar[int] = SHARED_PASS_VALUES
+
+    @property
+    def shared_pass(self) -> bool:
+        """Whether some weight matrix NAME_step_n or the chunked NAME_predict reads is large
+        enough for accumulate_rows_streams to read it once for a group of streams (at least
+        SHARED_PASS_COLUMNS columns or SHARED_PASS_VALUES values); below that every stream
+        runs alone, and the register-tile kernels are not emitted."""
+        stage = self.step_n
+        if stage is None:
+            return False
+        for st in stage.chain:
+            if st.layer is None:
+                continue
+            d, h = st.layer.input_size, st.layer.layer.units
+            if st.layer.layer.kind == "lstm":
+                shapes = [(4 * h, d), (4 * h, h)]
+            else:  # GRU: [z r h] x inputs, [z r] x units, h x units
+                shapes = [(3 * h, d), (2 * h, h), (h, h)]
+            for columns, rows in shapes:
+                if columns >= SHARED_PASS_COLUMNS or columns * rows >= SHARED_PASS_VALUES:
+                    return True
+        return False
 
     @property
     def step_n_rows(self) -> int:
