@@ -108,12 +108,12 @@ def build_cases(tmp) -> dict:
     path = tmp / "claims_gigabytes.keras"
     _zip(path, list(_members().items()))
     _claim_size(path, "model.weights.h5", 3 * 2**30)
-    cases["member_claims_3GB"] = (path, [], "compression bomb")
+    cases["member_claims_3GB"] = (path, [], "declares 3,221,225,472 bytes, over the limit")
 
     path = tmp / "config_claims_gigabytes.keras"
     _zip(path, list(_members().items()))
     _claim_size(path, "config.json", 2**31)
-    cases["config_claims_2GB"] = (path, [], "claims 2147483648 bytes")
+    cases["config_claims_2GB"] = (path, [], "a text of 2,147,483,648 bytes, over the limit")
 
     path = tmp / "deflate_bomb.keras"
     members = _members()
@@ -204,8 +204,10 @@ def build_cases(tmp) -> dict:
     cases["external_storage"] = (path, [], "external files")
 
     for label, total, expected in (
-        ("dataset_claims_a_gigabyte", 2**30, "compression bomb"),
-        ("weights_over_budget", 3 * 2**30, "exceed"),
+        # within the size limits, but nothing stored: a compression bomb
+        ("dataset_claims_16_megabytes", 2**24, "compression bomb"),
+        # past the array-elements limit (raised with --limit): refused by its declared shape
+        ("dataset_claims_3_gigabytes", 3 * 2**30, "values, over the limit of 20,000,000"),
     ):
         path = _h5_copy(tmp, f"{label}.h5")
         with h5py.File(path, "r+") as fh:
@@ -298,13 +300,15 @@ def outcomes(tmp_path_factory) -> tuple[dict, dict]:
 
 def test_every_hostile_file_is_one_error_line_exit_2_nothing_written(outcomes):
     cases, results = outcomes
+    wrong = {}
     for name, (_, _, expected) in cases.items():
         outcome = results[name]
         lines = outcome["err"].strip().splitlines()
-        assert outcome["code"] == 2, (name, outcome)
-        assert len(lines) == 1 and lines[0].startswith("lstmgen: error: "), (name, lines)
-        assert expected in lines[0], (name, expected, lines[0])
+        one_line = len(lines) == 1 and lines[0].startswith("lstmgen: error: ")
+        if outcome["code"] != 2 or not one_line or expected not in lines[0]:
+            wrong[name] = (expected, outcome["code"], lines)
         assert not outcome["written"], name
+    assert not wrong, wrong
 
 
 def test_bounded_time_and_memory(outcomes):
