@@ -30,9 +30,12 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))  # irmodels: the models the tests build too
+
+from irmodels import large_model  # noqa: E402
 
 import lstmgen  # noqa: E402
-from lstmgen.ir import LSTM, Dense, Model  # noqa: E402
+from lstmgen.ir import LSTM, Model  # noqa: E402
 from lstmgen.ir.int8 import dequantize_values, quantize_values  # noqa: E402
 from lstmgen.quantize_int8 import quantize  # noqa: E402
 from lstmgen.reference import forward  # noqa: E402
@@ -40,7 +43,12 @@ from lstmgen.targets import c as c_backend  # noqa: E402
 from lstmgen.targets.c.int8_full import render_int8_full  # noqa: E402
 from lstmgen.targets.c.memory import measure, parse_callgraph, worst_stack  # noqa: E402
 from lstmgen.targets.c.quant import to_fixed  # noqa: E402
-from lstmgen.targets.c.runner import ARM_CORES, PICOLIBC_SPECS, SEMIHOST_LINK  # noqa: E402
+from lstmgen.targets.c.runner import (  # noqa: E402
+    ARM_CORES,
+    PICOLIBC_SPECS,
+    SEMIHOST_LINK,
+    run_qemu,
+)
 
 MODES = ["float", "int8", "int16", "fixed16", "int8-full"]
 ICOUNT_SHIFT = 6
@@ -59,28 +67,6 @@ class Result:
     stack: int
     state: int
     max_err: float
-
-
-def large_model() -> Model:
-    rng = np.random.default_rng(7)
-    s = 1.0 / np.sqrt(256)
-    return Model(
-        9,
-        [
-            LSTM(
-                "lstm",
-                rng.uniform(-s, s, (1024, 9)).astype(np.float32),
-                rng.uniform(-s, s, (1024, 256)).astype(np.float32),
-                rng.uniform(-0.5, 0.5, 1024).astype(np.float32),
-            ),
-            Dense(
-                "out",
-                rng.uniform(-s, s, (1, 256)).astype(np.float32),
-                rng.uniform(-0.5, 0.5, 1).astype(np.float32),
-            ),
-        ],
-        name="large",
-    )
 
 
 def c_array(values: np.ndarray, fmt: str) -> str:
@@ -105,7 +91,7 @@ def build_and_run(
         f"static const {in_t} bench_x[{x.size}] = {{\n{c_array(x, fmt)}\n}};\n"
     )
     elf = work / "bench.elf"
-    flags, machine = ARM_CORES["m4f"]
+    flags, _ = ARM_CORES["m4f"]
     cmd = [
         "arm-none-eabi-gcc",
         "-std=c99",
@@ -125,32 +111,9 @@ def build_and_run(
         str(elf),
     ]
     subprocess.run(cmd, check=True, capture_output=True)
-    run = subprocess.run(
-        [
-            "timeout",
-            "600",
-            "qemu-system-arm",
-            "-M",
-            machine,
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-            "-chardev",
-            "stdio,id=shc",
-            "-semihosting-config",
-            "enable=on,target=native,chardev=shc",
-            "-icount",
-            f"shift={ICOUNT_SHIFT},align=off,sleep=off",
-            "-kernel",
-            str(elf),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run = run_qemu(elf, "m4f", timeout=600, icount_shift=ICOUNT_SHIFT)
+    if run.returncode != 0:
+        raise RuntimeError(f"qemu: exit {run.returncode}: {run.stderr.strip()}")
     values = dict(re.findall(r"^(ticks_\w+) (\d+)$", run.stdout, re.M))
     empty = int(values["ticks_empty"])
     per_tick = KNOWN_INSTRUCTIONS / (int(values["ticks_known_2000000"]) - empty)

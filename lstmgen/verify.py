@@ -205,14 +205,16 @@ def verify(
         files = render(target, model, name, **options)
     runner = get_runner(target)
     count = f"{inputs.shape[0]} sequences of {inputs.shape[1]} timesteps"
-    with phase(f"building and running the generated {target} code on {count}"):
-        with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
-            got = runner.run(model, files, name, inputs, Path(tmp))
+    # the oracle first: a framework that is missing or refuses the inputs is reported
+    # before any time goes into compiling the generated code
     if loaded.predict is not None:
         with phase(f"running {loaded.oracle_name} on {count}"):
             expected, oracle = loaded.predict(inputs), loaded.oracle_name
     else:
         expected, oracle = forward(model, inputs), "the float64 numpy reference (no framework)"
+    with phase(f"building and running the generated {target} code on {count}"):
+        with tempfile.TemporaryDirectory(prefix="lstmgen-verify-") as tmp:
+            got = runner.run(model, files, name, inputs, Path(tmp))
     with phase(f"comparing {count}"):
         max_abs, max_rel = error_metrics(got, expected)
         ref_abs, _ = error_metrics(got, forward(model, inputs))

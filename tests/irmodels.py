@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmgen.ir import LSTM, Activation, Dense, Model
+from lstmgen.ir import (
+    ELEMENTWISE_ACTIVATIONS,
+    LSTM,
+    VECTOR_ACTIVATIONS,
+    Activation,
+    Dense,
+    Model,
+)
 
 
 def _lstm(rng, name, d, h, **kw) -> LSTM:
@@ -92,3 +99,77 @@ def branch_models() -> dict[str, Model]:
         # the smallest: one LSTM unit, no head
         "tiny": Model(1, [_lstm(rng, "only", 1, 1)], name="tiny"),
     }
+
+
+def large_model() -> Model:
+    """9 -> LSTM(256) -> Dense(1), random weights (seed 7): the size keras2c's issue tracker
+    talks about; the microcontroller tests and `bench/bench_mcu.py` run it."""
+    rng = np.random.default_rng(7)
+    s = 1.0 / np.sqrt(256)
+    return Model(
+        9,
+        [
+            LSTM(
+                "lstm",
+                rng.uniform(-s, s, (1024, 9)).astype(np.float32),
+                rng.uniform(-s, s, (1024, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1024).astype(np.float32),
+            ),
+            Dense(
+                "out",
+                rng.uniform(-s, s, (1, 256)).astype(np.float32),
+                rng.uniform(-0.5, 0.5, 1).astype(np.float32),
+            ),
+        ],
+        name="large",
+    )
+
+
+#: Values where activations overflow, saturate or meet a sign of zero.
+EXTREMES = np.array(
+    [-1000.0, -100.0, -88.8, -30.0, -3.0, -0.5, -0.0, 0.0, 0.5, 3.0, 30.0, 88.8, 100.0, 1000.0],
+    dtype=np.float32,
+)
+_ELEMENTWISE = list(ELEMENTWISE_ACTIVATIONS)
+_VECTOR = list(VECTOR_ACTIVATIONS)
+
+
+def _draw_small(rng, *shape):
+    return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
+
+
+def mixed_activation_model(k: int) -> Model:
+    """Activation k (of ELEMENTWISE_ACTIVATIONS) as LSTM cell, Dense and gate of a second
+    LSTM; its neighbours in the list as gate and output; a vector activation as the head
+    (softmax, log_softmax) or a linear head, over a sequence or after the last step."""
+    rng = np.random.default_rng(5 + k)
+    act = _ELEMENTWISE[k]
+    gate = _ELEMENTWISE[(k + 3) % len(_ELEMENTWISE)]
+    out = _ELEMENTWISE[(k + 5) % len(_ELEMENTWISE)]
+    head = _VECTOR[k % len(_VECTOR)] if k % 3 else "linear"
+    layers = [
+        LSTM(
+            "lstm",
+            _draw_small(rng, 16, 3),
+            _draw_small(rng, 16, 4),
+            _draw_small(rng, 16) if k % 2 else None,
+            gate_activation=gate,
+            cell_activation=act,
+            output_activation=out,
+            return_sequences=True,
+            go_backwards=k % 3 == 1,
+        ),
+        Dense("dense", _draw_small(rng, 5, 4), _draw_small(rng, 5), activation=act),
+        Activation("act", 5, _ELEMENTWISE[(k + 1) % len(_ELEMENTWISE)]),
+        LSTM(
+            "lstm2",
+            _draw_small(rng, 8, 5),
+            _draw_small(rng, 8, 2),
+            _draw_small(rng, 8),
+            gate_activation=act,
+            cell_activation=gate,
+            return_sequences=k % 2 == 0,
+        ),
+        Dense("head", _draw_small(rng, 4, 2), None, activation=head),
+    ]
+    return Model(3, layers, name=f"act_{k}", source="random weights").validate()

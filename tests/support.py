@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from lstmgen.targets.c.runner import C_WARNINGS
+
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -834,24 +836,13 @@ def check_matlab_steps(job, result, tolerance: float, prefixes=None) -> None:
 # ------------------------------------------------------------------------ generated C --
 # Helpers of the C target's tests (tests/backends/c/, tests/robustness/test_c_robustness.py).
 
-#: The warning set of every C build in the tests (the same as the ARM builds'); -Werror
-#: makes any warning a failure.
-C_WARNINGS = [
-    "-Wall",
-    "-Wextra",
-    "-pedantic",
-    "-Werror",
-    "-Wshadow",
-    "-Wconversion",
-    "-Wdouble-promotion",
-    "-Wstrict-prototypes",
-    "-Wmissing-prototypes",
-]
+# C_WARNINGS (lstmgen.targets.c.runner): the warning set of every C build in the tests, the
+# ARM builds' (-std=c99 included); -Werror makes any warning a failure.
 CXX_WARNINGS = ["-Wall", "-Wextra", "-pedantic", "-Werror", "-Wshadow"]
 #: compiler -> its flags: C99 with gcc and clang, C++11 with g++ and clang++
 C_COMPILERS = {
-    "gcc": ["-std=c99", *C_WARNINGS],
-    "clang": ["-std=c99", *C_WARNINGS],
+    "gcc": C_WARNINGS,
+    "clang": C_WARNINGS,
     "g++": ["-x", "c++", "-std=c++11", *CXX_WARNINGS],
     "clang++": ["-x", "c++", "-std=c++11", *CXX_WARNINGS],
 }

@@ -150,3 +150,17 @@ class PerStepLayer(Layer):
     def apply(self, x: np.ndarray) -> np.ndarray:
         """The float64 map over the last axis."""
         raise NotImplementedError
+
+
+class KeepsSize:
+    """Mix-in for a kind whose output has as many features as its input, `size`."""
+
+    size: int
+
+    @property
+    def input_size(self) -> int:
+        return self.size
+
+    @property
+    def output_size(self) -> int:
+        return self.size

@@ -44,6 +44,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import ModelError
+from .base import KeepsSize
 
 GATE_PRE_SCALE_POWER = -12  # gate pre-activations: Q3.12
 GATE_OUT_SCALE_POWER = -15  # gate outputs: Q0.15
@@ -315,7 +316,7 @@ ACTIVATION_OUTPUTS = {
 
 
 @dataclass
-class ActivationInt8:
+class ActivationInt8(KeepsSize):
     """A standalone activation on int8 values: sigmoid, tanh, softmax (over the vector) or
     relu (a requantization clamped at zero)."""
 
@@ -327,14 +328,6 @@ class ActivationInt8:
     beta: float = 1.0  # softmax only
 
     kind = "activation"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     def validate(self) -> None:
         where = f"layer '{self.name}' (int8 {self.activation})"

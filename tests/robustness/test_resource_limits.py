@@ -554,3 +554,34 @@ def test_calibration_header_claiming_3e10_values_is_refused(tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("lstmgen: error: --calibration ")
     assert "30,000,000,000 input values" in lines[0] and OVER in lines[0]
     assert not out.exists()
+
+
+# ---- the Keras reader honours the same limits, and --limit raises them --------------------
+@pytest.mark.parametrize(
+    "model", [ROOT / "examples" / "sine_lstm.keras", FIXTURES / "keras2" / "plain_sigmoid.h5"]
+)
+@pytest.mark.parametrize(
+    "limit, found",
+    [
+        ("parameters=100", "parameters in all"),
+        ("array-elements=50", "a weight array of shape"),
+        ("config-bytes=100", "a text of"),
+    ],
+)
+def test_keras_reader_honours_the_limits_and_limit_raises_them(
+    model, limit, found, tmp_path, capsys
+):
+    require_module("h5py")
+    name = limit.split("=")[0]
+    out = tmp_path / "out"
+    assert main(["inspect", str(model), "--limit", limit]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    # the file named as the reader saw it (a .keras member as ARCHIVE:MEMBER)
+    assert len(lines) == 1 and lines[0].startswith("lstmgen: error: "), lines
+    assert model.name in lines[0].split(": ")[2], lines
+    assert found in lines[0] and OVER in lines[0] and f"--limit {name}=N" in lines[0]
+    assert main(["generate", str(model), "--limit", limit, "--out", str(out)]) == 2
+    assert not out.exists()
+    raised = f"{name}={10**9}"
+    assert main(["generate", str(model), "--limit", raised, "--out", str(out)]) == 0
+    assert any(out.iterdir())

@@ -108,3 +108,23 @@ def test_a_tolerance_that_fails_every_run_is_refused(torch_file, capsys, atol):
     assert len(err) == 1 and "atol must be a finite number >= 0" in err[0]
     with pytest.raises(LstmgenError, match="atol must be a finite number"):
         verify(path, "python", atol=float(atol))
+
+
+def test_a_missing_framework_is_reported_before_the_generated_code_is_built(monkeypatch):
+    """verify asks the oracle first: a framework that is not installed costs no compile."""
+    from irmodels import branch_models
+
+    from lstmgen.errors import MissingDependencyError
+    from lstmgen.extractors import Loaded
+    from lstmgen.targets.c import runner
+
+    def no_framework(inputs):
+        raise MissingDependencyError("verifying this file needs Keras: pip install keras")
+
+    def build_and_run(*args, **kwargs):
+        raise AssertionError("the generated code was built before the oracle ran")
+
+    monkeypatch.setattr(runner, "run", build_and_run)
+    loaded = Loaded(branch_models()["tiny"].validate(), no_framework, "Keras model.predict")
+    with pytest.raises(MissingDependencyError, match="needs Keras"):
+        verify(None, "c", loaded=loaded, sequences=2, timesteps=3)

@@ -1,6 +1,7 @@
 """Keras files as containers, read without Keras: `.keras` archives (a zip of
 `config.json` + `model.weights.h5`) and architecture JSON (`model.to_json()`), with the
-limits every read of a user's file honours (HDF5 itself is `hdf5.py`'s job).
+limits every read of a user's file honours (`lstmgen.limits`: raised with `--limit`;
+HDF5 itself is `hdf5.py`'s job).
 
 Hostile files are read safely: zip members are checked against their declared size and a
 compression-ratio limit before a byte is inflated, `..`/absolute/duplicate members are
@@ -16,18 +17,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ... import limits
 from ...errors import ModelError
 
-#: The largest architecture (config.json / model_config / .json file) read, in bytes.
-MAX_CONFIG_BYTES = 64 * 2**20
-#: The largest weights file taken out of a `.keras` archive, in bytes.
-MAX_WEIGHTS_FILE_BYTES = 4 * 2**30
-#: All weight arrays of one model together, in bytes once read.
-MAX_WEIGHT_BYTES = 2 * 2**30
-#: Uncompressed / stored size above which data counts as a compression bomb.
-MAX_COMPRESSION_RATIO = 200
-#: Sizes under this many bytes are never called a bomb (tiny arrays compress well).
-SMALL_BYTES = 2**20
 #: Members of a `.keras` archive (Keras writes three, plus assets).
 MAX_ZIP_MEMBERS = 10_000
 
@@ -43,8 +35,7 @@ def major_version(version: str | None) -> int | None:
 
 # ---- architecture JSON ------------------------------------------------------------------
 def parse_json(text: bytes | str, where: str) -> Any:
-    if len(text) > MAX_CONFIG_BYTES:
-        raise ModelError(f"{where}: the architecture is over {MAX_CONFIG_BYTES} bytes")
+    limits.check_config_bytes(f"{where}: the architecture", len(text))
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
@@ -56,9 +47,7 @@ def parse_json(text: bytes | str, where: str) -> Any:
 
 
 def read_json_file(path: Path) -> Any:
-    size = _file_size(path)
-    if size > MAX_CONFIG_BYTES:
-        raise ModelError(f"{path}: {size} bytes is too large for an architecture JSON")
+    limits.check_config_bytes(f"{path}: the architecture JSON", _file_size(path))
     return parse_json(path.read_bytes(), str(path))
 
 
@@ -120,17 +109,10 @@ def _checked_members(archive: zipfile.ZipFile, path: Path) -> dict[str, zipfile.
 
 def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> bytes:
     """A member's bytes, refusing sizes over the limits and compression bombs."""
-    limit = MAX_CONFIG_BYTES if info.filename.endswith(".json") else MAX_WEIGHTS_FILE_BYTES
     where = f"{path}: archive member {info.filename!r}"
-    if info.file_size > limit:
-        raise ModelError(f"{where} claims {info.file_size} bytes (limit {limit})")
-    if info.file_size > SMALL_BYTES and info.file_size > MAX_COMPRESSION_RATIO * max(
-        info.compress_size, 1
-    ):
-        raise ModelError(
-            f"{where} expands {info.compress_size} bytes to {info.file_size}: "
-            "refused as a compression bomb"
-        )
+    if info.filename.endswith(".json"):
+        limits.check_config_bytes(where, info.file_size)
+    limits.check_member(where, info.file_size, info.compress_size)
     if info.flag_bits & 0x1:
         raise ModelError(f"{where} is encrypted")
     with archive.open(info) as fh:
@@ -149,18 +131,15 @@ def keras_zip_weights(archive: zipfile.ZipFile, path: Path) -> bytes:
         raise ModelError(f"{path}: cannot read model.weights.h5 ({_first_line(exc)})") from None
 
 
-class Budget:
-    """The bytes of weights still allowed to be read for one model."""
+class Budget(limits.ParameterBudget):
+    """The weight values still allowed to be read for one model (`parameters`); every
+    array is also checked against `array_elements` before it is read."""
 
-    def __init__(self, limit: int = MAX_WEIGHT_BYTES) -> None:
-        self.left = limit
+    def __init__(self, where: str = "the model's weights") -> None:
+        super().__init__(where)
 
-    def take(self, nbytes: int, where: str) -> None:
-        if nbytes > self.left:
-            raise ModelError(
-                f"{where}: the weights exceed {MAX_WEIGHT_BYTES} bytes in all; refused"
-            )
-        self.left -= nbytes
+    def take_array(self, shape: tuple[int, ...], where: str) -> None:
+        self.take(limits.check_array(where, shape, "a weight array"), where)
 
 
 def _file_size(path: Path) -> int:

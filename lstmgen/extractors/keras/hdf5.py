@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from ... import limits
 from ...errors import LstmgenError, MissingDependencyError, ModelError
-from .files import HDF5_SIGNATURE, MAX_COMPRESSION_RATIO, MAX_CONFIG_BYTES, SMALL_BYTES, Budget
+from .files import HDF5_SIGNATURE, Budget
 
 #: Attributes of interest (Keras writes long name lists in chunks: layer_names0, ...).
 ATTRIBUTES = ("keras_version", "backend", "model_config", "layer_names", "weight_names", "name")
@@ -123,8 +124,9 @@ class H5File:
     def read(self, under: Group, budget: Budget) -> dict[str, np.ndarray]:
         """Every array below `under`, keyed by its path (one trip to a child)."""
         datasets = [node for node in _datasets(under)]
+        for dataset in datasets:
+            budget.take_array(dataset.shape, f"{self.where}: {dataset.path}")
         total = sum(d.nbytes for d in datasets)
-        budget.take(total, f"{self.where}: {under.path or '/'}")
         timeout = TIMEOUT_SECONDS + SECONDS_PER_GB * total / 2**30
         paths = [d.path for d in datasets]
         return isolated(_read_arrays, (self.source, self.where, paths), self.where, timeout)
@@ -391,8 +393,7 @@ def _attribute(node: Any, key: str, where: str) -> Any:
         stored = node.attrs.get_id(key).get_storage_size()
     except RuntimeError:  # HDF5 reports an empty attribute's size 0 as an error
         stored = 0
-    if stored > MAX_CONFIG_BYTES:
-        raise ModelError(f"{where}: attribute {key!r} is over {MAX_CONFIG_BYTES} bytes")
+    limits.check_config_bytes(f"{where}: attribute {key!r}", stored)
     value = node.attrs[key]
     if isinstance(value, np.ndarray):
         if value.ndim > 1:
@@ -437,16 +438,10 @@ def _read_dataset(node: Any, where: str, budget: Budget) -> np.ndarray:
         raise ModelError(f"{where}: a virtual dataset (data from other files) is refused")
     if node.external:
         raise ModelError(f"{where}: data stored in external files is refused")
-    count = 1
-    for n in node.shape:
-        count *= int(n)
-    nbytes = count * dtype.itemsize
-    stored = node.id.get_storage_size()
-    if nbytes > SMALL_BYTES and nbytes > MAX_COMPRESSION_RATIO * max(stored, 1):
-        raise ModelError(
-            f"{where}: {nbytes} bytes from {stored} stored: refused as a compression bomb"
-        )
-    budget.take(nbytes, where)
+    shape = tuple(int(n) for n in node.shape)
+    budget.take_array(shape, where)
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    limits.check_member(where, nbytes, node.id.get_storage_size())
     _cap_address_space(MEMORY_HEADROOM + 2 * nbytes)
     return np.asarray(node[()])
 

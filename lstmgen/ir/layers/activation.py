@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..activations import ALL_ACTIVATIONS, activate
-from ..base import Check, PerStepLayer, register
+from ..base import Check, KeepsSize, PerStepLayer, register
 from ..checks import check_activation
 
 
 @register
 @dataclass
-class Activation(PerStepLayer):
+class Activation(KeepsSize, PerStepLayer):
     """A standalone activation over the last axis (size unchanged)."""
 
     name: str
@@ -23,14 +23,6 @@ class Activation(PerStepLayer):
 
     kind = "activation"
     title = "Activation"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     def validate(self, check: Check) -> None:
         if self.size <= 0:

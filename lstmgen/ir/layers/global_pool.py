@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Check, Layer, register
+from ..base import Check, KeepsSize, Layer, register
 from ..checks import check_positive_int
 
 POOL_TYPES = ("avg", "max")
@@ -18,7 +18,7 @@ POOL_TYPES = ("avg", "max")
 
 @register
 @dataclass
-class GlobalPool(Layer):
+class GlobalPool(KeepsSize, Layer):
     """Mean or maximum over all timesteps (see the module docstring)."""
 
     name: str
@@ -28,14 +28,6 @@ class GlobalPool(Layer):
 
     kind = "global_pool"
     title = "GlobalPool1D (avg/max)"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     def returns_sequence(self, sequence_in: bool) -> bool:
         return False

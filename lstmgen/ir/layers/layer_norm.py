@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..base import Check, PerStepLayer, register
+from ..base import Check, KeepsSize, PerStepLayer, register
 from ..checks import check_optional_array
 
 
 @register
 @dataclass
-class LayerNorm(PerStepLayer):
+class LayerNorm(KeepsSize, PerStepLayer):
     """Normalization over the features of each timestep, then gamma * y + beta."""
 
     name: str
@@ -25,14 +25,6 @@ class LayerNorm(PerStepLayer):
 
     kind = "layer_norm"
     title = "LayerNorm"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     def arrays(self) -> dict[str, np.ndarray | None]:
         return {"gamma": self.gamma, "beta": self.beta}

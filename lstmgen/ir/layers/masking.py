@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Check, Layer, register
+from ..base import Check, KeepsSize, Layer, register
 
 
 @register
 @dataclass
-class Masking(Layer):
+class Masking(KeepsSize, Layer):
     """Skip timesteps whose features all equal `mask_value` (see the module docstring)."""
 
     name: str
@@ -25,14 +25,6 @@ class Masking(Layer):
 
     kind = "masking"
     title = "Masking"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     def validate(self, check: Check) -> None:
         if check.index != 0:

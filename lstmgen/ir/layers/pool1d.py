@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Check, register
+from ..base import Check, KeepsSize, register
 from .windows import WindowLayer, window_taps
 
 
 @register
 @dataclass
-class Pool1D(WindowLayer):
+class Pool1D(KeepsSize, WindowLayer):
     """Max or average pooling over time."""
 
     name: str
@@ -28,14 +28,6 @@ class Pool1D(WindowLayer):
 
     kind = "pool1d"
     title = "Pool1D (max/avg)"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     @property
     def span(self) -> int:

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from ...limits import check_timesteps
-from ..base import Check, Layer, register
+from ..base import Check, KeepsSize, Layer, register
 from ..checks import check_positive_int
 
 
 @register
 @dataclass
-class RepeatVector(Layer):
+class RepeatVector(KeepsSize, Layer):
     """A vector -> a sequence of `times` copies of it."""
 
     name: str
@@ -26,14 +26,6 @@ class RepeatVector(Layer):
 
     kind = "repeat_vector"
     title = "RepeatVector"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     def returns_sequence(self, sequence_in: bool) -> bool:
         return True

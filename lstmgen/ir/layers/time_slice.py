@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Check, Layer, register
+from ..base import Check, KeepsSize, Layer, register
 from ..checks import check_positive_int
 
 
 @register
 @dataclass
-class TimeSlice(Layer):
+class TimeSlice(KeepsSize, Layer):
     """Timesteps [start:stop] of a sequence; with `squeeze`, one timestep as a vector."""
 
     name: str
@@ -31,14 +31,6 @@ class TimeSlice(Layer):
 
     kind = "time_slice"
     title = "TimeSlice"
-
-    @property
-    def input_size(self) -> int:
-        return self.size
-
-    @property
-    def output_size(self) -> int:
-        return self.size
 
     @property
     def is_last_step(self) -> bool:

@@ -268,11 +268,16 @@ def build_selftest_elf(
     return elf
 
 
-def run_qemu(elf: Path, core: str, timeout: float = 120.0):
-    """Run `elf` on qemu's board for `core`; a CompletedProcess (returncode = main's)."""
+def run_qemu(elf: Path, core: str, timeout: float = 120.0, icount_shift: int | None = None):
+    """Run `elf` on qemu's board for `core`; a CompletedProcess (returncode = main's).
+    With `icount_shift`, qemu counts instructions (one virtual ns is 2^shift of them), so
+    the program's clock measures instructions, not host time."""
     import subprocess
 
     _, machine = ARM_CORES[core]
+    counting = (
+        [] if icount_shift is None else ["-icount", f"shift={icount_shift},align=off,sleep=off"]
+    )
     cmd = [
         "timeout",
         str(int(timeout)),
@@ -289,6 +294,7 @@ def run_qemu(elf: Path, core: str, timeout: float = 120.0):
         "stdio,id=shc",
         "-semihosting-config",
         "enable=on,target=native,chardev=shc",
+        *counting,
         "-kernel",
         str(elf),
     ]

@@ -36,15 +36,13 @@ from typing import Any
 
 from ...ir import Model
 from ...naming import validate_model_name
-from ..common import templates_dir
+from ..kind_templates import implemented_kinds
 from .context import min_timesteps
 from .options import OPTIONS, PRECISIONS, precision_from
 from .renderer import LAYER_TEMPLATES, activation_names, render_files
 
 #: Layer kinds (see lstmgen.ir) this target implements: those with a template.
-LAYERS: frozenset[str] = frozenset(
-    path.stem for path in (templates_dir() / LAYER_TEMPLATES).glob("*.j2")
-)
+LAYERS: frozenset[str] = implemented_kinds(LAYER_TEMPLATES)
 #: Activations (see lstmgen.ir.activations) this target implements: those in the table of
 #: templates/matlab/activations.j2.
 ACTIVATIONS: frozenset[str] = activation_names()

@@ -33,8 +33,9 @@ from ...errors import LstmgenError
 from ...ir import Model
 from ...naming import validate_model_name
 from ..common import render_template
+from ..kind_templates import implemented_kinds
 from .context import DTYPES, ModelContext, activation_module, build_context
-from .kinds import implemented_kinds
+from .kinds import KIND_FOLDER
 
 __all__ = [
     "ACTIVATIONS",
@@ -49,7 +50,7 @@ __all__ = [
 #: precision: "single" (float32 arithmetic, the default) or "double" (float64)
 OPTIONS: tuple[str, ...] = ("precision",)
 #: Layer kinds (see lstmgen.ir) this target implements: those with a template.
-LAYERS: frozenset[str] = implemented_kinds()
+LAYERS: frozenset[str] = implemented_kinds(KIND_FOLDER)
 #: Activations (see lstmgen.ir.activations) this target implements: those in its template.
 ACTIVATIONS: frozenset[str] = frozenset(vars(activation_module())["CALLS"])
 #: Optional IR features (see lstmgen.ir) this target implements.

@@ -10,16 +10,16 @@ templates (`kinds`), never from checks of the kind here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ...errors import LstmgenError
 from ...ir import ALL_ACTIVATIONS, Model
-from ...naming import unique_identifiers
 from ..common import banner_facts, display_text, environment
-from .kinds import KindTemplate, kind_template
+from ..kind_templates import LayerContextBase, layer_contexts, used_activations
+from .kinds import KIND_FOLDER
 
 ACTIVATIONS_TEMPLATE = "numpy/activations.j2"
 #: Weights are the float32 values' bytes (IEEE 754, little-endian) in hex: HEX_PER_LINE
@@ -42,28 +42,9 @@ def hex_lines(values: Any) -> list[str]:
 
 
 @dataclass
-class LayerContext:
-    """One layer of the generated module.
-
-    Module-level names: its functions are `_run_IDENT` (over a batch) and `_step_IDENT` (one
-    timestep); its constants `const + "__SUFFIX"`. A sanitised identifier never holds `__`
-    followed by a letter (`lstmgen.naming`), so no name of one layer is a name of another.
-    """
-
-    layer: Any  # the IR layer (its kind's class)
-    ident: str
-    code: KindTemplate  # the macros of its kind's template
-    sees_sequence: bool = True  # its input is a sequence of timesteps (else one vector)
-    masked: bool = False  # its input sequence comes with the timestep mask
-    halves: list[LayerContext] = field(default_factory=list)  # a Bidirectional's
-
-    @property
-    def kind(self) -> str:
-        return str(self.layer.kind)
-
-    @property
-    def const(self) -> str:
-        return f"_{self.ident.upper()}"
+class LayerContext(LayerContextBase):
+    """One layer of the generated module: its functions are `_run_IDENT` (over a batch) and
+    `_step_IDENT` (one timestep)."""
 
     @property
     def name_doc(self) -> str:
@@ -72,9 +53,6 @@ class LayerContext:
     @property
     def summary(self) -> str:
         return doc_text(self.layer.describe().split(": ", 1)[-1])
-
-    def traits(self) -> set[str]:
-        return set(self.code.words("traits", self))
 
 
 @dataclass
@@ -117,43 +95,8 @@ def activation_module() -> Any:
     return environment().get_template(ACTIVATIONS_TEMPLATE).module
 
 
-def _identifiers(model: Model) -> tuple[list[str], list[list[str]]]:
-    """Identifiers of the layers, and of the layers inside each (a Bidirectional's), the
-    inner ones named after all top-level ones."""
-    inner = [layer.parts()[1:] for layer in model.layers]
-    names = [layer.name for layer in model.layers] + [p.name for parts in inner for p in parts]
-    idents = unique_identifiers(names)
-    top, rest = idents[: len(model.layers)], idents[len(model.layers) :]
-    nested = []
-    for parts in inner:
-        nested.append(rest[: len(parts)])
-        rest = rest[len(parts) :]
-    return top, nested
-
-
-def _layer_contexts(model: Model) -> list[LayerContext]:
-    top, nested = _identifiers(model)
-    flags = model.sequence_flags()
-    sees_sequence = [True, *flags[:-1]]
-    layers = []
-    masked = False
-    for index, (layer, ident, inner) in enumerate(zip(model.layers, top, nested)):
-        ctx = LayerContext(layer, ident, kind_template(layer.kind), sees_sequence[index], masked)
-        ctx.halves = [
-            LayerContext(part, part_ident, kind_template(part.kind), True, masked)
-            for part, part_ident in zip(layer.parts()[1:], inner)
-        ]
-        layers.append(ctx)
-        # the mask goes with the sequence for as long as the data stays one
-        masked = flags[index] and (masked or "mask" in ctx.traits())
-    return layers
-
-
 def _activations(layers: list[LayerContext]) -> list[str]:
-    used: set[str] = set()
-    for ctx in layers:
-        for part in (ctx, *ctx.halves):
-            used.update(part.code.words("activations", part))
+    used = used_activations(layers)
     module = activation_module()
     calls: dict[str, str] = vars(module)["CALLS"]
     for name in sorted(used - set(calls)):
@@ -178,7 +121,7 @@ def _helpers(activations: list[str]) -> list[str]:
 
 def build_context(model: Model, name: str, precision: str = "single") -> ModelContext:
     """Everything the templates need (also used by tests to find the generated names)."""
-    layers = _layer_contexts(model)
+    layers = layer_contexts(model, KIND_FOLDER, LayerContext)
     facts = banner_facts(model)
     for key in ("source", "model_name"):
         facts[key] = doc_text(facts[key])

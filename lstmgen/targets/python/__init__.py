@@ -37,9 +37,10 @@ from ...errors import LstmgenError
 from ...ir import Model
 from ...naming import validate_model_name
 from ..common import render_template
+from ..kind_templates import implemented_kinds
 from .activations import activation_table
 from .context import ModelContext, build_context
-from .kinds import implemented_kinds
+from .kinds import KIND_FOLDER
 from .memory import (
     CPYTHON_BYTES_PER_WEIGHT,
     MICROPYTHON_BYTES_PER_WEIGHT,
@@ -67,7 +68,7 @@ __all__ = [
 
 OPTIONS: tuple[str, ...] = ()
 #: Layer kinds (see lstmgen.ir) this target implements: those with a template.
-LAYERS: frozenset[str] = implemented_kinds()
+LAYERS: frozenset[str] = implemented_kinds(KIND_FOLDER)
 #: Activations (see lstmgen.ir.activations) this target implements: those in its template.
 ACTIVATIONS: frozenset[str] = frozenset(activation_table())
 #: Optional IR features (see lstmgen.ir) this target implements.

@@ -11,14 +11,14 @@ templates (`kinds`), never from checks of the kind here.
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ...ir import LAYER_TYPES, Model
-from ...naming import unique_identifiers
 from ..common import banner_facts, display_text
+from ..kind_templates import LayerContextBase, layer_contexts, used_activations
 from . import activations
-from .kinds import KindTemplate, kind_template
+from .kinds import KIND_FOLDER
 from .weights import LINES_PER_STRING, PER_LINE, weight_source
 
 
@@ -33,30 +33,9 @@ def doc_text(text: str) -> str:
 
 
 @dataclass
-class LayerContext:
-    """One layer of the generated module.
-
-    Module-level names: a layer's functions are `_step_IDENT`, `_run_IDENT`,
-    `_apply_IDENT`; its (first) matrix is `const` (`_IDENT`), anything else it owns
-    `const + "__SUFFIX"`, SUFFIX starting with a letter. A sanitised identifier never
-    holds `__` followed by a letter (`lstmgen.naming`), so no name of one layer can be a
-    name of another.
-    """
-
-    layer: Any  # the IR layer (its kind's class)
-    ident: str
-    code: KindTemplate  # the macros of its kind's template
-    sees_sequence: bool = True  # its input is a sequence of timesteps (else one vector)
-    masked: bool = False  # its input sequence comes with the timestep mask
-    halves: list[LayerContext] = field(default_factory=list)  # a Bidirectional's
-
-    @property
-    def kind(self) -> str:
-        return str(self.layer.kind)
-
-    @property
-    def const(self) -> str:
-        return f"_{self.ident.upper()}"
+class LayerContext(LayerContextBase):
+    """One layer of the generated module: its functions are `_step_IDENT`, `_run_IDENT`,
+    `_apply_IDENT`; its (first) matrix is `const` (`_IDENT`)."""
 
     @property
     def name_doc(self) -> str:
@@ -69,9 +48,6 @@ class LayerContext:
     @property
     def summary(self) -> str:
         return self.code.text("summary", self)
-
-    def traits(self) -> set[str]:
-        return set(self.code.words("traits", self))
 
 
 @dataclass
@@ -115,49 +91,6 @@ class ModelContext:
     def strings(values: Any) -> list[str]:
         """The source lines of a float32 array's exact literal strings (`weights`)."""
         return weight_source(values)
-
-
-def _identifiers(model: Model) -> tuple[list[str], list[list[str]]]:
-    """Identifiers of the layers, and of the layers inside each (a Bidirectional's).
-
-    The inner layers are named after all top-level layers, so that the top-level
-    identifiers do not depend on whether a model has a Bidirectional layer.
-    """
-    inner = [layer.parts()[1:] for layer in model.layers]
-    names = [layer.name for layer in model.layers] + [p.name for parts in inner for p in parts]
-    idents = unique_identifiers(names)
-    top, rest = idents[: len(model.layers)], idents[len(model.layers) :]
-    nested = []
-    for parts in inner:
-        nested.append(rest[: len(parts)])
-        rest = rest[len(parts) :]
-    return top, nested
-
-
-def _layer_contexts(model: Model) -> list[LayerContext]:
-    top, nested = _identifiers(model)
-    flags = model.sequence_flags()
-    sees_sequence = [True, *flags[:-1]]
-    layers = []
-    masked = False
-    for index, (layer, ident, inner) in enumerate(zip(model.layers, top, nested)):
-        ctx = LayerContext(layer, ident, kind_template(layer.kind), sees_sequence[index], masked)
-        ctx.halves = [
-            LayerContext(part, part_ident, kind_template(part.kind), True, masked)
-            for part, part_ident in zip(layer.parts()[1:], inner)
-        ]
-        layers.append(ctx)
-        # the mask goes with the sequence for as long as the data stays one
-        masked = flags[index] and (masked or "mask" in ctx.traits())
-    return layers
-
-
-def _all_activations(layers: list[LayerContext]) -> set[str]:
-    used: set[str] = set()
-    for ctx in layers:
-        for part in (ctx, *ctx.halves):
-            used.update(part.code.words("activations", part))
-    return used
 
 
 def _title(model: Model) -> str:
@@ -205,9 +138,9 @@ def _add(found: list[str], text: str) -> None:
 
 def build_context(model: Model, name: str) -> ModelContext:
     """Everything the templates need (also used by tests to find the generated names)."""
-    layers = _layer_contexts(model)
+    layers = layer_contexts(model, KIND_FOLDER, LayerContext)
     traits = set().union(*(ctx.traits() for ctx in layers))
-    used = _all_activations(layers)
+    used = used_activations(layers)
     activations.check_activations(used)
     math = activations.math_names(used)
     for ctx in layers:

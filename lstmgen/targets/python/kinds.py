@@ -35,47 +35,6 @@ Code (composed by `templates/python/model.py.j2`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-from typing import Any
-
-from ..common import environment, templates_dir
-
-#: Where the kinds' templates are, under the templates folder.
+#: Where the kinds' templates are, under the templates folder
+#: (read through `lstmgen.targets.kind_templates`).
 KIND_FOLDER = "python/layers"
-
-
-def implemented_kinds() -> frozenset[str]:
-    """The IR kinds that have a template in this target."""
-    return frozenset(path.stem for path in (templates_dir() / KIND_FOLDER).glob("*.j2"))
-
-
-def _nothing(*args: Any) -> str:
-    return ""
-
-
-class KindTemplate:
-    """The macros of one kind's template; a macro the kind does not define gives ""."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._module = environment().get_template(f"{KIND_FOLDER}/{kind}.j2").module
-
-    def __getattr__(self, macro: str) -> Callable[..., str]:
-        if macro.startswith("_"):
-            raise AttributeError(macro)
-        return getattr(self._module, macro, _nothing)
-
-    def words(self, macro: str, *args: Any) -> list[str]:
-        """The space-separated words a fact macro gives."""
-        return str(getattr(self, macro)(*args)).split()
-
-    def text(self, macro: str, *args: Any) -> str:
-        """What a macro gives, on one line (for docstrings)."""
-        return " ".join(str(getattr(self, macro)(*args)).split())
-
-
-@cache
-def kind_template(kind: str) -> KindTemplate:
-    """The macros of `kind`'s template (each template is read once)."""
-    return KindTemplate(kind)

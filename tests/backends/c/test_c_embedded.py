@@ -14,7 +14,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from irmodels import branch_models
+from irmodels import branch_models, large_model
 from support import FRAME_SLACK, qemu_outputs, require_arm, require_tool
 
 from lstmgen.ir import LSTM, Dense, Model
@@ -38,29 +38,6 @@ SEQUENCES = 16
 @pytest.fixture(scope="module")
 def arm():
     require_arm()
-
-
-def large_model() -> Model:
-    """9 -> LSTM(256) -> Dense(1): the size keras2c's issue tracker talks about."""
-    rng = np.random.default_rng(7)
-    s = 1.0 / np.sqrt(256)
-    return Model(
-        9,
-        [
-            LSTM(
-                "lstm",
-                rng.uniform(-s, s, (1024, 9)).astype(np.float32),
-                rng.uniform(-s, s, (1024, 256)).astype(np.float32),
-                rng.uniform(-0.5, 0.5, 1024).astype(np.float32),
-            ),
-            Dense(
-                "out",
-                rng.uniform(-s, s, (1, 256)).astype(np.float32),
-                rng.uniform(-0.5, 0.5, 1).astype(np.float32),
-            ),
-        ],
-        name="large",
-    )
 
 
 @pytest.fixture(scope="module")

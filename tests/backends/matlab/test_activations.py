@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from irmodels import EXTREMES, mixed_activation_model
 from support import MATLAB_PRECISIONS, MATLAB_TOLERANCE, check_matlab_steps, require_tool
 
 from lstmgen.ir import ELEMENTWISE_ACTIVATIONS, LSTM, VECTOR_ACTIVATIONS, Activation, Dense, Model
@@ -14,53 +15,12 @@ from lstmgen.targets import matlab as backend
 from lstmgen.targets.matlab import runner
 from lstmgen.verify import error_metrics
 
-EXTREMES = np.array(
-    [-1000.0, -100.0, -88.8, -30.0, -3.0, -0.5, -0.0, 0.0, 0.5, 3.0, 30.0, 88.8, 100.0, 1000.0],
-    dtype=np.float32,
-)
 ELEMENTWISE = list(ELEMENTWISE_ACTIVATIONS)
 VECTOR = list(VECTOR_ACTIVATIONS)
 
 
 def _draw(rng, *shape):
     return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
-
-
-def _mixed_model(k: int) -> Model:
-    """Activation k as LSTM cell, Dense and gate of a second LSTM; its neighbours in the
-    list as gate and output; a vector activation as the head (softmax, log_softmax) or a
-    linear head, over a sequence or after the last step."""
-    rng = np.random.default_rng(5 + k)
-    act = ELEMENTWISE[k]
-    gate = ELEMENTWISE[(k + 3) % len(ELEMENTWISE)]
-    out = ELEMENTWISE[(k + 5) % len(ELEMENTWISE)]
-    head = VECTOR[k % len(VECTOR)] if k % 3 else "linear"
-    layers = [
-        LSTM(
-            "lstm",
-            _draw(rng, 16, 3),
-            _draw(rng, 16, 4),
-            _draw(rng, 16) if k % 2 else None,
-            gate_activation=gate,
-            cell_activation=act,
-            output_activation=out,
-            return_sequences=True,
-            go_backwards=k % 3 == 1,
-        ),
-        Dense("dense", _draw(rng, 5, 4), _draw(rng, 5), activation=act),
-        Activation("act", 5, ELEMENTWISE[(k + 1) % len(ELEMENTWISE)]),
-        LSTM(
-            "lstm2",
-            _draw(rng, 8, 5),
-            _draw(rng, 8, 2),
-            _draw(rng, 8),
-            gate_activation=act,
-            cell_activation=gate,
-            return_sequences=k % 2 == 0,
-        ),
-        Dense("head", _draw(rng, 4, 2), None, activation=head),
-    ]
-    return Model(3, layers, name=f"act_{k}", source="random weights").validate()
 
 
 def _extreme_model(act: str) -> Model:
@@ -76,7 +36,7 @@ def _extreme_model(act: str) -> Model:
     return Model(3, [lstm, *head], name=f"extreme_{act}", source="random weights").validate()
 
 
-MODELS = {f"mixed_{k}": (lambda k=k: _mixed_model(k)) for k in range(len(ELEMENTWISE))}
+MODELS = {f"mixed_{k}": (lambda k=k: mixed_activation_model(k)) for k in range(len(ELEMENTWISE))}
 MODELS.update({f"extreme_{a}": (lambda a=a: _extreme_model(a)) for a in ELEMENTWISE + VECTOR})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from irmodels import EXTREMES, mixed_activation_model
 from support import import_generated, require_module, steps_reference
 
 from lstmgen.ir import ELEMENTWISE_ACTIVATIONS, LSTM, VECTOR_ACTIVATIONS, Activation, Dense, Model
@@ -15,10 +16,6 @@ from lstmgen.reference import forward
 from lstmgen.targets import numpy as np_backend
 from lstmgen.verify import error_metrics
 
-EXTREMES = np.array(
-    [-1000.0, -100.0, -88.8, -30.0, -3.0, -0.5, -0.0, 0.0, 0.5, 3.0, 30.0, 88.8, 100.0, 1000.0],
-    dtype=np.float32,
-)
 ELEMENTWISE = list(ELEMENTWISE_ACTIVATIONS)
 VECTOR = list(VECTOR_ACTIVATIONS)
 PRECISIONS = {"single": 1e-6, "double": 1e-12}  # bound against the oracle
@@ -84,50 +81,9 @@ def test_activation_on_extremes_matches_torch(act, precision, tmp_path):
     assert rel.max() <= PRECISIONS[precision], (act, float(rel.max()))
 
 
-def _draw(rng, *shape):
-    return rng.uniform(-0.6, 0.6, shape).astype(np.float32)
-
-
-def _mixed_model(k: int) -> Model:
-    """Activation k as LSTM cell, Dense and gate of a second LSTM; its neighbours in the
-    list as gate and output; a vector activation as the head (softmax, log_softmax) or a
-    linear head, over a sequence or after the last step."""
-    rng = np.random.default_rng(5 + k)
-    act = ELEMENTWISE[k]
-    gate = ELEMENTWISE[(k + 3) % len(ELEMENTWISE)]
-    out = ELEMENTWISE[(k + 5) % len(ELEMENTWISE)]
-    head = VECTOR[k % len(VECTOR)] if k % 3 else "linear"
-    layers = [
-        LSTM(
-            "lstm",
-            _draw(rng, 16, 3),
-            _draw(rng, 16, 4),
-            _draw(rng, 16) if k % 2 else None,
-            gate_activation=gate,
-            cell_activation=act,
-            output_activation=out,
-            return_sequences=True,
-            go_backwards=k % 3 == 1,
-        ),
-        Dense("dense", _draw(rng, 5, 4), _draw(rng, 5), activation=act),
-        Activation("act", 5, ELEMENTWISE[(k + 1) % len(ELEMENTWISE)]),
-        LSTM(
-            "lstm2",
-            _draw(rng, 8, 5),
-            _draw(rng, 8, 2),
-            _draw(rng, 8),
-            gate_activation=act,
-            cell_activation=gate,
-            return_sequences=k % 2 == 0,
-        ),
-        Dense("head", _draw(rng, 4, 2), None, activation=head),
-    ]
-    return Model(3, layers, name=f"act_{k}", source="random weights").validate()
-
-
 @pytest.mark.parametrize("k", range(len(ELEMENTWISE)))
 def test_every_role_matches_reference_in_predict_and_stream(k, tmp_path):
-    model = _mixed_model(k)
+    model = mixed_activation_model(k)
     x = np.random.default_rng(9).standard_normal((3, 7, 3)).astype(np.float32) * 3
     reference = forward(model, x)
     for precision, bound in (("single", 1e-5), ("double", 1e-12)):
@@ -144,7 +100,7 @@ def test_every_role_matches_reference_in_predict_and_stream(k, tmp_path):
 def test_every_activation_is_rendered():
     text = "".join(
         np_backend.render(m, "acts")["acts.py"]
-        for m in [_mixed_model(k) for k in range(len(ELEMENTWISE))]
+        for m in [mixed_activation_model(k) for k in range(len(ELEMENTWISE))]
     )
     for name in ("_sigmoid", "_softsign", "_elu", "_hard_sigmoid_keras3", "_hard_sigmoid_02"):
         assert f"def {name}(v)" in text, name
