@@ -18,6 +18,7 @@ further steps RUNS times, and print the best nanoseconds per step. A peer whose 
 missing is skipped with a note.
 
 Run: python bench/bench_streaming.py [--quick] [--streams] [--peer LABEL=CMD ...] [--realtime]
+         [--sizes 4,8,...] [--stream-sizes 16,32,...] [--streams-only]
 """
 
 from __future__ import annotations
@@ -376,7 +377,7 @@ def bench_streams(runner: Runner, layer: Layer, peak: float, rounds: int) -> Non
             best["onnxruntime batch n"] = min(best.get("onnxruntime batch n", float("inf")), ns)
         ref = best.get("NAME_step_n", best["n x NAME_step"])
         cells = "  ".join(
-            f"{label} {n / ns * 1e3:.2f} ({macs * n / ns:.1f}; {ns / ref:.2f}x time)"
+            f"{label} {n / ns * 1e3:.3g} ({macs * n / ns:.1f}; {ns / ref:.2f}x time)"
             for label, ns in best.items()
         )
         print(f"  n={n:<3} {cells}")
@@ -395,8 +396,17 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default=",".join(map(str, SIZES)), help="units H (= D), comma-separated"
     )
+    parser.add_argument(
+        "--stream-sizes",
+        help="units H (= D) of the --streams section, comma-separated (default: the largest of "
+        "--sizes); LSTM and GRU each, a GRU only up to 64",
+    )
+    parser.add_argument(
+        "--streams-only", action="store_true", help="only the --streams section (implies --streams)"
+    )
     args = parser.parse_args()
     sizes = [int(v) for v in args.sizes.split(",")]
+    stream_sizes = [int(v) for v in (args.stream_sizes or str(max(sizes))).split(",")]
     peers = dict(p.split("=", 1) for p in args.peer)
     calls, rounds = (48_000, 2) if args.quick else (CALLS, 3)
     print(
@@ -406,17 +416,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(Path(tmp), args.realtime)
         results = {}
-        for kind in ("lstm", "gru"):
+        for kind in ("lstm", "gru") if not args.streams_only else ():
             for units in sizes:
                 layer = Layer(kind, units)
                 results[layer.name] = bench_layer(runner, layer, peers, calls, rounds)
                 timings = ", ".join(f"{k} {v:.1f} ns" for k, v in results[layer.name].items())
                 print(f"  {layer.name}: {timings}", flush=True)
-        print_streaming(results)
-        if args.streams:
+        if results:
+            print_streaming(results)
+        if args.streams or args.streams_only:
             peak = fma_peak(runner)
-            for layer in (Layer("lstm", max(sizes)), Layer("gru", max(sizes))):
-                bench_streams(runner, layer, peak, rounds)
+            for kind in ("lstm", "gru"):
+                for units in stream_sizes:
+                    if kind == "lstm" or units <= 64 or len(stream_sizes) == 1:
+                        bench_streams(runner, Layer(kind, units), peak, rounds)
 
 
 if __name__ == "__main__":

@@ -325,23 +325,201 @@ static void accumulate_rows(int n, int count, const float *a, const float *LSTMG
 }
 
 #if SINE_STEP_N || SINE_CHUNK > 1
+#if defined(__AVX__) && defined(__FMA__) && defined(FP_FAST_FMAF)
+/* x86 with AVX and FMA (the compiler's own feature macros; e.g. -march=native): the panel
+ * products below keep their sums and the panel's weights in vector registers, which the
+ * portable loops leave to the compiler (gcc reloads the weights for every stream). Same
+ * arithmetic in the same order: fused multiply-adds, row by row. */
+#include <immintrin.h>
+#define LSTMGEN_AVX_FMA 1
+
+/* 6 streams: z_s[0..15] += a_s[0] panel[0][0..15] + ... + a_s[count-1] panel[count-1][..],
+ * the 16 columns in two vectors (l, r); the panel row is loaded once for all the streams.
+ * Unless `next` is NULL, row k of the next panel's columns (next[k * ldn .. k * ldn + last])
+ * is fetched into the cache meanwhile: the weight rows lie far apart, and the processor's
+ * own prefetching does not follow them. */
+static void panel_streams6(int count, const float *LSTMGEN_RESTRICT panel, const float *const *a,
+        float *const *z, const float *next, int ldn, int last)
+{
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    __m256 l0 = _mm256_loadu_ps(z[0]), r0 = _mm256_loadu_ps(z[0] + 8);
+    __m256 l1 = _mm256_loadu_ps(z[1]), r1 = _mm256_loadu_ps(z[1] + 8);
+    __m256 l2 = _mm256_loadu_ps(z[2]), r2 = _mm256_loadu_ps(z[2] + 8);
+    __m256 l3 = _mm256_loadu_ps(z[3]), r3 = _mm256_loadu_ps(z[3] + 8);
+    __m256 l4 = _mm256_loadu_ps(z[4]), r4 = _mm256_loadu_ps(z[4] + 8);
+    __m256 l5 = _mm256_loadu_ps(z[5]), r5 = _mm256_loadu_ps(z[5] + 8);
+    int k;
+    for (k = 0; k < count; ++k) {
+        const __m256 wl = _mm256_loadu_ps(panel + 16 * k), wr = _mm256_loadu_ps(panel + 16 * k + 8);
+        __m256 v;
+        if (next != NULL) {
+            _mm_prefetch((const char *)(next + (size_t)k * (size_t)ldn), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + (size_t)k * (size_t)ldn + last), _MM_HINT_T0);
+        }
+        v = _mm256_broadcast_ss(a0 + k);
+        l0 = _mm256_fmadd_ps(v, wl, l0);
+        r0 = _mm256_fmadd_ps(v, wr, r0);
+        v = _mm256_broadcast_ss(a1 + k);
+        l1 = _mm256_fmadd_ps(v, wl, l1);
+        r1 = _mm256_fmadd_ps(v, wr, r1);
+        v = _mm256_broadcast_ss(a2 + k);
+        l2 = _mm256_fmadd_ps(v, wl, l2);
+        r2 = _mm256_fmadd_ps(v, wr, r2);
+        v = _mm256_broadcast_ss(a3 + k);
+        l3 = _mm256_fmadd_ps(v, wl, l3);
+        r3 = _mm256_fmadd_ps(v, wr, r3);
+        v = _mm256_broadcast_ss(a4 + k);
+        l4 = _mm256_fmadd_ps(v, wl, l4);
+        r4 = _mm256_fmadd_ps(v, wr, r4);
+        v = _mm256_broadcast_ss(a5 + k);
+        l5 = _mm256_fmadd_ps(v, wl, l5);
+        r5 = _mm256_fmadd_ps(v, wr, r5);
+    }
+    _mm256_storeu_ps(z[0], l0);
+    _mm256_storeu_ps(z[0] + 8, r0);
+    _mm256_storeu_ps(z[1], l1);
+    _mm256_storeu_ps(z[1] + 8, r1);
+    _mm256_storeu_ps(z[2], l2);
+    _mm256_storeu_ps(z[2] + 8, r2);
+    _mm256_storeu_ps(z[3], l3);
+    _mm256_storeu_ps(z[3] + 8, r3);
+    _mm256_storeu_ps(z[4], l4);
+    _mm256_storeu_ps(z[4] + 8, r4);
+    _mm256_storeu_ps(z[5], l5);
+    _mm256_storeu_ps(z[5] + 8, r5);
+}
+
+/* 5 streams, as panel_streams6 */
+static void panel_streams5(int count, const float *LSTMGEN_RESTRICT panel, const float *const *a,
+        float *const *z, const float *next, int ldn, int last)
+{
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4];
+    __m256 l0 = _mm256_loadu_ps(z[0]), r0 = _mm256_loadu_ps(z[0] + 8);
+    __m256 l1 = _mm256_loadu_ps(z[1]), r1 = _mm256_loadu_ps(z[1] + 8);
+    __m256 l2 = _mm256_loadu_ps(z[2]), r2 = _mm256_loadu_ps(z[2] + 8);
+    __m256 l3 = _mm256_loadu_ps(z[3]), r3 = _mm256_loadu_ps(z[3] + 8);
+    __m256 l4 = _mm256_loadu_ps(z[4]), r4 = _mm256_loadu_ps(z[4] + 8);
+    int k;
+    for (k = 0; k < count; ++k) {
+        const __m256 wl = _mm256_loadu_ps(panel + 16 * k), wr = _mm256_loadu_ps(panel + 16 * k + 8);
+        __m256 v;
+        if (next != NULL) {
+            _mm_prefetch((const char *)(next + (size_t)k * (size_t)ldn), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + (size_t)k * (size_t)ldn + last), _MM_HINT_T0);
+        }
+        v = _mm256_broadcast_ss(a0 + k);
+        l0 = _mm256_fmadd_ps(v, wl, l0);
+        r0 = _mm256_fmadd_ps(v, wr, r0);
+        v = _mm256_broadcast_ss(a1 + k);
+        l1 = _mm256_fmadd_ps(v, wl, l1);
+        r1 = _mm256_fmadd_ps(v, wr, r1);
+        v = _mm256_broadcast_ss(a2 + k);
+        l2 = _mm256_fmadd_ps(v, wl, l2);
+        r2 = _mm256_fmadd_ps(v, wr, r2);
+        v = _mm256_broadcast_ss(a3 + k);
+        l3 = _mm256_fmadd_ps(v, wl, l3);
+        r3 = _mm256_fmadd_ps(v, wr, r3);
+        v = _mm256_broadcast_ss(a4 + k);
+        l4 = _mm256_fmadd_ps(v, wl, l4);
+        r4 = _mm256_fmadd_ps(v, wr, r4);
+    }
+    _mm256_storeu_ps(z[0], l0);
+    _mm256_storeu_ps(z[0] + 8, r0);
+    _mm256_storeu_ps(z[1], l1);
+    _mm256_storeu_ps(z[1] + 8, r1);
+    _mm256_storeu_ps(z[2], l2);
+    _mm256_storeu_ps(z[2] + 8, r2);
+    _mm256_storeu_ps(z[3], l3);
+    _mm256_storeu_ps(z[3] + 8, r3);
+    _mm256_storeu_ps(z[4], l4);
+    _mm256_storeu_ps(z[4] + 8, r4);
+}
+
+/* 4 streams, as panel_streams6 */
+static void panel_streams4(int count, const float *LSTMGEN_RESTRICT panel, const float *const *a,
+        float *const *z, const float *next, int ldn, int last)
+{
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    __m256 l0 = _mm256_loadu_ps(z[0]), r0 = _mm256_loadu_ps(z[0] + 8);
+    __m256 l1 = _mm256_loadu_ps(z[1]), r1 = _mm256_loadu_ps(z[1] + 8);
+    __m256 l2 = _mm256_loadu_ps(z[2]), r2 = _mm256_loadu_ps(z[2] + 8);
+    __m256 l3 = _mm256_loadu_ps(z[3]), r3 = _mm256_loadu_ps(z[3] + 8);
+    int k;
+    for (k = 0; k < count; ++k) {
+        const __m256 wl = _mm256_loadu_ps(panel + 16 * k), wr = _mm256_loadu_ps(panel + 16 * k + 8);
+        __m256 v;
+        if (next != NULL) {
+            _mm_prefetch((const char *)(next + (size_t)k * (size_t)ldn), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + (size_t)k * (size_t)ldn + last), _MM_HINT_T0);
+        }
+        v = _mm256_broadcast_ss(a0 + k);
+        l0 = _mm256_fmadd_ps(v, wl, l0);
+        r0 = _mm256_fmadd_ps(v, wr, r0);
+        v = _mm256_broadcast_ss(a1 + k);
+        l1 = _mm256_fmadd_ps(v, wl, l1);
+        r1 = _mm256_fmadd_ps(v, wr, r1);
+        v = _mm256_broadcast_ss(a2 + k);
+        l2 = _mm256_fmadd_ps(v, wl, l2);
+        r2 = _mm256_fmadd_ps(v, wr, r2);
+        v = _mm256_broadcast_ss(a3 + k);
+        l3 = _mm256_fmadd_ps(v, wl, l3);
+        r3 = _mm256_fmadd_ps(v, wr, r3);
+    }
+    _mm256_storeu_ps(z[0], l0);
+    _mm256_storeu_ps(z[0] + 8, r0);
+    _mm256_storeu_ps(z[1], l1);
+    _mm256_storeu_ps(z[1] + 8, r1);
+    _mm256_storeu_ps(z[2], l2);
+    _mm256_storeu_ps(z[2] + 8, r2);
+    _mm256_storeu_ps(z[3], l3);
+    _mm256_storeu_ps(z[3] + 8, r3);
+}
+#endif
+
 /* accumulate_rows for `streams` streams at once: z_s[j] += a_s[0] rows[0][j] + a_s[1] rows[1][j]
  * + ... (z_s = z + s * ldz), 16 columns at a time: those columns of all `count` rows are
- * copied to `panel` (count x 16 floats, read from the cache from then on), then four streams'
- * sums of them stay in registers over all the rows. So the weights are read from memory once
- * for all the streams. Each z_s[j] is summed in row order, as accumulate_rows does. */
+ * copied to `panel` (count x 16 floats, read from the cache from then on), then several
+ * streams' sums of them stay in registers over all the rows. So the weights are read from
+ * memory once for all the streams. Each z_s[j] is summed in row order, as accumulate_rows
+ * does. */
 static void accumulate_rows_streams(int n, int count, int streams, const float *const *a,
         const float *LSTMGEN_RESTRICT rows, float *LSTMGEN_RESTRICT z, int ldz,
         float *LSTMGEN_RESTRICT panel)
 {
     int j0, j, k, s;
-    if (n < 256 || streams < 8) {  /* small weights stay in the L1 cache, and copying a panel
-                                    * for a few streams costs more than it saves: one by one */
+#ifdef LSTMGEN_AVX_FMA
+    const int groups = (streams + 5) / 6;  /* as few groups of at most six streams as can be;
+                                            * from 12 streams on, each has four to six */
+#endif
+    if ((n < 256 && (size_t)n * (size_t)count < 8192) || streams < 12) {
+        /* small weights (under 256 columns and 32 KB) stay in the L1 cache, and copying a
+         * panel for a few streams costs more than it saves: one by one */
         for (s = 0; s < streams; ++s)
             accumulate_rows(n, count, a[s], rows, z + (size_t)s * (size_t)ldz);
         return;
     }
     for (j0 = 0; j0 + 16 <= n; j0 += 16) {
+#ifdef LSTMGEN_AVX_FMA
+        for (k = 0; k < count; ++k) {
+            const float *w = rows + (size_t)k * (size_t)n + j0;
+            _mm256_storeu_ps(panel + 16 * k, _mm256_loadu_ps(w));
+            _mm256_storeu_ps(panel + 16 * k + 8, _mm256_loadu_ps(w + 8));
+        }
+        for (s = 0, k = 0; k < groups; ++k) {  /* the first group fetches the next panel */
+            const int take = streams / groups + (k < streams % groups);
+            const float *next = k == 0 && j0 + 16 < n ? rows + j0 + 16 : NULL;
+            const int last = n - j0 - 16 < 16 ? n - j0 - 17 : 15;  /* the next panel's last column */
+            float *zs[6];
+            for (j = 0; j < take; ++j) zs[j] = z + (size_t)(s + j) * (size_t)ldz + j0;
+            if (take == 6)
+                panel_streams6(count, panel, a + s, zs, next, n, last);
+            else if (take == 5)
+                panel_streams5(count, panel, a + s, zs, next, n, last);
+            else
+                panel_streams4(count, panel, a + s, zs, next, n, last);
+            s += take;
+        }
+#else
         for (k = 0; k < count; ++k)
             for (j = 0; j < 16; ++j) panel[k * 16 + j] = rows[(size_t)k * (size_t)n + (size_t)(j0 + j)];
         for (s = 0; s + 4 <= streams; s += 4) {
@@ -380,6 +558,7 @@ static void accumulate_rows_streams(int n, int count, int streams, const float *
                 for (j = 0; j < 16; ++j) s0[j] = LSTMGEN_MADD(s0[j], a0[k], panel[k * 16 + j]);
             for (j = 0; j < 16; ++j) z0[j] = s0[j];
         }
+#endif
     }
     for (s = 0; s < streams && j0 < n; ++s) {  /* the last n % 16 columns */
         float *z0 = z + (size_t)s * (size_t)ldz;
@@ -423,6 +602,10 @@ static void lstm_step_n_sigmoid_tanh_tanh(int count, int n_in, int n_units, cons
 {
     const int n4 = 4 * n_units;
     int s, j;
+    if (count == 1) {  /* one stream: the one-stream kernel */
+        lstm_step_sigmoid_tanh_tanh(n_in, n_units, Wt, Ut, b, x[0], h[0], c[0], z);
+        return;
+    }
     for (s = 0; s < count; ++s) {
         float *zs = z + (size_t)s * (size_t)n4;
         for (j = 0; j < n4; ++j) zs[j] = b != NULL ? b[j] : 0.0f;

@@ -44,9 +44,9 @@ void sine_reset(sine_state *s);
 void sine_step(sine_state *s, const float *x, float *y);
 
 /* Many streams: advance n independent streams (sensor channels, voices, users) by one
- * timestep each, as n calls of sine_step would. From 8 streams on, an LSTM layer of 64
- * units or more reads its weights once for the group instead of once per stream (smaller
- * ones fit the L1 cache and run stream by stream). states[n]: each stream's state
+ * timestep each, as n calls of sine_step would. From 12 streams on, a weight matrix of
+ * 256 columns or 32 KB or more is read once for the group instead of once per stream
+ * (smaller ones fit the L1 cache and run stream by stream). states[n]: each stream's state
  * (sine_reset first); x: [n][SINE_INPUT_SIZE]; y: [n][SINE_OUTPUT_SIZE]. Streams go in
  * groups of SINE_STREAMS; the group's gate scratch (SINE_STREAMS x 64 floats) and a
  * 16-column weight panel (256 floats) are on the stack.

@@ -286,8 +286,8 @@ class ModelContext:
     @property
     def step_n(self) -> StageContext | None:
         """The stage NAME_step_n batches, when the model has one: a float build (not
-        quantized, not fixed16) whose streaming step is one stage of plain LSTM layers
-        (no peephole, clip, coupled gate or projection; no mask, token ids, windows or
+        quantized, not fixed16) whose streaming step is one stage of plain LSTM or GRU layers
+        (LSTM: no peephole, clip, coupled gate or projection; no mask, token ids, windows or
         direction) reading the input and each other's state, then optionally a tail.
         Other models get no NAME_step_n."""
         if not self.streamable or self.quantize or self.fixed or self.ids or self.mask:
@@ -299,10 +299,19 @@ class ModelContext:
             return None
         for st in stage.chain:
             layer = st.layer
-            if st.op != "recurrent" or layer is None or layer.kind != "lstm" or st.guarded:
+            if st.op != "recurrent" or layer is None or layer.kind not in ("lstm", "gru"):
                 return None
-            if layer.flags or layer.direction or layer.keeps_out:
+            if st.guarded or layer.flags or layer.direction or layer.keeps_out:
                 return None
+        return stage
+
+    @property
+    def chunked(self) -> StageContext | None:
+        """The stage the chunked NAME_predict runs, when the model has one: that of
+        NAME_step_n when all its layers are LSTMs."""
+        stage = self.step_n
+        if stage is None or any(st.layer.kind != "lstm" for st in stage.chain if st.layer):
+            return None
         return stage
 
     @property
@@ -314,7 +323,7 @@ class ModelContext:
 
     @property
     def step_n_max_units(self) -> int:
-        """The most units of an LSTM layer NAME_step_n and the chunked predict run."""
+        """The most units of a recurrent layer NAME_step_n and the chunked predict run."""
         stage = self.step_n
         assert stage is not None
         return max(st.layer.layer.units for st in stage.chain if st.layer)
@@ -322,8 +331,9 @@ class ModelContext:
     @property
     def streams(self) -> int:
         """Default streams per group of NAME_step_n: a multiple of 4 up to 32 whose gate
-        scratch (streams x 4H floats) stays within 64 KB of stack."""
-        return max(4, min(32, 16384 // self.max_gates // 4 * 4))
+        scratch (streams x 4H floats) stays within 128 KB of stack (LSTM 256: 32 streams,
+        1.2x the rate of two groups of 16, which read the weights twice)."""
+        return max(4, min(32, 32768 // self.max_gates // 4 * 4))
 
 
 @dataclass

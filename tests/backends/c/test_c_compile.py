@@ -117,4 +117,10 @@ def test_weights_are_const_and_no_malloc():
         # the only non-const file-scope data would be "static float NAME[" arrays
         assert not re.search(r"^static float \w+\[", source, re.M)
         includes = [l for l in source.splitlines() if l.startswith("#include")]
+        # NAME_step_n's register tiles: x86 intrinsics, only where the compiler has AVX + FMA
+        intrinsics = "#if defined(__AVX__) && defined(__FMA__) && defined(FP_FAST_FMAF)"
+        if "#include <immintrin.h>" in includes:
+            assert source.count("#include <immintrin.h>") == 1
+            assert source.index(intrinsics) < source.index("#include <immintrin.h>")
+            includes.remove("#include <immintrin.h>")
         assert includes == ['#include "net.h"', "#include <math.h>", "#include <stddef.h>"]

@@ -1,21 +1,25 @@
 """NAME_step_n of the C target: n independent streams advanced one timestep per call.
 
-Oracle: Keras predict on n different sequences (batch n). Stacked LSTMs returning
-sequences are compared at every timestep; an LSTM -> Dense tail model at its last timestep
-and, through Keras predict on the shortened sequences, at earlier ones. Stream counts that
-are not multiples of 4 nor of NET_STREAMS (1, 3, 5, 8, 13, 33, and 33 with
--DNET_STREAMS=12) reach every branch (stream by stream under 8, four at a time with a
-remainder from 8 on). The same driver builds warning-free with gcc, clang (-O2, -O3
-native), as C++, and runs clean under ASan/UBSan. Models outside the batched class (GRU,
-int8) get no NAME_step_n, and a Cortex-M build does not compile it.
+Oracle: Keras predict on n different sequences (batch n). Stacked LSTMs, and GRUs (reset
+after and before) under an LSTM, returning sequences are compared at every timestep; an
+LSTM -> Dense tail model at its last timestep and, through Keras predict on the shortened
+sequences, at earlier ones. Stream counts that are not multiples of 4 nor of NET_STREAMS
+(1, 3, 5, 8, 13, 33, and 33 with -DNET_STREAMS=12) reach every branch: stream by stream
+under 12; from 12 on, four at a time with a remainder in the portable loops, groups of four
+to six streams in the register tiles. The same driver builds warning-free with gcc, clang
+(-O2, -O3 native), as C++, and runs clean under ASan/UBSan; the -march=native builds take
+the AVX/FMA register-tile path of the shared pass on x86 machines that have those (this
+project's CI machines do), the others its portable loops. Models outside the batched class
+(SimpleRNN, int8) get no NAME_step_n, and a Cortex-M build does not compile it.
 
-The same models' NAME_predict projects the inputs of NET_CHUNK timesteps at once: checked
+The LSTM models' NAME_predict projects the inputs of NET_CHUNK timesteps at once: checked
 against Keras predict at chunk boundaries (T = 1, 7, 8, 15, 16, 17, 35) with the default
 chunk (16), -DNET_CHUNK=5 and -DNET_CHUNK=1 (the loop of steps), and under ASan/UBSan."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -23,6 +27,7 @@ from support import (
     C_COMPILERS,
     SANITIZE,
     build_c_driver,
+    missing,
     randomize_keras_weights,
     require_module,
     require_tool,
@@ -83,14 +88,19 @@ BUILDS = {
     "gcc -O3 native": ["gcc", *C_COMPILERS["gcc"], "-O3", "-march=native"],
     "clang -O2": ["clang", *C_COMPILERS["clang"], "-O2"],
     "g++ -O2": ["g++", *C_COMPILERS["g++"], "-O2"],
+    "g++ -O3 native": ["g++", *C_COMPILERS["g++"], "-O3", "-march=native"],
+    "clang -O3 native": ["clang", *C_COMPILERS["clang"], "-O3", "-march=native"],
     "asan+ubsan": ["clang", *SANITIZE],
+    "asan+ubsan native": ["clang", *SANITIZE, "-march=native"],
 }
 
 
 def keras_models() -> dict:
     """Stacked LSTMs returning sequences, the first wide enough (4H >= 256 columns) for the
     shared pass over the weights and 4H not a multiple of its 16-column blocks, the second
-    narrow (stream by stream); and a wide LSTM -> Dense tail."""
+    narrow (stream by stream); a wide LSTM -> Dense tail; and GRUs, reset after (96 units)
+    and before (91) the recurrent product, wide enough for the shared pass on all three of
+    their weight matrices (3H >= 256 columns, U_n over 32 KB), then a narrow LSTM."""
     keras = require_module("keras")
     rng = np.random.default_rng(16)
     inp = keras.Input((None, 6))
@@ -100,9 +110,14 @@ def keras_models() -> dict:
     inp = keras.Input((None, 4))
     h = keras.layers.LSTM(64)(inp)
     tail = keras.Model(inp, keras.layers.Dense(3, activation="tanh")(h))
-    for model in (stacked, tail):
+    inp = keras.Input((None, 6))
+    h = keras.layers.GRU(96, return_sequences=True)(inp)
+    h = keras.layers.GRU(91, return_sequences=True, reset_after=False)(h)
+    h = keras.layers.LSTM(5, return_sequences=True)(h)
+    gru = keras.Model(inp, h)
+    for model in (stacked, tail, gru):
         randomize_keras_weights(model, rng, scale=0.15)
-    return {"stacked": stacked, "tail": tail}
+    return {"stacked": stacked, "tail": tail, "gru": gru}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +127,7 @@ def cases():
     rng = np.random.default_rng(3)
     for name, model in keras_models().items():
         x = rng.standard_normal((max(STREAMS), T_LEN, model.input_shape[-1])).astype(np.float32)
-        if name == "stacked":
+        if name != "tail":  # returns sequences
             expected = model.predict(x, verbose=0)
         else:  # the output after t + 1 steps: predict on the first t + 1 steps
             expected = np.stack(
@@ -128,6 +143,8 @@ def chunk_cases(cases):
     rng = np.random.default_rng(5)
     out: dict = {}
     for name, (model, x, _) in cases.items():
+        if name == "gru":
+            continue
         out[name] = {}
         for t_len in (1, 7, 8, 15, 16, 17, 35):
             seqs = rng.standard_normal((2, t_len, x.shape[-1])).astype(np.float32)
@@ -163,7 +180,7 @@ def build(folder, files: dict, command: list, *flags: str):
 
 
 @pytest.mark.parametrize("build_name", list(BUILDS))
-@pytest.mark.parametrize("name", ["stacked", "tail"])
+@pytest.mark.parametrize("name", ["stacked", "tail", "gru"])
 def test_step_n_matches_keras(cases, name, build_name, tmp_path):
     model, x, expected = cases[name]
     files = c_backend.render(lstmgen.load(model), "net")
@@ -186,11 +203,13 @@ def test_step_n_small_groups(cases, tmp_path):
 
 
 def test_step_n_only_where_batched(cases, tmp_path):
-    """GRU and quantized builds declare no NAME_step_n; a Cortex-M build does not compile it."""
+    """SimpleRNN and quantized builds declare no NAME_step_n, a model with GRUs no chunked
+    predict; a Cortex-M build does not compile NAME_step_n."""
     keras = require_module("keras")
     inp = keras.Input((None, 3))
-    gru = keras.Model(inp, keras.layers.GRU(4)(inp))
-    assert "step_n" not in c_backend.render(lstmgen.load(gru), "net")["net.h"]
+    rnn = keras.Model(inp, keras.layers.SimpleRNN(4)(inp))
+    assert "step_n" not in c_backend.render(lstmgen.load(rnn), "net")["net.h"]
+    assert "NET_CHUNK" not in c_backend.render(lstmgen.load(cases["gru"][0]), "net")["net.h"]
     model = lstmgen.load(cases["tail"][0])
     assert "step_n" not in c_backend.render(model, "net", quantize="int8")["net.h"]
     arm = require_tool("arm-none-eabi-gcc")
@@ -228,3 +247,25 @@ def test_chunked_predict_matches_keras(cases, chunk_cases, name, flags, tmp_path
         got = np.array(run_c_driver(exe, seqs, tmp_path)[:2])
         err = np.abs(got - expected) / np.maximum(np.abs(expected), 1.0)
         assert err.max() <= 1e-5, (name, flags, t_len, float(err.max()))
+
+
+def test_register_tile_path_is_taken_where_avx_fma(cases, tmp_path):
+    """On an x86 machine with AVX and FMA (this project's CI machines), a -march=native build
+    compiles the register-tile kernels that the native builds above check against Keras, and
+    a baseline build the portable loops."""
+    cpu = open("/proc/cpuinfo").read() if sys.platform.startswith("linux") else ""
+    if " avx " not in cpu or " fma " not in cpu:
+        missing("an x86 CPU with AVX and FMA")
+    require_tool("gcc")
+    folder = write_files(c_backend.render(lstmgen.load(cases["tail"][0]), "net"), tmp_path)
+
+    def macros(*flags: str) -> str:
+        return subprocess.run(
+            ["gcc", "-std=c99", "-O2", *flags, "-dM", "-E", str(folder / "net.c")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    assert "LSTMGEN_AVX_FMA" in macros("-march=native")
+    assert "LSTMGEN_AVX_FMA" not in macros()

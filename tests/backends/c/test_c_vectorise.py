@@ -1,4 +1,5 @@
-"""gcc vectorises the generated gate loops (the activation pass of every LSTM and GRU step).
+"""gcc vectorises the generated gate loops (the activation pass of every LSTM and GRU step,
+and of NAME_step_n's).
 
 gcc's tree-PRE used to keep them scalar: it evaluates tanh_rational's polynomial at the clamp
 bounds on branches of their own, and the loop is then refused ("control flow in loop"),
@@ -52,7 +53,12 @@ def test_gcc_vectorises_the_gate_loops(opts, tmp_path):
     for name, text in c_backend.render(model, "net").items():
         (tmp_path / name).write_text(text)
     loops = gate_loop_lines(source)
-    assert set(loops) == {"lstm_step_sigmoid_tanh_tanh", "gru_step_sigmoid_tanh_after"}, loops
+    assert set(loops) == {
+        "lstm_step_sigmoid_tanh_tanh",
+        "gru_step_sigmoid_tanh_after",
+        "lstm_step_n_sigmoid_tanh_tanh",  # NAME_step_n's: the same loop over each stream
+        "gru_step_n_sigmoid_tanh_after",
+    }, loops
     report = subprocess.run(
         [gcc, "-std=c99", *opts, "-fopt-info-vec-optimized", "-c", "net.c", "-o", "net.o"],
         cwd=tmp_path,
