@@ -329,7 +329,7 @@ def test_readme_setup_matches_the_scripts():
     assert "python3 -m venv .venv && . .venv/bin/activate" in readme
     assert "**needs root**" in readme
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    test_command = "python -m pytest -q -ra"
+    test_command = "python -m pytest -q -ra -n 2 --dist loadfile"
     assert f"```sh\n{test_command}\n```" in readme
     commands = [l for l in ci.splitlines() if l.startswith("python -m pytest")]
     assert commands == [test_command]  # .ci/run runs exactly the README's test command
