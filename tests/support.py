@@ -1068,17 +1068,19 @@ def extreme_inputs(input_size: int, t_len: int = 7):
     return x
 
 
-def build_c_driver(folder, model, compiler: list) -> Path:
-    """NAME.c of `model` with C_DRIVER (predict on every sequence of a binary file, two
-    interleaved step streams when streamable) built by the `compiler` command."""
+def build_c_driver(folder, model, compiler: list, driver: str = "", defines=()) -> Path:
+    """NAME.c of `model` with a driver (default C_DRIVER: predict on every sequence of a
+    binary file, two interleaved step streams when streamable) built by the `compiler`
+    command; the driver sees STREAMABLE when the model streams, and each of `defines`."""
     import subprocess
 
     from lstmgen.targets import c as c_target
 
     folder = write_files(c_target.render(model, "net"), folder)
-    (folder / "driver.c").write_text(C_DRIVER)
+    (folder / "driver.c").write_text(driver or C_DRIVER)
     exe = folder / "driver"
     flags = ["-DSTREAMABLE"] if model.streamable else []
+    flags += [f"-D{name}" for name in defines]
     subprocess.run(
         [
             *compiler,
@@ -1097,7 +1099,8 @@ def build_c_driver(folder, model, compiler: list) -> Path:
 
 
 def run_c_driver(exe, x, folder, prefix=()) -> list:
-    """The driver's output rows for the sequences x (asserting a clean run)."""
+    """The driver's output rows for the sequences x (asserting a clean run); None for a
+    line "refused" (the driver's word for a predict that returned -1)."""
     import subprocess
 
     import numpy as np
@@ -1111,7 +1114,10 @@ def run_c_driver(exe, x, folder, prefix=()) -> list:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "runtime error" not in result.stderr and "ERROR" not in result.stderr, result.stderr
-    return [[float(v) for v in line.split()] for line in result.stdout.splitlines()]
+    return [
+        None if line == "refused" else [float(v) for v in line.split()]
+        for line in result.stdout.splitlines()
+    ]
 
 
 # ---- libFuzzer under pytest ---------------------------------------------------------------

@@ -23,10 +23,12 @@ from support import (
     FRAME_SLACK,
     SANITIZE,
     IRMaker,
+    build_c_driver,
     compile_c,
     qemu_outputs,
     require_arm,
     require_tool,
+    run_c_driver,
     write_files,
 )
 
@@ -435,43 +437,8 @@ def extreme_inputs(model: Model, t_len: int) -> np.ndarray:
 
 
 def build_driver(folder: Path, model: Model, compiler: list[str]) -> Path:
-    for name, text in c_backend.render(model, "net").items():
-        (folder / name).write_text(text)
-    (folder / "driver.c").write_text(DRIVER)
-    exe = folder / "driver"
-    flags = (["-DSTREAMABLE"] if model.streamable else []) + (
-        ["-DWINDOWS"] if any(l.kind in ("conv1d", "pool1d") for l in model.layers) else []
-    )
-    subprocess.run(
-        [
-            *compiler,
-            *flags,
-            "-I",
-            str(folder),
-            str(folder / "driver.c"),
-            str(folder / "net.c"),
-            "-lm",
-            "-o",
-            str(exe),
-        ],
-        check=True,
-    )
-    return exe
-
-
-def run_driver(exe: Path, x: np.ndarray, folder: Path, prefix=()) -> list[list[float]]:
-    x.astype(np.float32).tofile(folder / "x.bin")
-    result = subprocess.run(
-        [*prefix, str(exe), str(folder / "x.bin"), str(x.shape[0]), str(x.shape[1])],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "runtime error" not in result.stderr and "ERROR" not in result.stderr, result.stderr
-    return [
-        [float(v) for v in line.split()] if line != "refused" else None
-        for line in result.stdout.splitlines()
-    ]
+    windows = any(l.kind in ("conv1d", "pool1d") for l in model.layers)
+    return build_c_driver(folder, model, compiler, DRIVER, ["WINDOWS"] if windows else [])
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
@@ -481,7 +448,7 @@ def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
     exe = build_driver(tmp_path, model, [clang, *SANITIZE])
     for t_len in lengths(model) + ((c_min(model) - 1,) if c_min(model) > 1 else ()):
         x = extreme_inputs(model, t_len)
-        rows = run_driver(exe, x, tmp_path)
+        rows = run_c_driver(exe, x, tmp_path)
         assert len(rows) == 7 + (1 if model.streamable else 0)
         if model.output_timesteps(t_len) < 1:
             assert rows[:7] == [None] * 7
@@ -497,7 +464,7 @@ def test_valgrind_clean(key, tmp_path):
     valgrind = require_tool("valgrind")
     model = MODELS[key]
     exe = build_driver(tmp_path, model, [require_tool("gcc"), "-std=c99", "-g", "-O1"])
-    run_driver(
+    run_c_driver(
         exe,
         extreme_inputs(model, 16),
         tmp_path,
