@@ -1010,6 +1010,71 @@ class IRMaker:
         return Embedding(name, self.u(vocabulary, size, scale=1.0), mask_zero=mask_zero)
 
 
+PREDICT_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "net.h"
+/* driver X N T: the N sequences of T steps in the binary float file X through predict (with
+ * IDS, token ids: the floats cast), one output line per sequence, "refused" where predict
+ * returns -1 (COUNTS: the model changes the number of timesteps). ONE_STREAM: then all the
+ * sequences one after another through net_step from one reset, and the last output. */
+int main(int argc, char **argv)
+{
+    int n = atoi(argv[2]), t_len = atoi(argv[3]), i, k, t_out = t_len;
+    size_t per_seq = (size_t)t_len * NET_INPUT_SIZE, out_seq, j;
+    float *x, *y;
+#ifdef IDS
+    int32_t *ids;
+#endif
+    FILE *f;
+#ifdef COUNTS
+    t_out = net_output_timesteps(t_len);
+#endif
+    out_seq = (size_t)(NET_RETURNS_SEQUENCES ? t_out : 1) * NET_OUTPUT_SIZE + 1;
+    x = (float *)malloc((size_t)n * per_seq * sizeof(float));
+    y = (float *)malloc(out_seq * sizeof(float));
+    f = fopen(argv[1], "rb");
+    if (!x || !y || !f || fread(x, sizeof(float), (size_t)n * per_seq, f) != (size_t)n * per_seq)
+        return 3;
+    fclose(f);
+#ifdef IDS
+    ids = (int32_t *)malloc((size_t)n * per_seq * sizeof(int32_t));
+    if (!ids) return 3;
+    for (j = 0; j < (size_t)n * per_seq; ++j) ids[j] = (int32_t)x[j];
+#define INPUT ids
+#else
+#define INPUT x
+    (void)j;
+#endif
+    for (i = 0; i < n; ++i) {
+        if (net_predict(INPUT + (size_t)i * per_seq, t_len, y) != 0) {
+            printf("refused\n");
+            continue;
+        }
+        for (k = 0; k + 1 < (int)out_seq; ++k) printf("%.9g ", (double)y[k]);
+        printf("\n");
+    }
+#ifdef ONE_STREAM
+    {
+        net_state s;
+        int t;
+        net_reset(&s);
+        for (i = 0; i < n; ++i)
+            for (t = 0; t < t_len; ++t)
+                net_step(&s, INPUT + (size_t)i * per_seq + (size_t)t * NET_INPUT_SIZE, y);
+        for (k = 0; k < NET_OUTPUT_SIZE; ++k) printf("%.9g ", (double)y[k]);
+        printf("\n");
+    }
+#endif
+#ifdef IDS
+    free(ids);
+#endif
+    free(x);
+    free(y);
+    return 0;
+}
+"""
+
 C_DRIVER = r"""
 #include <stdio.h>
 #include <stdlib.h>

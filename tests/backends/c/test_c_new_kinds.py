@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from support import (
     FRAME_SLACK,
+    PREDICT_DRIVER,
     ROOT,
     SANITIZE,
     IRMaker,
@@ -547,57 +548,6 @@ def test_output_timesteps_and_refused_lengths(key, tmp_path):
 
 # ------------------------------------------------------------------------ sanitizers --
 
-DRIVER = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include "net.h"
-/* Every sequence of a binary file of floats through predict (token ids: the floats cast):
- * one output line per sequence, "refused" where predict returns -1. */
-int main(int argc, char **argv)
-{
-    int n = atoi(argv[2]), t_len = atoi(argv[3]), i, k, t_out = t_len;
-    size_t per_seq = (size_t)t_len * NET_INPUT_SIZE, out_seq, j;
-    float *x, *y;
-#ifdef IDS
-    int32_t *ids;
-#endif
-    FILE *f;
-#ifdef COUNTS
-    t_out = net_output_timesteps(t_len);
-#endif
-    out_seq = (size_t)(NET_RETURNS_SEQUENCES ? t_out : 1) * NET_OUTPUT_SIZE + 1;
-    x = (float *)malloc((size_t)n * per_seq * sizeof(float));
-    y = (float *)malloc(out_seq * sizeof(float));
-    f = fopen(argv[1], "rb");
-    if (!x || !y || !f || fread(x, sizeof(float), (size_t)n * per_seq, f) != (size_t)n * per_seq)
-        return 3;
-    fclose(f);
-#ifdef IDS
-    ids = (int32_t *)malloc((size_t)n * per_seq * sizeof(int32_t));
-    if (!ids) return 3;
-    for (j = 0; j < (size_t)n * per_seq; ++j) ids[j] = (int32_t)x[j];
-#define INPUT ids
-#else
-#define INPUT x
-    (void)j;
-#endif
-    for (i = 0; i < n; ++i) {
-        if (net_predict(INPUT + (size_t)i * per_seq, t_len, y) != 0) {
-            printf("refused\n");
-            continue;
-        }
-        for (k = 0; k + 1 < (int)out_seq; ++k) printf("%.9g ", (double)y[k]);
-        printf("\n");
-    }
-#ifdef IDS
-    free(ids);
-#endif
-    free(x);
-    free(y);
-    return 0;
-}
-"""
-
 
 def sanitizer_inputs(model: Model, t_len: int) -> np.ndarray:
     """Ordinary inputs first; then extremes: for features huge, denormal, NaN and infinite
@@ -623,7 +573,7 @@ def test_asan_ubsan_clean_on_extreme_inputs(key, tmp_path):
     clang = require_tool("clang")
     model = MODELS[key]
     defines = (["IDS"] if model.token_vocabulary else []) + (["COUNTS"] if key in COUNTING else [])
-    exe = build_c_driver(tmp_path, model, [clang, *SANITIZE], DRIVER, defines)
+    exe = build_c_driver(tmp_path, model, [clang, *SANITIZE], PREDICT_DRIVER, defines)
     t_len = max(model.min_timesteps(), 7)
     x = sanitizer_inputs(model, t_len)
     rows = run_c_driver(exe, x, tmp_path)

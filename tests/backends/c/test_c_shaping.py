@@ -21,6 +21,7 @@ import pytest
 from support import (
     C_COMPILERS,
     FRAME_SLACK,
+    PREDICT_DRIVER,
     SANITIZE,
     IRMaker,
     build_c_driver,
@@ -374,54 +375,6 @@ def test_buffers_only_where_needed():
 
 # --------------------------------------------------------------- sanitizers, valgrind --
 
-DRIVER = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include "net.h"
-/* Every sequence of a binary input file through predict (and step when streamable):
- * one output line per sequence, "refused" where predict returns -1. */
-int main(int argc, char **argv)
-{
-    int n = atoi(argv[2]), t_len = atoi(argv[3]), i, k, t_out = t_len;
-    size_t per_seq = (size_t)t_len * NET_INPUT_SIZE, out_seq;
-    float *x, *y;
-    FILE *f;
-#ifdef WINDOWS
-    t_out = net_output_timesteps(t_len);
-#endif
-    out_seq = (size_t)(NET_RETURNS_SEQUENCES ? t_out : 1) * NET_OUTPUT_SIZE + 1;
-    x = (float *)malloc((size_t)n * per_seq * sizeof(float));
-    y = (float *)malloc(out_seq * sizeof(float));
-    f = fopen(argv[1], "rb");
-    if (!x || !y || !f || fread(x, sizeof(float), (size_t)n * per_seq, f) != (size_t)n * per_seq)
-        return 3;
-    fclose(f);
-    for (i = 0; i < n; ++i) {
-        if (net_predict(x + (size_t)i * per_seq, t_len, y) != 0) {
-            printf("refused\n");
-            continue;
-        }
-        for (k = 0; k + 1 < (int)out_seq; ++k) printf("%.9g ", (double)y[k]);
-        printf("\n");
-    }
-#ifdef STREAMABLE
-    {
-        net_state s;
-        int t;
-        net_reset(&s);
-        for (i = 0; i < n; ++i)
-            for (t = 0; t < t_len; ++t)
-                net_step(&s, x + (size_t)i * per_seq + (size_t)t * NET_INPUT_SIZE, y);
-        for (k = 0; k < NET_OUTPUT_SIZE; ++k) printf("%.9g ", (double)y[k]);
-        printf("\n");
-    }
-#endif
-    free(x);
-    free(y);
-    return 0;
-}
-"""
-
 
 def extreme_inputs(model: Model, t_len: int) -> np.ndarray:
     rng = np.random.default_rng(0)
@@ -438,7 +391,8 @@ def extreme_inputs(model: Model, t_len: int) -> np.ndarray:
 
 def build_driver(folder: Path, model: Model, compiler: list[str]) -> Path:
     windows = any(l.kind in ("conv1d", "pool1d") for l in model.layers)
-    return build_c_driver(folder, model, compiler, DRIVER, ["WINDOWS"] if windows else [])
+    defines = (["COUNTS"] if windows else []) + (["ONE_STREAM"] if model.streamable else [])
+    return build_c_driver(folder, model, compiler, PREDICT_DRIVER, defines)
 
 
 @pytest.mark.parametrize("key", sorted(MODELS))
