@@ -158,6 +158,32 @@ def targets_match_oracle(
 # Helpers of the Python target's tests (tests/backends/python/).
 
 
+def python_jobs(model, files: dict, name: str, x) -> list:
+    """The runner's jobs for one generated module: predict on x, and Stream.step over the
+    same sequences when the model streams."""
+    from lstmgen.targets.python import runner
+
+    jobs = [runner.Job(model, files, name, x)]
+    if model.streamable:
+        jobs.append(runner.Job(model, files, name, x, steps=True))
+    return jobs
+
+
+def run_under_both(jobs: list, tmp_path_factory, label: str) -> dict:
+    """{"cpython": result, "micropython": result} of the runner's batch (MicroPython only
+    where `micropython` is on PATH: the tests that read it call require_tool first)."""
+    import shutil
+
+    from lstmgen.targets.python import runner
+
+    runs = {"cpython": runner.run_batch(jobs, tmp_path_factory.mktemp(f"{label}_cp"))}
+    if shutil.which("micropython"):
+        runs["micropython"] = runner.run_batch(
+            jobs, tmp_path_factory.mktemp(f"{label}_mp"), runner.micropython_command()
+        )
+    return runs
+
+
 def import_generated(files: dict, name: str, folder):
     """Write a generated Python module's files to `folder` and import it in-process (a
     fresh module object each call)."""

@@ -9,8 +9,6 @@ interpreter (module-scoped fixture); the tests then check each model on its own.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from support import (
@@ -20,7 +18,9 @@ from support import (
     literal_calls,
     model_inputs,
     module_level_names,
+    python_jobs,
     require_tool,
+    run_under_both,
     steps_reference,
 )
 
@@ -239,14 +239,8 @@ def runs(tmp_path_factory):
     for seed, (key, model) in enumerate(MODELS.items()):
         for t_len in _lengths(model):
             x = new_kinds_inputs(model, seed, t_len)
-            jobs.append(py_runner.Job(model, rendered[key], f"nk_{key}", x))
-            if model.streamable:
-                jobs.append(py_runner.Job(model, rendered[key], f"nk_{key}", x, steps=True))
-    results = {"cpython": py_runner.run_batch(jobs, tmp_path_factory.mktemp("new_kinds_cp"))}
-    if shutil.which("micropython"):
-        results["micropython"] = py_runner.run_batch(
-            jobs, tmp_path_factory.mktemp("new_kinds_mp"), py_runner.micropython_command()
-        )
+            jobs += python_jobs(model, rendered[key], f"nk_{key}", x)
+    results = run_under_both(jobs, tmp_path_factory, "new_kinds")
     return rendered, jobs, results
 
 

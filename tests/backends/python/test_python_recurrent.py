@@ -5,8 +5,6 @@ streams, the exact literals of every matrix, names that could collide.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from support import (
@@ -16,7 +14,9 @@ from support import (
     literal_calls,
     module_level_names,
     other_cpythons,
+    python_jobs,
     require_tool,
+    run_under_both,
     steps_reference,
 )
 
@@ -220,14 +220,8 @@ def kinds_runs(tmp_path_factory):
     jobs = []
     for seed, (key, model) in enumerate(models.items()):
         x = _kinds_inputs(model, seed)
-        jobs.append(py_runner.Job(model, rendered[key], f"k_{key}", x))
-        if model.streamable:
-            jobs.append(py_runner.Job(model, rendered[key], f"k_{key}", x, steps=True))
-    runs = {"cpython": py_runner.run_batch(jobs, tmp_path_factory.mktemp("kinds_cp"))}
-    if shutil.which("micropython"):
-        runs["micropython"] = py_runner.run_batch(
-            jobs, tmp_path_factory.mktemp("kinds_mp"), py_runner.micropython_command()
-        )
+        jobs += python_jobs(model, rendered[key], f"k_{key}", x)
+    runs = run_under_both(jobs, tmp_path_factory, "kinds")
     return models, rendered, jobs, runs
 
 

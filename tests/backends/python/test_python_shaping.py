@@ -5,8 +5,6 @@ masked steps, every padding mode, the shortest input each model takes, docstring
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from support import (
@@ -16,7 +14,9 @@ from support import (
     literal_calls,
     module_level_names,
     other_cpythons,
+    python_jobs,
     require_tool,
+    run_under_both,
     steps_reference,
 )
 
@@ -239,14 +239,8 @@ def shaping_runs(tmp_path_factory):
         lengths = [9] if model.timesteps else sorted({shortest, shortest + 1, 9, 17})
         for t_len in lengths:
             x = _shaping_inputs(model, seed, t_len)
-            jobs.append(py_runner.Job(model, rendered[key], f"sh_{key}", x))
-            if model.streamable:
-                jobs.append(py_runner.Job(model, rendered[key], f"sh_{key}", x, steps=True))
-    runs = {"cpython": py_runner.run_batch(jobs, tmp_path_factory.mktemp("shaping_cp"))}
-    if shutil.which("micropython"):
-        runs["micropython"] = py_runner.run_batch(
-            jobs, tmp_path_factory.mktemp("shaping_mp"), py_runner.micropython_command()
-        )
+            jobs += python_jobs(model, rendered[key], f"sh_{key}", x)
+    runs = run_under_both(jobs, tmp_path_factory, "shaping")
     return models, rendered, jobs, runs
 
 
