@@ -894,6 +894,19 @@ def write_files(files: dict, folder) -> Path:
     return folder
 
 
+def run_c_program(folder, files: dict, main: str, *flags: str) -> str:
+    """Write the generated `files` and a C program `main` (which includes them) to
+    `folder`, build it with gcc -O2 and `flags`, run it; its standard output."""
+    import subprocess
+
+    folder = write_files(files, folder)
+    (folder / "main.c").write_text(main)
+    exe = folder / "main"
+    command = [require_tool("gcc"), "-O2", *flags, "-I", str(folder), str(folder / "main.c")]
+    subprocess.run([*command, "-lm", "-o", str(exe)], check=True)
+    return subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+
+
 def compile_c(compiler: str, source, *flags: str) -> None:
     """Compile `source` (-c) with `compiler` and its C_COMPILERS flags: no error, no
     warning."""

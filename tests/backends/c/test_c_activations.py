@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
 from irmodels import branch_models
-from support import require_tool
+from support import run_c_program
 
 from lstmgen.ir import LSTM, Model
 from lstmgen.targets import c as c_backend
@@ -40,28 +38,9 @@ int main(void)
 
 
 def test_tanh_and_sigmoid_error_bounds(tmp_path):
-    gcc = require_tool("gcc")
     model = branch_models()["tiny"]
     assert isinstance(model.layers[0], LSTM) and model.layers[0].gate_activation == "sigmoid"
-    for name, text in c_backend.render(model, "net").items():
-        (tmp_path / name).write_text(text)
-    (tmp_path / "sweep.c").write_text(SWEEP)
-    subprocess.run(
-        [
-            gcc,
-            "-O2",
-            "-I",
-            str(tmp_path),
-            str(tmp_path / "sweep.c"),
-            "-lm",
-            "-o",
-            str(tmp_path / "sweep"),
-        ],
-        check=True,
-    )
-    lines = subprocess.run(
-        [str(tmp_path / "sweep")], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+    lines = run_c_program(tmp_path, c_backend.render(model, "net"), SWEEP).split("\n")
     worst_tanh, worst_sigmoid = map(float, lines[0].split())
     assert worst_tanh <= 4.1e-7 and worst_sigmoid <= 2.2e-7  # as the generated comments say
     assert lines[1].split() == ["1", "-1", "1", "0", "0", "1", "1", "1"]

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import require_tool
+from support import require_tool, run_c_program
 
 from lstmgen.reference import forward
 from lstmgen.targets import c as c_backend
@@ -114,24 +114,8 @@ def builtin_all(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sweep(builtin_all):
-    gcc = require_tool("gcc")
-    _, _, folder = builtin_all
-    (folder / "sweep.c").write_text(SWEEP)
-    subprocess.run(
-        [
-            gcc,
-            "-O2",
-            "-I",
-            str(folder),
-            str(folder / "sweep.c"),
-            "-lm",
-            "-o",
-            str(folder / "sweep"),
-        ],
-        check=True,
-    )
-    out = subprocess.run([str(folder / "sweep")], capture_output=True, text=True, check=True)
-    return out.stdout.splitlines()
+    _, files, folder = builtin_all
+    return run_c_program(folder, files, SWEEP).splitlines()
 
 
 def test_error_bounds_over_all_floats(sweep, builtin_all):
@@ -263,25 +247,7 @@ def test_builtin_log_error_bound(tmp_path):
     rng = np.random.default_rng(0)
     head = Dense("head", rng.uniform(-1, 1, (4, 1)).astype(np.float32), None, "log_softmax")
     model = Model(1, [tiny.layers[0], head]).validate()
-    source = c_backend.render(model, "net", math="builtin")["net.c"]
-    assert "log_builtin    max rel error 1.4e-7" in source
-    (tmp_path / "net.c").write_text(source)
-    (tmp_path / "net.h").write_text(c_backend.render(model, "net", math="builtin")["net.h"])
-    (tmp_path / "sweep.c").write_text(LOG_SWEEP)
-    subprocess.run(
-        [
-            require_tool("gcc"),
-            "-O2",
-            "-I",
-            str(tmp_path),
-            str(tmp_path / "sweep.c"),
-            "-lm",
-            "-o",
-            str(tmp_path / "sweep"),
-        ],
-        check=True,
-    )
-    worst, inf, nan = subprocess.run(
-        [str(tmp_path / "sweep")], capture_output=True, text=True, check=True
-    ).stdout.split()
+    files = c_backend.render(model, "net", math="builtin")
+    assert "log_builtin    max rel error 1.4e-7" in files["net.c"]
+    worst, inf, nan = run_c_program(tmp_path, files, LOG_SWEEP).split()
     assert float(worst) <= 1.4e-7 and inf == "inf" and nan == "1", (worst, inf, nan)

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import C_COMPILERS, compile_c, require_tool, write_files
+from support import C_COMPILERS, compile_c, require_tool, run_c_program, write_files
 
 from lstmgen.errors import LstmgenError
 from lstmgen.reference import forward
@@ -293,28 +293,8 @@ int main(void)
 
 def test_fixed16_activation_errors(tmp_path):
     """The integer activations' errors stated in fixed16.c and docs/microcontroller.md."""
-    gcc = require_tool("gcc")
     files = c_backend.render(branch_models()["all_activations"], "net", quantize="fixed16")
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    (tmp_path / "sweep.c").write_text(FIXED_SWEEP)
-    subprocess.run(
-        [
-            gcc,
-            "-std=c99",
-            "-O2",
-            "-I",
-            str(tmp_path),
-            str(tmp_path / "sweep.c"),
-            "-lm",
-            "-o",
-            str(tmp_path / "sweep"),
-        ],
-        check=True,
-    )
-    out = subprocess.run(
-        [str(tmp_path / "sweep")], capture_output=True, text=True, check=True
-    ).stdout
+    out = run_c_program(tmp_path, files, FIXED_SWEEP, "-std=c99")
     sigmoid, tanh, softplus, exp, elu, softsign = map(float, out.split())
     assert "max error 6e-5 and 1.2e-4" in files["net.c"] and "(error 4.2e-5)" in files["net.c"]
     assert sigmoid <= 6e-5 and tanh <= 1.2e-4 and softplus <= 4.2e-5
