@@ -17,18 +17,19 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 EXHAUSTIVE = os.environ.get("LSTMGEN_EXHAUSTIVE", "") not in ("", "0")
 
 
-def missing(what: str) -> None:
-    """Skip, or fail in CI where every tool must be present."""
+def missing(what: str, module_level: bool = False) -> None:
+    """Skip (the whole module with `module_level`), or fail in CI where every tool must be
+    present."""
     if IN_CI:
-        pytest.fail(f"{what} is required in CI but missing")
-    pytest.skip(f"{what} not installed")
+        pytest.fail(f"{what} is required in CI but missing", pytrace=False)
+    pytest.skip(f"{what} not installed", allow_module_level=module_level)
 
 
-def require_module(name: str):
+def require_module(name: str, module_level: bool = False):
     try:
         return importlib.import_module(name)
     except ImportError:
-        missing(f"Python package '{name}'")
+        missing(f"Python package '{name}'", module_level)
 
 
 def require_tool(name: str) -> str:

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 from irmodels import branch_models
-from support import ROOT  # noqa: E402
+from support import ROOT, missing  # noqa: E402
 
 from lstmgen.cli import main
 from lstmgen.ir_io import save_ir
@@ -294,7 +294,7 @@ def test_wheel_in_a_clean_venv_inspects_generates_and_verifies_the_example(
 
 def test_verify_extra_on_python_312_compiles_with_cffi(wheel, tmp_path):
     """Python 3.12 has no distutils: the verify extra must bring what cffi compiles with."""
-    from support import missing, other_cpythons
+    from support import other_cpythons
 
     found = [p for p in other_cpythons() if p.endswith("3.12")]
     if not found:
@@ -354,7 +354,7 @@ def test_setup_scripts_stop_with_one_clear_line_on_a_python_pip_refuses(tmp_path
         else None
     )
     if check is None or check.stdout.strip() != "True":
-        pytest.skip("no externally managed system Python here (not Debian 12)")
+        missing("an externally managed system Python at /usr/bin/python3 (Debian 12)")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for script in (".ci/run", "examples/run_example.sh"):

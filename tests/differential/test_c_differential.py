@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import require_module
 
 from lstmgen.reference import forward
 from lstmgen.targets import c as c_backend
@@ -15,7 +16,7 @@ TOLERANCE = 1e-5  # max relative error, |got - ref| / max(|ref|, 1)
 
 @pytest.fixture(scope="module")
 def compiled(grid_cases, tmp_path_factory):
-    pytest.importorskip("cffi")
+    require_module("cffi")
     built = []
     for case in grid_cases:
         files = c_backend.render(case.ir, "net")
@@ -69,7 +70,7 @@ def test_c_predict_matches_numpy_reference(compiled, tmp_path):
 
 def test_native_fma_build_matches_keras(grid_cases, tmp_path_factory):
     """-O3 -march=native: vectorised, and fused multiply-adds where the CPU has them."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     for case in grid_cases[::3]:
         files = c_backend.render(case.ir, "net")
         workdir = tmp_path_factory.mktemp(case.spec.id + "_native")

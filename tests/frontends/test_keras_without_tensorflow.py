@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import h5py
-import pytest
-from support import FIXTURES, ROOT
+from support import FIXTURES, ROOT, missing
 
 EXAMPLE = ROOT / "examples" / "sine_lstm.keras"
 KERAS2 = FIXTURES / "keras2" / "lstm_hard_sigmoid.h5"
@@ -112,7 +111,7 @@ def test_generate_in_a_virtualenv_without_tensorflow(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     if not python.exists():
-        pytest.skip("a venv without bin/python (not a POSIX layout)")
+        missing("a POSIX venv layout (bin/python)")
     deps = tmp_path / "deps"  # setuptools: the build backend of the --no-deps install
     _link_distributions(("numpy", "jinja2", "markupsafe", "h5py", "setuptools"), deps)
     (_site_packages(python) / "lstmgen_test_deps.pth").write_text(f"{deps}\n")

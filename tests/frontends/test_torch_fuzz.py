@@ -14,14 +14,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 from support import require_module, targets_match_oracle
 
 import lstmgen
 from lstmgen.reference import forward
 from lstmgen.verify import error_metrics
 
-pytest.importorskip("hypothesis")
+require_module("hypothesis", module_level=True)
 from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

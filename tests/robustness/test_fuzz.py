@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 from grid import CELL_ACTIVATIONS, GATE_ACTIVATIONS, HEAD_ACTIVATIONS
+from support import require_module
 
-pytest.importorskip("hypothesis")
+require_module("hypothesis", module_level=True)
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import require_tool, run_c_program
+from support import require_module, require_tool, run_c_program
 
 from lstmgen.reference import forward
 from lstmgen.targets import c as c_backend
@@ -206,7 +206,7 @@ def test_libm_build_does_use_libm(builtin_all, tmp_path):
 
 @pytest.mark.parametrize("key", sorted(branch_models()))
 def test_builtin_models_match_reference(key, tmp_path):
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = branch_models()[key]
     files = c_backend.render(model, "net", math="builtin")
     x = np.random.default_rng(11).standard_normal((6, 7, model.input_size)).astype(np.float32)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import C_COMPILERS, CXX_WARNINGS, compile_c, require_tool
+from support import C_COMPILERS, CXX_WARNINGS, compile_c, require_module, require_tool
 
 from lstmgen.reference import forward
 from lstmgen.targets import c as c_backend
@@ -76,7 +76,7 @@ def test_header_is_self_contained_cxx(rendered, tmp_path):
 
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_branch_models_match_reference(key, tmp_path):
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS[key]
     files = c_backend.render(model, "net")
     module = c_runner.build(model, files, "net", tmp_path)
@@ -94,7 +94,7 @@ def test_branch_models_match_reference(key, tmp_path):
 
 
 def test_predict_rejects_bad_arguments(tmp_path):
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS["three_stages"]
     files = c_backend.render(model, "net")
     module = c_runner.build(model, files, "net", tmp_path)

@@ -23,6 +23,7 @@ from support import (
     extreme_inputs,
     qemu_outputs,
     require_arm,
+    require_module,
     require_tool,
     run_c_driver,
     write_files,
@@ -239,7 +240,7 @@ def test_compiles_without_warnings(rendered, compiler, key, opts):
 
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_matches_reference(key, tmp_path):
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS[key]
     for math, flags in ((None, []), ("builtin", ["-O3", "-march=native"])):
         files = c_backend.render(model, "net", math=math)
@@ -296,7 +297,7 @@ def test_every_stage_kind_is_covered():
 def test_streaming_starts_from_the_initial_state(tmp_path):
     """reset() puts the model's initial h and c in place: step() then equals predict()
     after every prefix, and a second reset starts over."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS["lstm_features"]
     files = c_backend.render(model, "net")
     module = c_runner.build(model, files, "net", tmp_path)
@@ -313,7 +314,7 @@ def test_streaming_starts_from_the_initial_state(tmp_path):
 
 
 def test_predict_rejects_bad_arguments_with_bidirectional_buffers(tmp_path):
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS["bi_mixed"]  # T = 7: NET_MAX_TIMESTEPS 7, three sequence slots
     files = c_backend.render(model, "net")
     assert "#define NET_MAX_TIMESTEPS 7" in files["net.h"]
@@ -409,7 +410,7 @@ def test_quantized_modes_refuse_what_they_do_not_implement(mode, key, what):
 def test_quantized_bidirectional_lstm(mode, tmp_path):
     """int8 / int16 run each direction of a Bidirectional LSTM with their kernel: exact for
     the dequantized weights, within the mode's tolerance of the float model, warning-free."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = quantizable_bidirectional()
     files = c_backend.render(model, "net", quantize=mode)
     write_files(files, tmp_path)
@@ -494,7 +495,7 @@ def test_memory_on_cortex_m4f_is_what_the_estimate_says(arm, key):
 def test_hostile_bidirectional_names(tmp_path):
     """Direction identifiers never collide with another layer's, and names in comments
     stay harmless."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     m = IRMaker(3)
     model = Model(
         2,

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 from irmodels import branch_models
-from support import C_COMPILERS, compile_c, require_tool, run_c_program, write_files
+from support import C_COMPILERS, compile_c, require_module, require_tool, run_c_program, write_files
 
 from lstmgen.errors import LstmgenError
 from lstmgen.reference import forward
@@ -30,7 +30,7 @@ MODES = ("int8", "int16", "fixed16")
 @pytest.fixture(scope="module")
 def quantized(grid_cases, tmp_path_factory):
     """Every grid case in every mode, compiled once (cffi, -O1 to keep the build short)."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     built = {}
     for case in grid_cases:
         for mode in MODES:
@@ -121,7 +121,7 @@ def test_flash_saving():
 def test_fixed16_saturates_instead_of_wrapping(key, tmp_path):
     """Inputs beyond the Q3.12 range clip to +-8 (the caller's conversion saturates), and
     the model then computes on the clipped input; huge values never wrap around."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = branch_models()[key]
     files = c_backend.render(model, "net", quantize="fixed16")
     x = np.random.default_rng(1).standard_normal((4, 6, model.input_size)) * 40

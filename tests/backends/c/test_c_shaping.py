@@ -28,6 +28,7 @@ from support import (
     compile_c,
     qemu_outputs,
     require_arm,
+    require_module,
     require_tool,
     run_c_driver,
     write_files,
@@ -226,7 +227,7 @@ def test_compiles_without_warnings(rendered, compiler, key, math, opts):
 
 @pytest.mark.parametrize("key", sorted(MODELS))
 def test_matches_reference(key, tmp_path):
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS[key]
     for math, flags in ((None, []), ("builtin", ["-O3", "-march=native"])):
         files = c_backend.render(model, "net", math=math)
@@ -251,7 +252,7 @@ def test_matches_reference(key, tmp_path):
 def test_masked_step_keeps_state_and_repeats_output(tmp_path):
     """step() on a masked row leaves the state byte for byte and writes the previous
     output again; before any real row it writes what the model makes of zero outputs."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS["mask_stream"]
     files = c_backend.render(model, "net")
     module = c_runner.build(model, files, "net", tmp_path)
@@ -282,7 +283,7 @@ def test_masked_step_keeps_state_and_repeats_output(tmp_path):
 def test_variable_length_sequences(key, tmp_path):
     """predict() takes any T: a sequence padded at the end with mask rows gives the
     output of the unpadded sequence (and a sequence output repeats its last real row)."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS[key]
     files = c_backend.render(model, "net")
     module = c_runner.build(model, files, "net", tmp_path / key)
@@ -308,7 +309,7 @@ def test_output_timesteps_and_refused_lengths(key, tmp_path):
     """NAME_output_timesteps(T) is Model.output_timesteps(T) for every T (0 below
     NAME_MIN_TIMESTEPS); predict() returns -1 with y untouched for a T that leaves no
     step, above NAME_MAX_TIMESTEPS, and for any T but a Flatten model's own."""
-    pytest.importorskip("cffi")
+    require_module("cffi")
     model = MODELS[key]
     files = c_backend.render(model, "net")
     header = files["net.h"]

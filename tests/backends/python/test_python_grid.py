@@ -18,6 +18,7 @@ from support import (
     import_generated,
     imported_modules,
     literal_calls,
+    missing,
     other_cpythons,
     require_tool,
 )
@@ -354,7 +355,7 @@ def test_other_cpython_versions(grid_cases, tmp_path):
     """The same module under every other CPython >= 3.8 installed here (pyenv), if any."""
     found = other_cpythons()
     if not found:
-        pytest.skip("no other CPython >= 3.8 installed")
+        missing("another CPython >= 3.8 (pyenv)")
     cases = [c for c in grid_cases if c.spec.id in ("g13", "g20", "buffered", "g05")]
     print(f"\nalso ran under: {', '.join(found)}")
     for python in found:

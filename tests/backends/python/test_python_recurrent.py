@@ -12,6 +12,7 @@ from support import (
     import_generated,
     imported_modules,
     literal_calls,
+    missing,
     module_level_names,
     other_cpythons,
     python_jobs,
@@ -352,7 +353,7 @@ def test_other_kinds_under_other_cpython_versions(tmp_path):
     installed here (pyenv), if any."""
     found = other_cpythons()
     if not found:
-        pytest.skip("no other CPython >= 3.8 installed")
+        missing("another CPython >= 3.8 (pyenv)")
     models = _kinds_models()
     kinds = [
         (key, models[key], _kinds_inputs(models[key], KEYS.index(key)))

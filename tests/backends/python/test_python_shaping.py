@@ -12,6 +12,7 @@ from support import (
     import_generated,
     imported_modules,
     literal_calls,
+    missing,
     module_level_names,
     other_cpythons,
     python_jobs,
@@ -421,7 +422,7 @@ def test_shaping_under_the_oldest_other_cpython(tmp_path):
     """The shaping models under the oldest other CPython >= 3.8 installed here, if any."""
     found = other_cpythons()
     if not found:
-        pytest.skip("no other CPython >= 3.8 installed")
+        missing("another CPython >= 3.8 (pyenv)")
     models = _shaping_models()
     jobs = [
         py_runner.Job(m, py_backend.render(m, f"o_{key}"), f"o_{key}", _shaping_inputs(m, k))
