@@ -62,6 +62,8 @@ class Limits:
     sequences: int = 100_000
     #: Values of the verification inputs (sequences x timesteps x features).
     input_values: int = 10_000_000
+    #: Seconds the C compiler may take on generated code when `verify` builds it.
+    compile_seconds: int = 600
 
     @property
     def member_bytes(self) -> int:

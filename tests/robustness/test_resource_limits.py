@@ -585,3 +585,33 @@ def test_keras_reader_honours_the_limits_and_limit_raises_them(
     raised = f"{name}={10**9}"
     assert main(["generate", str(model), "--limit", raised, "--out", str(out)]) == 0
     assert any(out.iterdir())
+
+
+# ---- the C compiler in verify runs under a deadline ---------------------------------------
+def test_a_compile_over_the_deadline_is_stopped_with_one_line(tmp_path, capsys):
+    """The 9-LSTM(256)-1 model (265k weights: seconds of gcc) against --limit
+    compile-seconds=1: verify kills the compiler, says which limit stopped it and how to
+    raise it, exit 2; with the default limit the same model verifies."""
+    from irmodels import large_model
+
+    path = save_ir(large_model().validate(), tmp_path / "large.npz")
+    argv = ["verify", str(path), "--sequences", "2", "--timesteps", "3"]
+    assert main([*argv, "--limit", "compile-seconds=1"]) == 2
+    errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("lstmgen: error")]
+    assert len(errors) == 1, errors
+    assert "took over 1 s, the compile-seconds limit" in errors[0], errors
+    assert "--limit compile-seconds=N" in errors[0], errors
+    assert main(argv) == 0
+
+
+def test_a_compiler_error_in_the_deadline_child_arrives_as_one_error(tmp_path):
+    """C that does not compile: the child's compiler error comes back as one LstmgenError
+    (the compile runs in a child process; nothing of it is lost or hangs)."""
+    from lstmgen.errors import LstmgenError
+    from lstmgen.targets.c import render, runner
+
+    model = branch_models()["tiny"]
+    files = render(model, "net")
+    files["net.c"] += "\nthis is not C;\n"
+    with pytest.raises(LstmgenError, match="compiling the generated C failed"):
+        runner.build(model, files, "net", tmp_path)

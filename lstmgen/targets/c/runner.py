@@ -20,6 +20,7 @@ import numpy as np
 
 from ...errors import LstmgenError, MissingDependencyError
 from ...ir import Model
+from .deadline import compile_module
 
 COMPILE_ARGS = ["-std=c99", "-O2"]
 
@@ -92,10 +93,7 @@ def build(
         libraries=["m"],
         extra_compile_args=args,
     )
-    try:
-        library = ffi.compile(tmpdir=str(workdir), verbose=False)
-    except Exception as exc:  # distutils/setuptools raise CompileError, LinkError, ...
-        raise LstmgenError(f"compiling the generated C failed: {exc}") from None
+    library = compile_module(ffi, str(workdir))  # within the compile_seconds limit
     spec = importlib.util.spec_from_file_location(module_name, library)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
