@@ -32,7 +32,7 @@ def render_all(model: lstmgen.Model) -> dict[str, dict[str, str]]:
 
 def main() -> None:
     model = lstmgen.load(EXAMPLE)
-    for target, files in render_all(model).items():
+    for target in available_targets():
         for path in lstmgen.generate(
             model, target, NAME, ROOT / "generated_examples" / target, force=True
         ):
