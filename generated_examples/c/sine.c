@@ -256,36 +256,7 @@ static const float sine_next_value_b[1] = {
     0.018858459f
 };
 
-/* -------------------------------------------------------------------- activations -- */
-/* tanh as a rational function (the coefficients of Eigen's fast tanh, which TensorFlow's
- * CPU kernels also use): branch-free arithmetic that compilers vectorise, where a libm call
- * would stop the gate loop from vectorising. Max abs error 4.1e-7 over all finite floats
- * (libm's tanhf: 1.0e-7); odd, saturates to +-1, passes NaN through. */
-static float tanh_rational(float x)
-{
-    const float clamp = 7.90531110763549805f;
-    const float xc = x < -clamp ? -clamp : (x > clamp ? clamp : x);
-    const float x2 = xc * xc;
-    float p = -2.76076847742355e-16f;
-    float q = 1.19825839466702e-06f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return xc * (p / q);
-}
-
-/* sigmoid(x) = (1 + tanh(x / 2)) / 2: branch-free, so the gate loop vectorises.
- * Max abs error 2.2e-7 over all finite floats (libm's 1/(1+expf(-x)): 8.9e-8). */
-static float act_sigmoid(float x) { return 0.5f + 0.5f * tanh_rational(0.5f * x); }
-static float act_tanh(float x) { return tanh_rational(x); }
-
-/* ------------------------------------------------------------------------ kernels -- */
+/* --------------------------------------------------------------------- arithmetic -- */
 #ifdef __cplusplus
 #define LSTMGEN_RESTRICT
 #else
@@ -299,6 +270,44 @@ static float act_tanh(float x) { return tanh_rational(x); }
 #else
 #define LSTMGEN_MADD(acc, a, b) ((acc) + (a) * (b))
 #endif
+
+/* -------------------------------------------------------------------- activations -- */
+/* tanh as a rational function (the coefficients of Eigen's fast tanh, which TensorFlow's
+ * CPU kernels also use): branch-free arithmetic that compilers vectorise, where a libm call
+ * would stop the gate loop from vectorising. Max abs error 4.1e-7 over all finite floats
+ * (libm's tanhf: 1.0e-7); odd, saturates to +-1, passes NaN through. The polynomials'
+ * steps are fused multiply-adds where those are fast (LSTMGEN_MADD), as in Eigen, whose
+ * clamp bound then is the one at which the fused evaluation reaches 1. */
+#ifdef FP_FAST_FMAF
+#define LSTMGEN_TANH_CLAMP 7.99881172180175781f
+#else
+#define LSTMGEN_TANH_CLAMP 7.90531110763549805f
+#endif
+static inline float tanh_rational(float x)
+{
+    const float clamp = LSTMGEN_TANH_CLAMP;
+    const float xc = x < -clamp ? -clamp : (x > clamp ? clamp : x);
+    const float x2 = xc * xc;
+    float p = -2.76076847742355e-16f;
+    float q = 1.19825839466702e-06f;
+    p = LSTMGEN_MADD(2.00018790482477e-13f, p, x2);
+    p = LSTMGEN_MADD(-8.60467152213735e-11f, p, x2);
+    p = LSTMGEN_MADD(5.12229709037114e-08f, p, x2);
+    p = LSTMGEN_MADD(1.48572235717979e-05f, p, x2);
+    p = LSTMGEN_MADD(6.37261928875436e-04f, p, x2);
+    p = LSTMGEN_MADD(4.89352455891786e-03f, p, x2);
+    q = LSTMGEN_MADD(1.18534705686654e-04f, q, x2);
+    q = LSTMGEN_MADD(2.26843463243900e-03f, q, x2);
+    q = LSTMGEN_MADD(4.89352518554385e-03f, q, x2);
+    return xc * (p / q);
+}
+
+/* sigmoid(x) = (1 + tanh(x / 2)) / 2: branch-free, so the gate loop vectorises.
+ * Max abs error 2.2e-7 over all finite floats (libm's 1/(1+expf(-x)): 8.9e-8). */
+static float act_sigmoid(float x) { return 0.5f + 0.5f * tanh_rational(0.5f * x); }
+static float act_tanh(float x) { return tanh_rational(x); }
+
+/* ------------------------------------------------------------------------ kernels -- */
 
 /* z[j] += a0 rows[0][j] + a1 rows[1][j] + ... over `count` consecutive rows of length n.
  * Each z[j] is summed in row order, as a plain loop would; four rows per pass keep z in
@@ -362,11 +371,11 @@ static void accumulate_rows_streams(int n, int count, int streams, const float *
             float *zs[6];
             for (j = 0; j < take; ++j) zs[j] = z + (size_t)(s + j) * (size_t)ldz + j0;
             if (take == 6)
-                panel_streams6(count, panel, a + s, zs, next, n, last);
+                panel_streams6(NULL, count, panel, a + s, 0, NULL, NULL, zs, next, NULL, n, last);
             else if (take == 5)
-                panel_streams5(count, panel, a + s, zs, next, n, last);
+                panel_streams5(NULL, count, panel, a + s, 0, NULL, NULL, zs, next, NULL, n, last);
             else
-                panel_streams4(count, panel, a + s, zs, next, n, last);
+                panel_streams4(NULL, count, panel, a + s, 0, NULL, NULL, zs, next, NULL, n, last);
             s += take;
         }
 #else
@@ -445,7 +454,8 @@ static void lstm_step_sigmoid_tanh_tanh(int n_in, int n_units, const float *Wt, 
 /* One LSTM step (gate=sigmoid, cell=tanh, output=tanh) of `count` independent streams:
  * stream s reads x[s][n_in] and updates h[s] and c[s] in place. Wt, Ut, b as for
  * lstm_step_sigmoid_tanh_tanh; z: scratch of count x 4 n_units floats, panel: of 16 x max(n_in,
- * n_units) floats. The weights are read once for all the streams, not once per stream. */
+ * n_units) floats. The weights are read once for all the streams, not once
+ * per stream. */
 static void lstm_step_n_sigmoid_tanh_tanh(int count, int n_in, int n_units, const float *Wt,
         const float *Ut, const float *b, const float *const *x, float *const *h,
         float *const *c, float *z, float *panel)
@@ -557,7 +567,7 @@ void sine_step(sine_state *s, const float *x, float *y)
 void sine_step_n(sine_state *states, int n, const float *x, float *y)
 {
     float z[SINE_STREAMS * 64];  /* gate pre-activations of a group of streams */
-    float panel[16 * 16];  /* 16 columns of a weight matrix */
+    float panel[16 * 16];  /* 16 columns of weight matrices */
     const float *in[SINE_STREAMS];
     float *h[SINE_STREAMS], *c[SINE_STREAMS];
     int first, i;

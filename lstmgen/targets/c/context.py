@@ -352,6 +352,21 @@ class ModelContext:
         return max(max(st.layer.input_size, st.layer.layer.units) for st in stage.chain if st.layer)
 
     @property
+    def step_n_panel_rows(self) -> int:
+        """Rows of NAME_step_n's weight panel: those of the largest matrix, or with register
+        tiles (shared_pass) an LSTM's input and recurrent rows together (its panels of both
+        matrices are read in one pass)."""
+        stage = self.step_n
+        assert stage is not None
+        return max(
+            st.layer.input_size + st.layer.layer.units
+            if self.shared_pass and st.layer.kind == "lstm"
+            else max(st.layer.input_size, st.layer.layer.units)
+            for st in stage.chain
+            if st.layer
+        )
+
+    @property
     def step_n_max_units(self) -> int:
         """The most units of a recurrent layer NAME_step_n and the chunked predict run."""
         stage = self.step_n

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import platform
+
+import pytest
 from irmodels import branch_models
 from support import run_c_program
 
 from lstmgen.ir import LSTM, Model
 from lstmgen.targets import c as c_backend
 
+X86 = platform.machine() in ("x86_64", "AMD64", "i686")
+FUSED_CHECK = """#ifndef FP_FAST_FMAF
+#error "expected fused multiply-adds (FP_FAST_FMAF)"
+#endif
+"""
 SWEEP = r"""
 #include <math.h>
 #include <stdio.h>
@@ -37,10 +45,18 @@ int main(void)
 """
 
 
-def test_tanh_and_sigmoid_error_bounds(tmp_path):
+@pytest.mark.parametrize(
+    "flags",
+    [[], pytest.param(["-mfma"], marks=pytest.mark.skipif(not X86, reason="x86 only"))],
+    ids=["separate", "fused"],
+)
+def test_tanh_and_sigmoid_error_bounds(tmp_path, flags):
+    """Both with a multiply and an add per polynomial step and with fused multiply-adds
+    (x86 with FMA: FP_FAST_FMAF, so LSTMGEN_MADD is fmaf)."""
     model = branch_models()["tiny"]
     assert isinstance(model.layers[0], LSTM) and model.layers[0].gate_activation == "sigmoid"
-    lines = run_c_program(tmp_path, c_backend.render(model, "net"), SWEEP).split("\n")
+    source = SWEEP if not flags else SWEEP.replace("int main(void)", FUSED_CHECK + "int main(void)")
+    lines = run_c_program(tmp_path, c_backend.render(model, "net"), source, *flags).split("\n")
     worst_tanh, worst_sigmoid = map(float, lines[0].split())
     assert worst_tanh <= 4.1e-7 and worst_sigmoid <= 2.2e-7  # as the generated comments say
     assert lines[1].split() == ["1", "-1", "1", "0", "0", "1", "1", "1"]

@@ -98,13 +98,16 @@ BUILDS = {
 def keras_models() -> dict:
     """Stacked LSTMs returning sequences, the first wide enough (4H >= 256 columns) for the
     shared pass over the weights and 4H not a multiple of its 16-column blocks, the second
-    narrow (stream by stream); a wide LSTM -> Dense tail; and GRUs, reset after (96 units)
-    and before (91) the recurrent product, wide enough for the shared pass on all three of
-    their weight matrices (3H >= 256 columns, U_n over 32 KB), then a narrow LSTM."""
+    without a bias, 32 units over 65 inputs (32 KB of input weights: the shared pass, and
+    with register tiles 16 units at a time), the third narrow (stream by stream); a wide
+    LSTM (64 units: 16 at a time with register tiles) -> Dense tail; and GRUs, reset after
+    (96 units) and before (91) the recurrent product, wide enough for the shared pass on all
+    three of their weight matrices (3H >= 256 columns, U_n over 32 KB), then a narrow LSTM."""
     keras = require_module("keras")
     rng = np.random.default_rng(16)
     inp = keras.Input((None, 6))
     h = keras.layers.LSTM(65, return_sequences=True)(inp)
+    h = keras.layers.LSTM(32, return_sequences=True, use_bias=False)(h)
     h = keras.layers.LSTM(5, return_sequences=True)(h)
     stacked = keras.Model(inp, h)
     inp = keras.Input((None, 4))
@@ -269,3 +272,4 @@ def test_register_tile_path_is_taken_where_avx_fma(cases, tmp_path):
 
     assert "LSTMGEN_AVX_FMA" in macros("-march=native")
     assert "LSTMGEN_AVX_FMA" not in macros()
+    assert "static void lstm_step_blocks_" in (folder / "net.c").read_text()  # 64 units
