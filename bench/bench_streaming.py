@@ -18,7 +18,7 @@ further steps RUNS times, and print the best nanoseconds per step. A peer whose 
 missing is skipped with a note.
 
 Run: python bench/bench_streaming.py [--quick] [--streams] [--peer LABEL=CMD ...] [--realtime]
-         [--sizes 4,8,...] [--stream-sizes 16,32,...] [--streams-only]
+         [--sizes 4,8,...] [--stream-sizes 16,32,...] [--streams-only] [--stream-rounds R]
 """
 
 from __future__ import annotations
@@ -205,11 +205,13 @@ def run_peer(
     return float(text.split()[0]), np.fromfile(out, np.float32).reshape(len(x), -1)
 
 
-def time_steps(step: Callable[[np.ndarray], np.ndarray], x: np.ndarray, calls: int) -> float:
-    """Best ns per call of step over chunks of 1,000 calls, cycling through the rows of x."""
+def time_steps(
+    step: Callable[[np.ndarray], np.ndarray], x: np.ndarray, calls: int, chunk: int = 1000
+) -> float:
+    """Best ns per call of step over chunks of `chunk` calls, cycling through the rows of x."""
     best = float("inf")
-    rows = [x[k % len(x)] for k in range(1000)]
-    for _ in range(max(1, calls // 1000)):
+    rows = [x[k % len(x)] for k in range(chunk)]
+    for _ in range(max(1, calls // chunk)):
         t0 = time.perf_counter()
         for row in rows:
             step(row)
@@ -339,7 +341,13 @@ def ort_stream_session(kind: str, weights: list[np.ndarray], batch: int):
 
 
 def bench_streams(runner: Runner, layer: Layer, peak: float, rounds: int) -> None:
-    """samples/s of n streams: n x NAME_step, NAME_step_n (when generated), onnxruntime."""
+    """samples/s of n streams: n x NAME_step, NAME_step_n (when generated), onnxruntime.
+
+    Every round times each implementation once, in turn, so that all of them see the same
+    machine; the best round of each is reported, and the ratio of onnxruntime's time to
+    lstmgen's within each round, as the median over the rounds (with its range): on a
+    shared machine both sides drift, and a ratio of two best times from different moments
+    swings more than one taken within a round."""
     keras_model, rnn = build_keras(layer)
     model = lstmgen.load(keras_model)
     t_len = 200
@@ -354,33 +362,40 @@ def bench_streams(runner: Runner, layer: Layer, peak: float, rounds: int) -> Non
     modes = {"n x NAME_step": "single"}
     if has_step_n:
         modes["NAME_step_n"] = "many"
+    ours = "NAME_step_n" if has_step_n else "n x NAME_step"
     macs = layer.macs_per_step()
-    print(f"\n{layer.name} (D=H), n independent streams: Msamples/s (GMAC/s; FMA peak {peak:.1f})")
+    print(
+        f"\n{layer.name} (D=H), n independent streams: Msamples/s (GMAC/s; FMA peak {peak:.1f}); "
+        f"onnxruntime's time / {ours}'s within each of {rounds} rounds: median (range)"
+    )
     if not has_step_n:
         print("  note: this lstmgen generates no NAME_step_n: only n x NAME_step is timed")
     for n in STREAMS:
         best: dict[str, float] = {}
+        ratios: list[float] = []
         step, reset = ort_stream_session(layer.kind, rnn.get_weights(), n)
         check("onnxruntime", np.stack([step(x[:n, t]) for t in range(t_len)], 1), expected[:n])
         for _ in range(rounds):
+            times: dict[str, float] = {}
             for label, mode in modes.items():
                 ns, y = runner.stream(exe, x[:n], max(2000, CALLS // (8 * n)), mode)
                 check(f"{label} n={n}", y, expected[:n])
-                best[label] = min(best.get(label, float("inf")), ns)
+                times[label] = ns
             reset()
-            with runner.scheduled():
-                reps = 300
-                t0 = time.perf_counter()
-                for _ in range(reps):
-                    step(x[:n, 0])
-                ns = (time.perf_counter() - t0) / reps * 1e9
-            best["onnxruntime batch n"] = min(best.get("onnxruntime batch n", float("inf")), ns)
-        ref = best.get("NAME_step_n", best["n x NAME_step"])
+            with runner.scheduled():  # best chunk of 25 calls, as the C harness takes its best
+                times["onnxruntime batch n"] = time_steps(step, x[:n].transpose(1, 0, 2), 300, 25)
+            ratios.append(times["onnxruntime batch n"] / times[ours])
+            for label, ns in times.items():
+                best[label] = min(best.get(label, float("inf")), ns)
+        ref = best[ours]
         cells = "  ".join(
             f"{label} {n / ns * 1e3:.3g} ({macs * n / ns:.1f}; {ns / ref:.2f}x time)"
             for label, ns in best.items()
         )
-        print(f"  n={n:<3} {cells}")
+        print(
+            f"  n={n:<3} {cells}  onnxruntime / {ours} {float(np.median(ratios)):.2f}x "
+            f"({min(ratios):.2f}-{max(ratios):.2f})"
+        )
 
 
 def main() -> None:
@@ -403,6 +418,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--streams-only", action="store_true", help="only the --streams section (implies --streams)"
+    )
+    parser.add_argument(
+        "--stream-rounds", type=int, default=7, help="rounds of the --streams section (default 7)"
     )
     args = parser.parse_args()
     sizes = [int(v) for v in args.sizes.split(",")]
@@ -429,7 +447,7 @@ def main() -> None:
             for kind in ("lstm", "gru"):
                 for units in stream_sizes:
                     if kind == "lstm" or units <= 64 or len(stream_sizes) == 1:
-                        bench_streams(runner, Layer(kind, units), peak, rounds)
+                        bench_streams(runner, Layer(kind, units), peak, args.stream_rounds)
 
 
 if __name__ == "__main__":
