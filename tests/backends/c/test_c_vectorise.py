@@ -22,13 +22,16 @@ from lstmgen.targets import c as c_backend
 
 
 def gate_loop_lines(source: str) -> dict[str, int]:
-    """Line of each kernel's activation loop: the first `j < n_units` loop after its z sums."""
+    """Line of each kernel's activation loop: the first `j < n_units` loop after its z sums
+    (an LSTM's cell loop), and an LSTM's loop over its i and f gates before it."""
     lines = source.splitlines()
     found = {}
     for k, line in enumerate(lines):
         kernel = re.match(r"static void ((?:lstm|gru)_step_\w+)\(", line)
         if kernel:
             for j in range(k, len(lines)):
+                if lines[j].strip().startswith("for (j = 0; j < 2 * n_units; ++j) z"):
+                    found[kernel.group(1) + " gates"] = j + 1
                 if lines[j].strip() == "for (j = 0; j < n_units; ++j) {":
                     found[kernel.group(1)] = j + 1
                     break
@@ -55,8 +58,10 @@ def test_gcc_vectorises_the_gate_loops(opts, tmp_path):
     loops = gate_loop_lines(source)
     assert set(loops) == {
         "lstm_step_sigmoid_tanh_tanh",
+        "lstm_step_sigmoid_tanh_tanh gates",
         "gru_step_sigmoid_tanh_after",
-        "lstm_step_n_sigmoid_tanh_tanh",  # NAME_step_n's: the same loop over each stream
+        "lstm_step_n_sigmoid_tanh_tanh",  # NAME_step_n's: the same loops over each stream
+        "lstm_step_n_sigmoid_tanh_tanh gates",
         "gru_step_n_sigmoid_tanh_after",
     }, loops
     report = subprocess.run(
