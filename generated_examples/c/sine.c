@@ -457,6 +457,16 @@ static void lstm_step_sigmoid_tanh_tanh(int n_in, int n_units, const float *Wt, 
     for (j = 0; j < n4; ++j) z[j] = b != NULL ? b[j] : 0.0f;
     accumulate_rows(n4, n_in, x, Wt, z);
     accumulate_rows(n4, n_units, h, Ut, z);
+#ifdef __OPTIMIZE_SIZE__
+    for (j = 0; j < n_units; ++j) {  /* unit j: its gates, then its cell */
+        const float i_gate = act_sigmoid(z[j]);
+        const float f_gate = act_sigmoid(z[n_units + j]);
+        const float g_cell = act_tanh(z[2 * n_units + j]);
+        const float o_gate = act_sigmoid(z[3 * n_units + j]);
+        c[j] = f_gate * c[j] + i_gate * g_cell;
+        h[j] = o_gate * act_tanh(c[j]);
+    }
+#else
     /* the gates activated in place, block by block (the evaluations of a block are independent
      * and overlap), then each unit's cell */
     for (j = 0; j < 2 * n_units; ++j) z[j] = act_sigmoid(z[j]);  /* i and f */
@@ -466,6 +476,7 @@ static void lstm_step_sigmoid_tanh_tanh(int n_in, int n_units, const float *Wt, 
         c[j] = z[n_units + j] * c[j] + z[j] * z[2 * n_units + j];
         h[j] = z[3 * n_units + j] * act_tanh(c[j]);
     }
+#endif
 }
 
 #if SINE_STEP_N
@@ -480,8 +491,11 @@ static void lstm_step_n_sigmoid_tanh_tanh(int count, int n_in, int n_units, cons
 {
     const int n4 = 4 * n_units;
     int s, j;
-    if (count == 1) {  /* one stream: the one-stream kernel */
-        lstm_step_sigmoid_tanh_tanh(n_in, n_units, Wt, Ut, b, x[0], h[0], c[0], z);
+    if (count < 12 || (n4 < 256 && (size_t)n4 * (size_t)(n_in > n_units ? n_in : n_units) < 8192)) {
+        /* few streams, or weights small enough to stay in the L1 cache (under 256 columns
+         * and 32 KB): stream by stream, with the one-stream kernel */
+        for (s = 0; s < count; ++s)
+            lstm_step_sigmoid_tanh_tanh(n_in, n_units, Wt, Ut, b, x[s], h[s], c[s], z);
         return;
     }
     for (s = 0; s < count; ++s) {
