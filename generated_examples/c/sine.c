@@ -352,6 +352,16 @@ static LSTMGEN_INLINE void accumulate_rows(int n, int count, const float *a, con
 
 #if SINE_STEP_N || SINE_CHUNK > 1
 
+/* Whether `streams` streams read a weight matrix of `rows` rows of `columns` floats in one
+ * shared pass: from 12 streams on, and for 256 columns or 32 KB or more; smaller
+ * matrices stay in the L1 cache, and copying panels for a few streams costs more than it
+ * saves. */
+static int shares_pass(int streams, int columns, int rows)
+{
+    return streams >= 12
+        && (columns >= 256 || (size_t)columns * (size_t)rows >= 8192);
+}
+
 /* accumulate_rows for `streams` streams at once: z_s[j] += a_s[0] rows[0][j] + a_s[1] rows[1][j]
  * + ... (z_s = z + s * ldz), 16 columns at a time: those columns of all `count` rows are
  * copied to `panel` (count x 16 floats, read from the cache from then on), then several
@@ -363,38 +373,17 @@ static void accumulate_rows_streams(int n, int count, int streams, const float *
         float *LSTMGEN_RESTRICT panel)
 {
     int j0, j, k, s;
-#ifdef LSTMGEN_AVX_FMA
-    const int groups = (streams + 5) / 6;  /* as few groups of at most six streams as can be;
-                                            * from 12 streams on, each has four to six */
-#endif
-    if ((n < 256 && (size_t)n * (size_t)count < 8192) || streams < 12) {
-        /* small weights (under 256 columns and 32 KB) stay in the L1 cache, and copying a
-         * panel for a few streams costs more than it saves: one by one */
+    if (!shares_pass(streams, n, count)) {  /* one by one */
         for (s = 0; s < streams; ++s)
             accumulate_rows(n, count, a[s], rows, z + (size_t)s * (size_t)ldz);
         return;
     }
     for (j0 = 0; j0 + 16 <= n; j0 += 16) {
 #ifdef LSTMGEN_AVX_FMA
-        for (k = 0; k < count; ++k) {
-            const float *w = rows + (size_t)k * (size_t)n + j0;
-            _mm256_storeu_ps(panel + 16 * k, _mm256_loadu_ps(w));
-            _mm256_storeu_ps(panel + 16 * k + 8, _mm256_loadu_ps(w + 8));
-        }
-        for (s = 0, k = 0; k < groups; ++k) {  /* the first group fetches the next panel */
-            const int take = streams / groups + (k < streams % groups);
-            const float *next = k == 0 && j0 + 16 < n ? rows + j0 + 16 : NULL;
-            const int last = n - j0 - 16 < 16 ? n - j0 - 17 : 15;  /* the next panel's last column */
-            float *zs[6];
-            for (j = 0; j < take; ++j) zs[j] = z + (size_t)(s + j) * (size_t)ldz + j0;
-            if (take == 6)
-                panel_streams6(NULL, count, panel, a + s, 0, NULL, NULL, zs, next, NULL, n, last);
-            else if (take == 5)
-                panel_streams5(NULL, count, panel, a + s, 0, NULL, NULL, zs, next, NULL, n, last);
-            else
-                panel_streams4(NULL, count, panel, a + s, 0, NULL, NULL, zs, next, NULL, n, last);
-            s += take;
-        }
+        const float *next = j0 + 16 < n ? rows + j0 + 16 : NULL;
+        const int last = n - j0 - 16 < 16 ? n - j0 - 17 : 15;  /* the next panel's last column */
+        copy_panel(count, rows + j0, n, panel);
+        panel_groups(streams, NULL, count, panel, a, 0, NULL, NULL, z + j0, ldz, next, NULL, n, last);
 #else
         for (k = 0; k < count; ++k)
             for (j = 0; j < 16; ++j) panel[k * 16 + j] = rows[(size_t)k * (size_t)n + (size_t)(j0 + j)];
@@ -491,9 +480,9 @@ static void lstm_step_n_sigmoid_tanh_tanh(int count, int n_in, int n_units, cons
 {
     const int n4 = 4 * n_units;
     int s, j;
-    if (count < 12 || (n4 < 256 && (size_t)n4 * (size_t)(n_in > n_units ? n_in : n_units) < 8192)) {
-        /* few streams, or weights small enough to stay in the L1 cache (under 256 columns
-         * and 32 KB): stream by stream, with the one-stream kernel */
+    if (!shares_pass(count, n4, n_in) && !shares_pass(count, n4, n_units)) {
+        /* few streams, or weights small enough to stay in the L1 cache: stream by stream,
+         * with the one-stream kernel */
         for (s = 0; s < count; ++s)
             lstm_step_sigmoid_tanh_tanh(n_in, n_units, Wt, Ut, b, x[s], h[s], c[s], z);
         return;
